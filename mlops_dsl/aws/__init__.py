@@ -1,0 +1,17 @@
+"""How each template becomes resources on AWS (hashicorp/aws >= 5.100, < 7.0)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..templates import DataInfrastructure
+from . import data
+from .provider import remote_state, settings
+
+NAME = "aws"
+RENDERERS: Mapping[type, Callable[[Any, Any], None]] = {
+    DataInfrastructure: data.render,
+}
+
+__all__ = ["NAME", "RENDERERS", "remote_state", "settings"]

@@ -1,0 +1,206 @@
+"""DataInfrastructure on AWS: a KMS key, one S3 bucket per zone and an access-log bucket.
+
+Every bucket is versioned, blocks public access, disables ACLs (BucketOwnerEnforced), expires
+old versions and abandoned uploads, and refuses plain-HTTP requests. Zone buckets are encrypted
+with the platform's key and log their access to the log bucket.
+"""
+
+from __future__ import annotations
+
+from ..context import StackContext
+from ..templates.data import DataInfrastructure
+from ..terraform import Block, CheckovSkip, Output, Resource, interp, jsonencode
+from .naming import s3_bucket_problems
+from .provider import partition
+
+SKIP_REPLICATION = CheckovSkip(
+    "CKV_AWS_144", "cross-region replication needs a bucket and key in a second region; opt in per platform")
+LOG_BUCKET_SKIPS = (
+    CheckovSkip("CKV_AWS_18", "this is the access-log target; logging it into itself would loop"),
+    CheckovSkip("CKV_AWS_145", "S3 server access logs can only be delivered to SSE-S3 (AES256) buckets"),
+    CheckovSkip("CKV2_AWS_62", "log objects need no event notifications; they would only add EventBridge cost"),
+    SKIP_REPLICATION,
+)
+
+
+def _resource_name(zone: str) -> str:
+    return zone.replace("-", "_")
+
+
+def _deny_insecure_transport(bucket: Resource) -> dict[str, object]:
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket.attr("arn"), interp("", bucket.attr("arn"), "/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def _bucket_basics(name: str, bucket: Resource, lifecycle_rules: list[Block],
+                   encryption: Block) -> list[Resource]:
+    """Versioning, encryption, public access block, ownership and lifecycle for one bucket."""
+    versioning = Resource("aws_s3_bucket_versioning", name, {
+        "bucket": bucket.attr("id"),
+        "versioning_configuration": Block({"status": "Enabled"}),
+    })
+    public_access = Resource("aws_s3_bucket_public_access_block", name, {
+        "bucket": bucket.attr("id"),
+        "block_public_acls": True,
+        "block_public_policy": True,
+        "ignore_public_acls": True,
+        "restrict_public_buckets": True,
+    })
+    return [
+        versioning,
+        Resource("aws_s3_bucket_server_side_encryption_configuration", name, {
+            "bucket": bucket.attr("id"),
+            "rule": encryption,
+        }),
+        public_access,
+        Resource("aws_s3_bucket_ownership_controls", name, {
+            "bucket": bucket.attr("id"),
+            "rule": Block({"object_ownership": "BucketOwnerEnforced"}),
+        }),
+        # Lifecycle rules act on versions, so versioning must exist first (provider docs).
+        Resource("aws_s3_bucket_lifecycle_configuration", name, {
+            "bucket": bucket.attr("id"),
+            "rule": lifecycle_rules,
+        }, depends_on=(versioning,)),
+    ]
+
+
+def _expire_rule(t: DataInfrastructure, current_days: int | None = None) -> Block:
+    body: dict[str, object] = {
+        "id": "expire-old-versions-and-uploads",
+        "status": "Enabled",
+        "filter": Block({}),
+        "abort_incomplete_multipart_upload": Block({"days_after_initiation": t.abort_multipart_days}),
+        "noncurrent_version_expiration": Block({"noncurrent_days": t.noncurrent_version_days}),
+    }
+    if current_days is not None:
+        body["expiration"] = Block({"days": current_days})
+    return Block(body)  # type: ignore[arg-type]
+
+
+def render(t: DataInfrastructure, ctx: StackContext) -> None:
+    aws = ctx.namespace.aws
+    assert aws is not None
+    part = partition(aws.region)
+    account_root = f"arn:{part}:iam::{aws.account_id}:root"
+
+    names = {zone: f"{ctx.name}-{zone}-{aws.account_id}" for zone in t.zones}
+    log_bucket_name = f"{ctx.name}-access-logs-{aws.account_id}"
+    for zone, bucket_name in names.items():
+        problems = s3_bucket_problems(bucket_name)
+        if problems:
+            raise ctx.error("zones", f"zone {zone!r} gives the S3 bucket name {bucket_name!r}, which "
+                                     + "; ".join(problems))
+    problems = s3_bucket_problems(log_bucket_name)
+    if problems:
+        raise ctx.error("name", f"the access-log bucket name {log_bucket_name!r} " + "; ".join(problems)
+                        + " (shorten the platform or namespace name)")
+
+    key = Resource("aws_kms_key", "data", {
+        "description": f"Encrypts the {ctx.platform} data zones in {ctx.namespace.name}",
+        "enable_key_rotation": True,
+        "deletion_window_in_days": t.key_deletion_window_days,
+        "is_enabled": True,
+        "policy": jsonencode({
+            "Version": "2012-10-17",
+            "Statement": [{
+                # The account, not any principal, administers the key; IAM policies then grant use.
+                "Sid": "AccountAdministration",
+                "Effect": "Allow",
+                "Principal": {"AWS": account_root},
+                "Action": "kms:*",
+                "Resource": "*",
+            }],
+        }),
+    })
+    alias = Resource("aws_kms_alias", "data", {
+        "name": f"alias/{ctx.name}-data",
+        "target_key_id": key.attr("key_id"),
+    })
+    ctx.stack.add(key, alias)
+
+    # The access-log bucket: SSE-S3, because S3 server access logging cannot write to SSE-KMS.
+    logs = Resource("aws_s3_bucket", "access_logs", {
+        "bucket": log_bucket_name,
+        "force_destroy": t.force_destroy,
+    }, skips=LOG_BUCKET_SKIPS)
+    ctx.stack.add(logs, *_bucket_basics(
+        "access_logs", logs,
+        [_expire_rule(t, current_days=t.access_log_retention_days)],
+        Block({"apply_server_side_encryption_by_default": Block({"sse_algorithm": "AES256"})}),
+    ))
+
+    zone_buckets: dict[str, Resource] = {}
+    for zone, bucket_name in names.items():
+        rname = _resource_name(zone)
+        bucket = Resource("aws_s3_bucket", rname, {
+            "bucket": bucket_name,
+            "force_destroy": t.force_destroy,
+        }, skips=(SKIP_REPLICATION,))
+        zone_buckets[zone] = bucket
+        basics = _bucket_basics(rname, bucket, [_expire_rule(t)], Block({
+            "apply_server_side_encryption_by_default": Block({
+                "sse_algorithm": "aws:kms",
+                "kms_master_key_id": key.attr("arn"),
+            }),
+            "bucket_key_enabled": True,
+        }))
+        public_access = next(r for r in basics if r.type == "aws_s3_bucket_public_access_block")
+        ctx.stack.add(bucket, *basics)
+        ctx.stack.add(
+            Resource("aws_s3_bucket_policy", rname, {
+                "bucket": bucket.attr("id"),
+                "policy": jsonencode({"Version": "2012-10-17", "Statement": [_deny_insecure_transport(bucket)]}),
+            }, depends_on=(public_access,)),
+            Resource("aws_s3_bucket_logging", rname, {
+                "bucket": bucket.attr("id"),
+                "target_bucket": logs.attr("id"),
+                "target_prefix": f"{zone}/",
+            }),
+            # EventBridge notifications let pipelines start on new data without polling.
+            Resource("aws_s3_bucket_notification", rname, {
+                "bucket": bucket.attr("id"),
+                "eventbridge": True,
+            }),
+        )
+
+    logs_public_access = next(r for r in ctx.stack.resources
+                              if r.address == "aws_s3_bucket_public_access_block.access_logs")
+    ctx.stack.add(Resource("aws_s3_bucket_policy", "access_logs", {
+        "bucket": logs.attr("id"),
+        "policy": jsonencode({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "S3ServerAccessLogsFromThisPlatform",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "logging.s3.amazonaws.com"},
+                    "Action": "s3:PutObject",
+                    "Resource": interp("", logs.attr("arn"), "/*"),
+                    "Condition": {
+                        "ArnLike": {"aws:SourceArn": [b.attr("arn") for b in zone_buckets.values()]},
+                        "StringEquals": {"aws:SourceAccount": aws.account_id},
+                    },
+                },
+                _deny_insecure_transport(logs),
+            ],
+        }),
+    }, depends_on=(logs_public_access,)))
+
+    ctx.stack.add(
+        Output("bucket_names", {z: b.attr("bucket") for z, b in zone_buckets.items()},
+               description="S3 bucket name of each data zone"),
+        Output("bucket_arns", {z: b.attr("arn") for z, b in zone_buckets.items()},
+               description="S3 bucket ARN of each data zone"),
+        Output("kms_key_arn", key.attr("arn"), description="ARN of the KMS key that encrypts the data zones"),
+        Output("access_log_bucket_name", logs.attr("bucket"), description="S3 bucket receiving access logs"),
+    )
+
+
+__all__ = ["render"]

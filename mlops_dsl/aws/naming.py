@@ -1,0 +1,29 @@
+"""AWS naming rules, checked at synth time when the final names are known."""
+
+from __future__ import annotations
+
+import re
+
+_IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+def s3_bucket_problems(name: str) -> list[str]:
+    """The S3 general-purpose bucket naming rules this name breaks (empty when valid)."""
+    problems = []
+    if not 3 <= len(name) <= 63:
+        problems.append(f"is {len(name)} characters long; S3 allows 3 to 63")
+    if not re.fullmatch(r"[a-z0-9.-]*", name):
+        problems.append("may hold only lowercase letters, digits, hyphens and periods")
+    if name and not (name[0].isalnum() and name[-1].isalnum()):
+        problems.append("must start and end with a letter or digit")
+    if "." in name:
+        problems.append("should not contain periods (they break TLS for virtual-hosted addressing)")
+    if ".." in name or _IP.match(name):
+        problems.append("must not look like an IP address or hold two adjacent periods")
+    for prefix in ("xn--", "sthree-", "amzn-s3-demo-"):
+        if name.startswith(prefix):
+            problems.append(f"must not start with {prefix!r}")
+    for suffix in ("-s3alias", "--ol-s3", "--x-s3", "--table-s3"):
+        if name.endswith(suffix):
+            problems.append(f"must not end with {suffix!r}")
+    return problems

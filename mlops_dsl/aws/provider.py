@@ -1,0 +1,66 @@
+"""The terraform block, provider and state backend of every AWS stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import StackContext
+from ..terraform import Backend, Block, Provider, RequiredProvider, Settings, Value
+
+REQUIRED_VERSION = ">= 1.10"  # the S3 backend's native lock file (use_lockfile) needs 1.10
+AWS_PROVIDER = RequiredProvider("hashicorp/aws", ">= 5.100, < 7.0")
+
+
+def partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def state_key(ctx: StackContext, template: str) -> str:
+    return f"{ctx.platform}/{ctx.namespace.name}/{template}.tfstate"
+
+
+def tags(ctx: StackContext) -> dict[str, str]:
+    """The namespace's tags plus where each resource comes from, for cost reports and audits."""
+    built_in = {
+        "mlops:platform": ctx.platform,
+        "mlops:namespace": ctx.namespace.name,
+        "mlops:template": ctx.template.name,
+    }
+    return dict(sorted({**built_in, **ctx.namespace.tags}.items()))
+
+
+def settings(ctx: StackContext) -> tuple[Settings, list[Provider]]:
+    aws = ctx.namespace.aws
+    assert aws is not None
+    backend: dict[str, Value] = {
+        "bucket": aws.backend.bucket,
+        "key": state_key(ctx, ctx.template.name),
+        "region": aws.backend.region,
+        "encrypt": True,
+        "use_lockfile": True,
+        "kms_key_id": aws.backend.kms_key_id,
+    }
+    provider = Provider("aws", {
+        "region": aws.region,
+        # Refuses to run against any other account: a dev config can never touch prod.
+        "allowed_account_ids": [aws.account_id],
+        "default_tags": Block({"tags": tags(ctx)}),
+    })
+    return Settings(REQUIRED_VERSION, {"aws": AWS_PROVIDER}, Backend("s3", backend)), [provider]
+
+
+def remote_state(ctx: StackContext, upstream: str) -> dict[str, Any]:
+    aws = ctx.namespace.aws
+    assert aws is not None
+    return {
+        "backend": "s3",
+        "config": {
+            "bucket": aws.backend.bucket,
+            "key": state_key(ctx, upstream),
+            "region": aws.backend.region,
+        },
+    }

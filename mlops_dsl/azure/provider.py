@@ -1,0 +1,46 @@
+"""The terraform block, provider and azurerm state backend of every Azure stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import StackContext
+from ..terraform import Backend, Block, Provider, RequiredProvider, Settings
+
+REQUIRED_VERSION = ">= 1.10"
+AZURERM_PROVIDER = RequiredProvider("hashicorp/azurerm", ">= 4.55, < 5.0")
+
+
+def state_key(ctx: StackContext, template: str) -> str:
+    return f"{ctx.platform}/{ctx.namespace.name}/{template}.tfstate"
+
+
+def _backend_config(ctx: StackContext, template: str) -> dict[str, Any]:
+    azure = ctx.namespace.azure
+    assert azure is not None
+    return {
+        "subscription_id": azure.subscription_id,
+        "resource_group_name": azure.backend.resource_group_name,
+        "storage_account_name": azure.backend.storage_account_name,
+        "container_name": azure.backend.container_name,
+        "key": state_key(ctx, template),
+        # Entra ID instead of the account's shared keys, which a secure state account disables.
+        "use_azuread_auth": True,
+    }
+
+
+def settings(ctx: StackContext) -> tuple[Settings, list[Provider]]:
+    azure = ctx.namespace.azure
+    assert azure is not None
+    provider = Provider("azurerm", {
+        "subscription_id": azure.subscription_id,
+        "tenant_id": azure.tenant_id,
+        "storage_use_azuread": True,
+        "features": Block({}),
+    })
+    return (Settings(REQUIRED_VERSION, {"azurerm": AZURERM_PROVIDER},
+                     Backend("azurerm", _backend_config(ctx, ctx.template.name))), [provider])
+
+
+def remote_state(ctx: StackContext, upstream: str) -> dict[str, Any]:
+    return {"backend": "azurerm", "config": _backend_config(ctx, upstream)}

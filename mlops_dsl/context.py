@@ -1,0 +1,63 @@
+"""What a cloud renderer gets: its template, the namespace, the stack to fill, and upstream outputs.
+
+Cross-stack values travel as outputs of the upstream stack, read downstream through a
+`terraform_remote_state` data source. `StackContext.upstream_output` is the only way a renderer
+reads another template's values, so the data source, the dependency and the output's existence
+are checked in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import BlueprintError
+from .namespaces import Namespace
+from .templates.base import Template, location
+from .terraform import DataSource, Expr, Provider, Settings, Stack
+
+
+class Cloud(Protocol):
+    """What `mlops_dsl.aws` and `mlops_dsl.azure` provide."""
+
+    NAME: str
+    RENDERERS: Mapping[type, Callable[[Any, StackContext], None]]
+
+    def settings(self, ctx: StackContext) -> tuple[Settings, list[Provider]]: ...
+
+    def remote_state(self, ctx: StackContext, upstream: str) -> dict[str, Any]: ...
+
+
+@dataclass
+class StackContext:
+    platform: str
+    namespace: Namespace
+    template: Template
+    stack: Stack
+    cloud: Cloud
+    upstream: Mapping[str, Stack] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """A prefix for cloud resource names: `<platform>-<namespace>`."""
+        return f"{self.platform}-{self.namespace.name}"
+
+    def error(self, field_name: str, message: str) -> BlueprintError:
+        """A user error about one of this template's fields, located at its declaration."""
+        t = self.template
+        return BlueprintError(
+            f"{location(t)}{t.kind} '{t.name}': {field_name}: {message} (namespace '{self.namespace.name}')")
+
+    def upstream_output(self, upstream: Template, output: str) -> Expr:
+        """An expression reading `output` of `upstream`'s stack through remote state."""
+        if upstream.name not in {d.name for d in self.template.dependencies()}:
+            raise RuntimeError(f"{self.template!r} reads {upstream!r}, which is not one of its dependencies")
+        source = self.upstream.get(upstream.name)
+        if source is None or output not in {o.name for o in source.outputs}:
+            raise RuntimeError(f"stack {upstream.name} declares no output {output!r} for {self.template!r}")
+        address = f"data.terraform_remote_state.{upstream.name}"
+        if address not in {d.address for d in self.stack.data}:
+            self.stack.add(DataSource("terraform_remote_state", upstream.name,
+                                      self.cloud.remote_state(self, upstream.name)))
+        return Expr(f"{address}.outputs.{output}", (address,))

@@ -1,0 +1,277 @@
+"""namespaces.yaml: load, validate, and resolve the settings of each namespace.
+
+The file has `defaults` and `namespaces.<name>`; a namespace is `defaults` deep-merged with its
+own section. Every problem is reported on one line naming the file, the key path and the value,
+and all of them are collected before anything is raised, so one run shows every mistake.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import NamespaceError
+
+NAMESPACE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
+APPROVALS = ("auto", "manual")
+
+
+@dataclass(frozen=True)
+class AwsBackend:
+    """S3 state backend; the state key is `<platform>/<namespace>/<template>.tfstate`."""
+
+    bucket: str
+    region: str
+    kms_key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    account_id: str
+    region: str
+    backend: AwsBackend
+
+
+@dataclass(frozen=True)
+class AzureBackend:
+    resource_group_name: str
+    storage_account_name: str
+    container_name: str
+
+
+@dataclass(frozen=True)
+class AzureSettings:
+    subscription_id: str
+    tenant_id: str
+    location: str
+    backend: AzureBackend
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    approval: str
+    tags: Mapping[str, str]
+    aws: AwsSettings | None
+    azure: AzureSettings | None
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    source: str = "namespaces.yaml"
+
+
+# --- schema -------------------------------------------------------------------------------------
+# A schema node is a dict (a section with known keys) or a checker: value -> problem text or None.
+
+Checker = Callable[[Any], "str | None"]
+
+
+def _string(pattern: str, rule: str) -> Checker:
+    regex = re.compile(pattern)
+
+    def check(value: Any) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool) and "digit" in rule:
+            return f"expected {rule}; write it in quotes, since YAML reads bare digits as a number"
+        if not isinstance(value, str) or not regex.fullmatch(value):
+            return f"expected {rule}"
+        return None
+
+    return check
+
+
+def _choice(*options: str) -> Checker:
+    def check(value: Any) -> str | None:
+        return None if value in options else "expected one of " + ", ".join(options)
+
+    return check
+
+
+def _tags(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "expected a mapping of tag names to string values"
+    for key, val in value.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            return f"tag name {key!r}: expected 1 to 128 characters, not starting with 'aws:'"
+        if not isinstance(val, str) or len(val) > 256:
+            return f"tag {key!r} has value {val!r}: expected a string of at most 256 characters (quote numbers)"
+    return None
+
+
+def _overrides(value: Any) -> str | None:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        return "expected a mapping of template name -> {parameter: value}"
+    return None
+
+
+_AWS_REGION = _string(r"[a-z]{2}(-[a-z]+)+-\d", "an AWS region such as eu-west-1")
+SCHEMA: dict[str, Any] = {
+    "approval": _choice(*APPROVALS),
+    "tags": _tags,
+    "aws": {
+        "account_id": _string(r"\d{12}", "a 12-digit AWS account id"),
+        "region": _AWS_REGION,
+        "backend": {
+            "bucket": _string(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name"),
+            "region": _AWS_REGION,
+            "kms_key_id": _string(r"arn:aws[a-z-]*:kms:.+|alias/.+", "a KMS key ARN or alias/<name>"),
+        },
+    },
+    "azure": {
+        "subscription_id": _string(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", "a subscription id (a UUID)"),
+        "tenant_id": _string(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", "a tenant id (a UUID)"),
+        "location": _string(r"[a-z][a-z0-9]+", "an Azure location such as westeurope"),
+        "backend": {
+            "resource_group_name": _string(r"[-\w.()]{1,90}", "a resource group name"),
+            "storage_account_name": _string(r"[a-z0-9]{3,24}", "3 to 24 lowercase letters and digits"),
+            "container_name": _string(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]", "a blob container name"),
+        },
+    },
+    "overrides": _overrides,
+}
+REQUIRED = {
+    "aws": ["account_id", "region", "backend.bucket"],
+    "azure": ["subscription_id", "tenant_id", "location", "backend.resource_group_name",
+              "backend.storage_account_name", "backend.container_name"],
+}
+
+
+def _check(node: Any, schema: Any, path: str, problems: list[str], source: str) -> None:
+    if isinstance(schema, dict):
+        if not isinstance(node, dict):
+            problems.append(f"{source}: {path}: expected a mapping with keys {', '.join(schema)}; got {node!r}")
+            return
+        for key, value in node.items():
+            if key not in schema:
+                problems.append(f"{source}: {path}.{key}: unknown key (known keys: {', '.join(schema)})")
+                continue
+            _check(value, schema[key], f"{path}.{key}", problems, source)
+        return
+    problem = schema(node)
+    if problem:
+        problems.append(f"{source}: {path}: {problem}; got {node!r}")
+
+
+def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _get(section: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = section
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects duplicate keys, which plain YAML silently overwrites."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse(text: str, source: str = "namespaces.yaml") -> dict[str, Namespace]:
+    """Validate the whole document and resolve every namespace; raises NamespaceError."""
+    try:
+        doc = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise NamespaceError(f"{source}{where}: not valid YAML: {problem}") from None
+    if not isinstance(doc, dict):
+        raise NamespaceError(f"{source}: expected a mapping with keys 'defaults' and 'namespaces'; got {doc!r}")
+
+    problems: list[str] = []
+    for key in doc:
+        if key not in ("defaults", "namespaces"):
+            problems.append(f"{source}: {key}: unknown top-level key (known keys: defaults, namespaces)")
+    defaults = doc.get("defaults") or {}
+    _check(defaults, SCHEMA, "defaults", problems, source)
+    spaces = doc.get("namespaces")
+    if not isinstance(spaces, dict) or not spaces:
+        problems.append(f"{source}: namespaces: expected a mapping of namespace name -> settings; got {spaces!r}")
+        spaces = {}
+    for name, section in spaces.items():
+        if not isinstance(name, str) or not NAMESPACE_PATTERN.fullmatch(name):
+            problems.append(f"{source}: namespaces.{name}: a namespace name must be 2 to 16 lowercase letters, "
+                            f"digits and hyphens, starting with a letter")
+        _check(section or {}, SCHEMA, f"namespaces.{name}", problems, source)
+    if problems:
+        raise NamespaceError(problems)
+
+    resolved = {}
+    for name, section in spaces.items():
+        merged = _merge(defaults, section or {})
+        for cloud, required in REQUIRED.items():
+            if cloud not in merged:
+                continue
+            for key in required:
+                if _get(merged[cloud], key) is None:
+                    problems.append(f"{source}: namespaces.{name}.{cloud}.{key}: required, and set neither "
+                                    f"here nor under defaults.{cloud}")
+        resolved[name] = merged
+    if problems:
+        raise NamespaceError(problems)
+    return {name: _build(name, merged, source) for name, merged in resolved.items()}
+
+
+def _build(name: str, merged: dict[str, Any], source: str) -> Namespace:
+    aws = azure = None
+    if "aws" in merged:
+        a = merged["aws"]
+        backend = a["backend"]
+        aws = AwsSettings(
+            account_id=a["account_id"],
+            region=a["region"],
+            backend=AwsBackend(bucket=backend["bucket"], region=backend.get("region", a["region"]),
+                               kms_key_id=backend.get("kms_key_id")),
+        )
+    if "azure" in merged:
+        z = merged["azure"]
+        azure = AzureSettings(
+            subscription_id=z["subscription_id"],
+            tenant_id=z["tenant_id"],
+            location=z["location"],
+            backend=AzureBackend(**z["backend"]),
+        )
+    return Namespace(
+        name=name,
+        approval=merged.get("approval", "auto"),
+        tags=dict(sorted((merged.get("tags") or {}).items())),
+        aws=aws,
+        azure=azure,
+        overrides=merged.get("overrides") or {},
+        source=source,
+    )
+
+
+def load(path: str | Path) -> dict[str, Namespace]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NamespaceError(f"{path}: not found; namespaces.yaml declares dev, staging, prod, ... "
+                             f"(see the README's Namespaces section)") from None
+    except UnicodeDecodeError as exc:
+        raise NamespaceError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return parse(text, str(path))

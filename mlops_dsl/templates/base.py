@@ -1,0 +1,112 @@
+"""What every template shares: declared constraints, validation at declaration, dependencies.
+
+A template is a dataclass. Its fields are its parameters; a field whose value is another
+template is a dependency. Each subclass declares `_parameter_constraints` (field -> accepted
+forms) and may add rules spanning several fields in `_check_combinations`. All problems are
+collected and raised once, each naming the template, the field, what it accepts and what it got.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from ..errors import ParameterError
+from .constraints import Constraint, describe, rejects
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+NAME_PATTERN = r"[a-z][a-z0-9-]{0,18}[a-z0-9]"
+NAME_RULE = "2 to 20 lowercase letters, digits and hyphens, starting with a letter"
+
+
+def parameter_error(template: Template, field: str, accepted: str, got: Any) -> str:
+    """The one shape every parameter error takes."""
+    return (f"The '{field}' parameter of {type(template).__name__} '{template.name}' "
+            f"must be {accepted}. Got {got!r} instead.")
+
+
+def location(template: Template) -> str:
+    """`file:line: ` of the template's declaration, relative to the working directory when possible."""
+    if template.declared_at is None:
+        return ""
+    filename, line = template.declared_at
+    try:
+        filename = str(Path(filename).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        pass
+    return f"{filename}:{line}: "
+
+
+def _declaration_site() -> tuple[str, int] | None:
+    """The blueprint file and line that constructed a template, for later error messages."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_PACKAGE_DIR) and "dataclasses" not in filename and "<string>" != filename:
+            return filename, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+class Template:
+    """Base of the four platform templates. Subclasses are dataclasses with a `name` field."""
+
+    name: str
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {}
+    declared_at: tuple[str, int] | None
+
+    def __post_init__(self) -> None:
+        self.declared_at = _declaration_site()
+        problems = self.problems()
+        if problems:
+            raise ParameterError(problems)
+
+    def problems(self) -> list[str]:
+        problems = []
+        for field, constraints in self._parameter_constraints.items():
+            value = getattr(self, field)
+            if rejects(constraints, value):
+                problems.append(parameter_error(self, field, describe(constraints), value))
+        if not problems:
+            problems += self._check_combinations()
+        return problems
+
+    def _check_combinations(self) -> list[str]:
+        """Rules spanning several fields; each message names every field involved."""
+        return []
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def dependencies(self) -> Iterator[Template]:
+        """Templates this one reads from, in field order."""
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            if isinstance(value, Template):
+                yield value
+            elif isinstance(value, (list, tuple)):
+                yield from (v for v in value if isinstance(v, Template))
+
+    def parameters(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def overridable(self) -> list[str]:
+        """Parameters a namespace may override: everything except name and dependencies."""
+        return [
+            f.name for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.name != "name" and not isinstance(getattr(self, f.name), Template)
+        ]
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Self:
+        """A copy with some parameters replaced, validated again; dependencies are kept."""
+        copy = dataclasses.replace(self, **overrides)  # type: ignore[type-var]
+        copy.declared_at = self.declared_at
+        return copy
+
+    def __repr__(self) -> str:
+        return f"{self.kind}(name={self.name!r})"

@@ -1,0 +1,55 @@
+"""Terraform object model and writers. Knows no cloud and imports nothing else of ours."""
+
+from .model import (
+    Backend,
+    CheckovSkip,
+    DataSource,
+    Output,
+    Provider,
+    RequiredProvider,
+    Resource,
+    Settings,
+    Stack,
+    Variable,
+    check_references,
+)
+from .values import Block, Call, Expr, Interp, Lifecycle, Value, interp, jsonencode, refs_of
+
+FORMATS = ("hcl", "json")
+
+
+def render(stack: Stack, fmt: str = "hcl") -> dict[str, str]:
+    """File name -> text for one stack, in HCL or Terraform JSON."""
+    if fmt == "hcl":
+        from .hcl import render_stack
+    elif fmt == "json":
+        from .tfjson import render_stack
+    else:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return render_stack(stack)
+
+
+__all__ = [
+    "FORMATS",
+    "Backend",
+    "Block",
+    "Call",
+    "CheckovSkip",
+    "DataSource",
+    "Expr",
+    "Interp",
+    "Lifecycle",
+    "Output",
+    "Provider",
+    "RequiredProvider",
+    "Resource",
+    "Settings",
+    "Stack",
+    "Value",
+    "Variable",
+    "check_references",
+    "interp",
+    "jsonencode",
+    "refs_of",
+    "render",
+]

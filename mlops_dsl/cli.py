@@ -167,3 +167,7 @@ def plan(wanted: tuple[str, ...], out: Path, blueprints: tuple[Path, ...], names
             state = "changed" if path in changed else "unchanged"
             click.echo(f"  {i}. {build.template:<12} {len(build.stack.resources):>3} resources  "
                        f"{out / path}  [{state} since last synth]{after}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ collected and raised once, each naming the template, the field, what it accepts 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Iterator
@@ -34,10 +35,8 @@ def location(template: Template) -> str:
     if template.declared_at is None:
         return ""
     filename, line = template.declared_at
-    try:
+    with contextlib.suppress(ValueError):
         filename = str(Path(filename).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        pass
     return f"{filename}:{line}: "
 
 
@@ -46,7 +45,7 @@ def _declaration_site() -> tuple[str, int] | None:
     frame = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not filename.startswith(_PACKAGE_DIR) and "dataclasses" not in filename and "<string>" != filename:
+        if not filename.startswith(_PACKAGE_DIR) and "dataclasses" not in filename and filename != "<string>":
             return filename, frame.f_lineno
         frame = frame.f_back
     return None

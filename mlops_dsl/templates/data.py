@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .base import NAME_PATTERN, NAME_RULE, Template
-from .constraints import Interval, ListOf, Options, Pattern
+from .constraints import Constraint, Interval, ListOf, Options, Pattern
 
 ZONE_PATTERN = r"[a-z][a-z0-9-]{0,14}[a-z0-9]"
 DEFAULT_ZONES = ("raw", "processed", "models", "experiments")
@@ -42,7 +43,7 @@ class DataInfrastructure(Template):
 
     name: str = field(default="data", kw_only=True)
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "zones": [ListOf(Pattern(ZONE_PATTERN, "2 to 16 lowercase letters, digits and hyphens"),
                          min_len=1, max_len=10, unique=True)],
         "noncurrent_version_days": [Interval(int, 1, 3650)],

@@ -1,0 +1,53 @@
+"""Finding the terraform/tofu binary and a local provider mirror, for offline init.
+
+Machines without registry access can still `terraform init` from a filesystem mirror; this
+module finds one and writes the CLI configuration that points Terraform at it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+MIRROR_ROOTS = (
+    "/opt/tf-plugins",
+    "/usr/local/share/terraform/plugins",
+    "/usr/share/terraform/plugins",
+    "~/.terraform.d/plugins",
+    "~/.local/share/terraform/plugins",
+)
+
+
+def find_binary() -> str | None:
+    """TF_BINARY if set, else terraform, else tofu, from PATH."""
+    wanted = os.environ.get("TF_BINARY")
+    if wanted:
+        return shutil.which(wanted)
+    return shutil.which("terraform") or shutil.which("tofu")
+
+
+def find_mirror(provider: str = "aws") -> Path | None:
+    """A filesystem mirror root holding registry.terraform.io/hashicorp/<provider>."""
+    roots = [os.environ["MLOPS_TF_PLUGIN_MIRROR"]] if os.environ.get("MLOPS_TF_PLUGIN_MIRROR") else []
+    for root in [*roots, *MIRROR_ROOTS]:
+        path = Path(root).expanduser()
+        if any((path / "registry.terraform.io" / "hashicorp" / provider).glob("*/*/terraform-provider-*")):
+            return path
+    return None
+
+
+def cli_config(mirror: Path, plugin_cache: Path) -> str:
+    """A CLI config that installs hashicorp providers from `mirror` only, sharing one plugin cache."""
+    return (
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f'    path    = "{mirror}"\n'
+        '    include = ["registry.terraform.io/hashicorp/*"]\n'
+        "  }\n"
+        "  direct {\n"
+        '    exclude = ["registry.terraform.io/hashicorp/*"]\n'
+        "  }\n"
+        "}\n"
+        f'plugin_cache_dir = "{plugin_cache}"\n'
+    )

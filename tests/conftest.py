@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mlops_dsl import toolchain
+from mlops_dsl.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+NAMESPACES = textwrap.dedent("""\
+    defaults:
+      tags:
+        team: ml
+      aws:
+        region: eu-west-1
+    namespaces:
+      dev:
+        aws:
+          account_id: "111111111111"
+          backend:
+            bucket: state-dev
+      prod:
+        approval: manual
+        aws:
+          account_id: "333333333333"
+          backend:
+            bucket: state-prod
+    """)
+
+BLUEPRINT = textwrap.dedent("""\
+    from mlops_dsl import DataInfrastructure, Platform
+
+    platform = Platform("churn", cloud="aws")
+    platform.add(DataInfrastructure(zones=["raw", "models"]))
+    """)
+
+
+@dataclass
+class Project:
+    """A throwaway project directory with blueprints/ and namespaces.yaml, and the CLI run inside it."""
+
+    root: Path
+    runner: CliRunner = field(default_factory=CliRunner)
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def mlops(self, *args: str):
+        cwd = os.getcwd()
+        os.chdir(self.root)
+        try:
+            return self.runner.invoke(main, list(args), catch_exceptions=False)
+        finally:
+            os.chdir(cwd)
+
+    def tree(self) -> dict[str, bytes]:
+        out = self.root / "terraform"
+        return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    p = Project(tmp_path)
+    p.write("namespaces.yaml", NAMESPACES)
+    p.write("blueprints/churn.py", BLUEPRINT)
+    return p
+
+
+@pytest.fixture(scope="session")
+def terraform_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for real `terraform` runs from the local provider mirror; skips where missing."""
+    binary = toolchain.find_binary()
+    if binary is None:
+        pytest.skip("no terraform or tofu binary on PATH")
+    mirror = toolchain.find_mirror("aws")
+    if mirror is None:
+        pytest.skip("no local filesystem mirror of hashicorp/aws (looked in " + ", ".join(toolchain.MIRROR_ROOTS) + ")")
+    base = tmp_path_factory.mktemp("tf")
+    (base / "cache").mkdir()
+    rc = base / "terraformrc"
+    rc.write_text(toolchain.cli_config(mirror, base / "cache"))
+    env = dict(os.environ, TF_CLI_CONFIG_FILE=str(rc), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1",
+               TF_BINARY=binary)
+    return env
+
+
+def run_terraform(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([env["TF_BINARY"], *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def copy_stack(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".terraform*"))
+    return dst

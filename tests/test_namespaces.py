@@ -1,0 +1,109 @@
+"""namespaces.yaml: every error names the file, namespace, key and value; merging and overrides."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from mlops_dsl import DataInfrastructure, NamespaceError, Platform
+from mlops_dsl.namespaces import load, parse
+
+from .conftest import NAMESPACES, ROOT
+
+
+def _errors(text: str) -> list[str]:
+    with pytest.raises(NamespaceError) as err:
+        parse(textwrap.dedent(text), "ns.yaml")
+    return err.value.problems
+
+
+def test_defaults_merge_into_each_namespace() -> None:
+    spaces = parse(NAMESPACES)
+    assert list(spaces) == ["dev", "prod"]
+    dev, prod = spaces["dev"], spaces["prod"]
+    assert dev.approval == "auto" and prod.approval == "manual"
+    assert dev.tags == {"team": "ml"}
+    assert dev.aws is not None and dev.aws.region == "eu-west-1" and dev.aws.account_id == "111111111111"
+    assert dev.aws.backend.bucket == "state-dev" and dev.aws.backend.region == "eu-west-1"
+
+
+def test_shipped_namespaces_file_is_valid() -> None:
+    spaces = load(ROOT / "namespaces.yaml")
+    assert {"dev", "staging", "prod"} <= set(spaces)
+    assert spaces["dev"].approval == "auto" and spaces["staging"].approval == "auto"
+    assert spaces["prod"].approval == "manual"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("namespaces:\n  dev:\n    aproval: auto\n",
+     "ns.yaml: namespaces.dev.aproval: unknown key (known keys: approval, tags, aws, azure, overrides)"),
+    ("namespaces:\n  dev:\n    approval: sometimes\n",
+     "ns.yaml: namespaces.dev.approval: expected one of auto, manual; got 'sometimes'"),
+    ("namespaces:\n  dev:\n    aws: {account_id: 123456789012, region: eu-west-1, backend: {bucket: b-1}}\n",
+     "ns.yaml: namespaces.dev.aws.account_id: expected a 12-digit AWS account id; write it in quotes"),
+    ("namespaces:\n  dev:\n    aws: {account_id: '1', region: eu-west-1, backend: {bucket: b-1}}\n",
+     "ns.yaml: namespaces.dev.aws.account_id: expected a 12-digit AWS account id; got '1'"),
+    ("namespaces:\n  dev:\n    aws: {account_id: '111111111111', region: Europe, backend: {bucket: b-1}}\n",
+     "ns.yaml: namespaces.dev.aws.region: expected an AWS region such as eu-west-1; got 'Europe'"),
+    ("namespaces:\n  dev:\n    aws: {account_id: '111111111111', region: eu-west-1}\n",
+     "ns.yaml: namespaces.dev.aws.backend.bucket: required, and set neither here nor under defaults.aws"),
+    ("namespaces:\n  dev:\n    tags: {team: 42}\n",
+     "ns.yaml: namespaces.dev.tags: tag 'team' has value 42: expected a string"),
+    ("namespaces:\n  dev:\n    tags: ['a']\n",
+     "ns.yaml: namespaces.dev.tags: expected a mapping of tag names to string values; got ['a']"),
+    ("namespaces:\n  Dev:\n    approval: auto\n",
+     "ns.yaml: namespaces.Dev: a namespace name must be 2 to 16 lowercase letters"),
+    ("namespaces:\n  dev:\n    overrides: {data: 3}\n",
+     "ns.yaml: namespaces.dev.overrides: expected a mapping of template name -> {parameter: value}; got {'data': 3}"),
+    ("defaults:\n  aws: {regionn: eu-west-1}\nnamespaces:\n  dev: {}\n",
+     "ns.yaml: defaults.aws.regionn: unknown key (known keys: account_id, region, backend)"),
+    ("spaces: {}\n", "ns.yaml: spaces: unknown top-level key (known keys: defaults, namespaces)"),
+    ("namespaces: []\n", "ns.yaml: namespaces: expected a mapping of namespace name -> settings; got []"),
+    ("- a\n- b\n", "ns.yaml: expected a mapping with keys 'defaults' and 'namespaces'; got ['a', 'b']"),
+    ("namespaces:\n  dev: {}\n  dev: {}\n", "ns.yaml:3:3: not valid YAML: duplicate key 'dev'"),
+    ("namespaces:\n  dev: [\n", "ns.yaml:3:1: not valid YAML"),
+])
+def test_each_error_names_file_key_and_value(text: str, expected: str) -> None:
+    problems = _errors(text)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    problems = _errors("namespaces:\n  dev:\n    approval: x\n    colour: red\n")
+    assert len(problems) == 2
+
+
+def test_missing_file_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(NamespaceError, match=r"namespaces.yaml: not found"):
+        load(tmp_path / "namespaces.yaml")
+
+
+def _ns_with_overrides(overrides: str):
+    text = NAMESPACES + textwrap.indent(textwrap.dedent(overrides), "    ")
+    return parse(text, "ns.yaml")["prod"]
+
+
+def test_overrides_replace_parameters_per_namespace() -> None:
+    data = DataInfrastructure()
+    platform = Platform("churn", cloud="aws").add(data)
+    prod = _ns_with_overrides("overrides:\n  data:\n    noncurrent_version_days: 365\n")
+    resolved = platform.resolve(prod)["data"]
+    assert resolved.noncurrent_version_days == 365
+    assert data.noncurrent_version_days == 90  # the blueprint's own object is untouched
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ("overrides:\n  data:\n    zonez: [a]\n",
+     "ns.yaml: namespaces.prod.overrides.data.zonez: DataInfrastructure 'data' has no overridable parameter 'zonez'"),
+    ("overrides:\n  data:\n    noncurrent_version_days: 0\n",
+     "ns.yaml: namespaces.prod.overrides.data: The 'noncurrent_version_days' parameter of DataInfrastructure "
+     "'data' must be an int in the range [1, 3650]. Got 0 instead."),
+    ("overrides:\n  data:\n    name: other\n",
+     "ns.yaml: namespaces.prod.overrides.data.name: DataInfrastructure 'data' has no overridable parameter 'name'"),
+])
+def test_bad_overrides_name_file_namespace_key_and_value(overrides: str, expected: str) -> None:
+    platform = Platform("churn", cloud="aws").add(DataInfrastructure())
+    with pytest.raises(NamespaceError) as err:
+        platform.resolve(_ns_with_overrides(overrides))
+    assert any(p.startswith(expected) for p in err.value.problems), err.value.problems

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, ClassVar, Self
 from ..errors import ParameterError
 from .constraints import Constraint, describe, rejects
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent) + os.sep
 
 NAME_PATTERN = r"[a-z][a-z0-9-]{0,18}[a-z0-9]"
 NAME_RULE = "2 to 20 lowercase letters, digits and hyphens, starting with a letter"
@@ -45,7 +46,7 @@ def _declaration_site() -> tuple[str, int] | None:
     frame = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not filename.startswith(_PACKAGE_DIR) and "dataclasses" not in filename and filename != "<string>":
+        if not filename.startswith(_PACKAGE_DIR) and not filename.endswith("dataclasses.py") and filename != "<string>":
             return filename, frame.f_lineno
         frame = frame.f_back
     return None

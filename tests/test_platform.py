@@ -114,3 +114,45 @@ def test_reading_an_output_the_upstream_does_not_declare_is_a_bug(monkeypatch: p
     p = Platform("churn", cloud="aws").add(data, Reader(data))
     with pytest.raises(RuntimeError, match="declares no output 'no_such_output'"):
         p.synth(parse(NAMESPACES)["dev"])
+
+
+AZURE_NAMESPACES = """\
+namespaces:
+  dev:
+    tags: {team: ml}
+    azure:
+      subscription_id: 00000000-0000-0000-0000-000000000001
+      tenant_id: 00000000-0000-0000-0000-000000000002
+      location: westeurope
+      backend:
+        resource_group_name: rg-tfstate
+        storage_account_name: sttfstatedev
+        container_name: tfstate
+"""
+
+
+def _render_azure_data(t: DataInfrastructure, ctx) -> None:
+    group = Resource("azurerm_resource_group", "main", {"name": "rg", "location": "westeurope"})
+    ctx.stack.add(group, Output("kms_key_arn", group.attr("id")))
+
+
+def test_azure_stacks_use_the_azurerm_backend_and_remote_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops_dsl import azure
+
+    monkeypatch.setitem(azure.RENDERERS, DataInfrastructure, _render_azure_data)  # type: ignore[index]
+    monkeypatch.setitem(azure.RENDERERS, Reader, _render_reader)  # type: ignore[index]
+    data = DataInfrastructure()
+    p = Platform("fin", cloud="azure").add(data, Reader(data))
+    builds = p.synth(parse(AZURE_NAMESPACES)["dev"])
+    files = render(builds[1].stack)
+    versions = files["versions.tf"]
+    assert 'source  = "hashicorp/azurerm"\n      version = ">= 4.55, < 5.0"' in versions
+    assert 'backend "azurerm" {' in versions and 'key                  = "fin/dev/reader.tfstate"' in versions
+    assert "use_azuread_auth     = true" in versions and "storage_use_azuread = true" in versions
+    assert '"fin/dev/data.tfstate"' in files["remote_state.tf"] and 'backend = "azurerm"' in files["remote_state.tf"]
+
+
+def test_an_azure_platform_without_renderings_says_so() -> None:
+    p = Platform("fin", cloud="azure").add(DataInfrastructure())
+    with pytest.raises(BlueprintError, match="DataInfrastructure 'data': this version has no AZURE rendering"):
+        p.synth(parse(AZURE_NAMESPACES)["dev"])

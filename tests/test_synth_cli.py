@@ -163,6 +163,37 @@ def test_override_of_an_undeclared_template_is_an_error(project: Project) -> Non
             "'serving' (templates: data)") in result.output
 
 
+CUSTOM_TEMPLATE = textwrap.dedent("""\
+    from dataclasses import dataclass, field
+    from mlops_dsl import DataInfrastructure, Platform, Template
+
+    @dataclass(eq=False, repr=False)
+    class Reports(Template):
+        sources: list = field(default_factory=list)
+        name: str = field(default="reports", kw_only=True)
+
+    data = DataInfrastructure()
+    reports = Reports([data])
+    """)
+
+
+@pytest.mark.parametrize(("tail", "expected"), [
+    ('p = Platform("churn", cloud="aws").add(reports)\n',
+     "Error: blueprints/churn.py:10: Platform 'churn': Reports 'reports' depends on DataInfrastructure 'data', "
+     "which is not part of the platform; add it with platform.add()."),
+    ('other = Reports([reports], name="other")\nreports.sources.append(other)\n'
+     'p = Platform("churn", cloud="aws").add(data, reports, other)\n',
+     "Error: Platform 'churn': dependency cycle: reports -> other -> reports"),
+])
+def test_graph_errors_in_a_blueprint_are_clear(project: Project, tail: str, expected: str) -> None:
+    project.write("blueprints/churn.py", CUSTOM_TEMPLATE + tail)
+    for command in (["synth"], ["graph"]):
+        result = project.mlops(*command)
+        assert result.exit_code == 2, result.output
+        assert expected in result.output and "Traceback" not in result.output
+    assert not (project.root / "terraform").exists()
+
+
 def test_missing_blueprint_dir_and_file(project: Project) -> None:
     result = project.mlops("synth", "--blueprint", "nope.py")
     assert result.exit_code == 2 and "Error: nope.py: no such blueprint file" in result.output

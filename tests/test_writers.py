@@ -92,6 +92,12 @@ def _sample_stack() -> Stack:
         "policy": jsonencode({"Statement": [{"Resource": interp("", bucket.attr("arn"), "/*"),
                                              "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}),
     })
+    east = Provider("aws", {"region": "us-east-1"}, alias="east")
+    stack.providers.append(east)
+    replicas = Resource("aws_s3_bucket", "replica", {"bucket": Expr("each.value")},
+                        for_each={"a": "replica-a", "b": "replica-b"}, provider=Expr("aws.east"))
+    counted = Resource("aws_sns_topic", "maybe", {"name": "t"}, count=Expr("var.n"))
+    stack.add(replicas, counted, Variable("n", "number", 1))
     stack.add(key, bucket, rule, policy, Variable("v", "string", "d"), Output("arn", bucket.attr("arn")),
               DataSource("terraform_remote_state", "up", {"backend": "s3", "config": {"bucket": "s"}}))
     return stack
@@ -114,6 +120,10 @@ def test_layout_is_canonical() -> None:
     assert '  policy = jsonencode({\n' in main and '"aws:SecureTransport" = "false"' in main
     assert '"${aws_s3_bucket.b.arn}/*"' in main
     assert "\n\n\n" not in main and main.endswith("}\n")
+    # meta-arguments come first in the block, as in hand-written Terraform
+    assert 'resource "aws_s3_bucket" "replica" {\n  provider = aws.east\n  for_each = {\n' in main
+    assert 'resource "aws_sns_topic" "maybe" {\n  count = var.n\n  name  = "t"\n}' in main
+    assert 'provider "aws" {\n  alias  = "east"\n  region = "us-east-1"\n}' in files["versions.tf"]
 
 
 def test_same_input_gives_byte_identical_output() -> None:
@@ -134,6 +144,10 @@ def test_json_writer_mirrors_the_model() -> None:
     assert [r["id"] for r in rule["rule"]] == ["one", "two"]
     assert rule["depends_on"] == ["aws_kms_key.k"]
     assert main["resource"]["aws_s3_bucket_policy"]["b"]["policy"].startswith("${jsonencode({")
+    replica = main["resource"]["aws_s3_bucket"]["replica"]
+    assert replica["provider"] == "aws.east" and replica["for_each"] == {"a": "replica-a", "b": "replica-b"}
+    assert main["resource"]["aws_sns_topic"]["maybe"]["count"] == "${var.n}"
+    assert json.loads(files["versions.tf.json"])["provider"]["aws"][1] == {"alias": "east", "region": "us-east-1"}
 
 
 def test_reference_check_names_the_missing_object() -> None:

@@ -5,15 +5,15 @@ Blueprints import what they need from here.
 
 from .errors import BlueprintError, GraphError, MlopsError, NamespaceError, ParameterError
 from .platform import Platform
-from .templates import DataInfrastructure, Template
+from .templates import *  # noqa: F403 - the blueprint vocabulary
+from .templates import __all__ as _templates
 
 __all__ = [
     "BlueprintError",
-    "DataInfrastructure",
     "GraphError",
     "MlopsError",
     "NamespaceError",
     "ParameterError",
     "Platform",
-    "Template",
+    *_templates,
 ]

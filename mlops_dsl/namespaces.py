@@ -60,6 +60,7 @@ class Namespace:
     aws: AwsSettings | None
     azure: AzureSettings | None
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    alert_emails: tuple[str, ...] = ()
     source: str = "namespaces.yaml"
 
 
@@ -100,6 +101,15 @@ def _tags(value: Any) -> str | None:
     return None
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _emails(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) and _EMAIL.fullmatch(v) for v in value):
+        return "expected a list of e-mail addresses"
+    return None
+
+
 def _overrides(value: Any) -> str | None:
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         return "expected a mapping of template name -> {parameter: value}"
@@ -129,6 +139,7 @@ SCHEMA: dict[str, Any] = {
             "container_name": _string(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]", "a blob container name"),
         },
     },
+    "alerts": {"emails": _emails},
     "overrides": _overrides,
 }
 REQUIRED = {
@@ -261,6 +272,7 @@ def _build(name: str, merged: dict[str, Any], source: str) -> Namespace:
         aws=aws,
         azure=azure,
         overrides=merged.get("overrides") or {},
+        alert_emails=tuple((merged.get("alerts") or {}).get("emails") or ()),
         source=source,
     )
 

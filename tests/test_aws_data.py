@@ -48,7 +48,8 @@ def test_object_model_wiring() -> None:
         assert default["kms_master_key_id"].text == "aws_kms_key.data.arn"
         assert res[f"aws_s3_bucket_logging.{zone}"].body["target_bucket"].text == "aws_s3_bucket.access_logs.id"
     outputs = {o.name for o in stack.outputs}
-    assert outputs == {"bucket_names", "bucket_arns", "kms_key_arn", "access_log_bucket_name"}
+    assert outputs == {"bucket_names", "bucket_arns", "kms_key_arn", "kms_key_id", "access_log_bucket_name",
+                       "vpc_id", "private_subnet_ids", "sagemaker_security_group_id", "glue_database_name"}
 
 
 def _parsed(tmp_path: Path, stack) -> dict:

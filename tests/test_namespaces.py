@@ -37,7 +37,7 @@ def test_shipped_namespaces_file_is_valid() -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("namespaces:\n  dev:\n    aproval: auto\n",
-     "ns.yaml: namespaces.dev.aproval: unknown key (known keys: approval, tags, aws, azure, overrides)"),
+     "ns.yaml: namespaces.dev.aproval: unknown key (known keys: approval, tags, aws, azure, alerts, overrides)"),
     ("namespaces:\n  dev:\n    approval: sometimes\n",
      "ns.yaml: namespaces.dev.approval: expected one of auto, manual; got 'sometimes'"),
     ("namespaces:\n  dev:\n    aws: {account_id: 123456789012, region: eu-west-1, backend: {bucket: b-1}}\n",
@@ -58,6 +58,8 @@ def test_shipped_namespaces_file_is_valid() -> None:
      "ns.yaml: namespaces.dev.overrides: expected a mapping of template name -> {parameter: value}; got {'data': 3}"),
     ("defaults:\n  aws: {regionn: eu-west-1}\nnamespaces:\n  dev: {}\n",
      "ns.yaml: defaults.aws.regionn: unknown key (known keys: account_id, region, backend)"),
+    ("namespaces:\n  dev:\n    alerts: {emails: [not-an-address]}\n",
+     "ns.yaml: namespaces.dev.alerts.emails: expected a list of e-mail addresses; got ['not-an-address']"),
     ("spaces: {}\n", "ns.yaml: spaces: unknown top-level key (known keys: defaults, namespaces)"),
     ("namespaces: []\n", "ns.yaml: namespaces: expected a mapping of namespace name -> settings; got []"),
     ("- a\n- b\n", "ns.yaml: expected a mapping with keys 'defaults' and 'namespaces'; got ['a', 'b']"),

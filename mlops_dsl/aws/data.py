@@ -10,7 +10,9 @@ from __future__ import annotations
 from ..context import StackContext
 from ..templates.data import DataInfrastructure
 from ..terraform import Block, CheckovSkip, Output, Resource, interp, jsonencode
+from . import iam
 from .naming import s3_bucket_problems
+from .network import render_network
 from .provider import partition
 
 SKIP_REPLICATION = CheckovSkip(
@@ -109,14 +111,27 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
         "is_enabled": True,
         "policy": jsonencode({
             "Version": "2012-10-17",
-            "Statement": [{
-                # The account, not any principal, administers the key; IAM policies then grant use.
-                "Sid": "AccountAdministration",
-                "Effect": "Allow",
-                "Principal": {"AWS": account_root},
-                "Action": "kms:*",
-                "Resource": "*",
-            }],
+            "Statement": [
+                {
+                    # The account, not any principal, administers the key; IAM policies then grant use.
+                    "Sid": "AccountAdministration",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": account_root},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    # CloudWatch Logs encrypts this account's log groups with the key, and nothing else.
+                    "Sid": "CloudWatchLogsOfThisAccount",
+                    "Effect": "Allow",
+                    "Principal": {"Service": f"logs.{aws.region}.amazonaws.com"},
+                    "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                               "kms:Describe*"],
+                    "Resource": "*",
+                    "Condition": {"ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": iam.arn(ctx, "logs", "log-group:*")}},
+                },
+            ],
         }),
     })
     alias = Resource("aws_kms_alias", "data", {
@@ -193,14 +208,50 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
         }),
     }, depends_on=(logs_public_access,)))
 
+    render_network(t, ctx, key)
+    _render_catalog(t, ctx, key, zone_buckets)
+
     ctx.stack.add(
         Output("bucket_names", {z: b.attr("bucket") for z, b in zone_buckets.items()},
                description="S3 bucket name of each data zone"),
         Output("bucket_arns", {z: b.attr("arn") for z, b in zone_buckets.items()},
                description="S3 bucket ARN of each data zone"),
         Output("kms_key_arn", key.attr("arn"), description="ARN of the KMS key that encrypts the data zones"),
+        Output("kms_key_id", key.attr("key_id"), description="Id of the KMS key that encrypts the data zones"),
         Output("access_log_bucket_name", logs.attr("bucket"), description="S3 bucket receiving access logs"),
     )
 
 
-__all__ = ["render"]
+def _render_catalog(t: DataInfrastructure, ctx: StackContext, key: Resource,
+                    buckets: dict[str, Resource]) -> None:
+    """The Glue database over the data lake, and the account-wide settings this stack owns."""
+    database = Resource("aws_glue_catalog_database", "lake", {
+        # Glue and Athena names take no hyphens or capitals.
+        "name": ctx.name.replace("-", "_"),
+        "description": f"Tables over the {ctx.platform} data lake in {ctx.namespace.name}",
+    })
+    if "processed" in buckets:
+        database.body["location_uri"] = interp("s3://", buckets["processed"].attr("bucket"), "/tables/")
+    ctx.stack.add(database, Output("glue_database_name", database.attr("name"),
+                                   description="Glue catalog database of the data lake"))
+    if not t.manage_account_settings:
+        return
+    ctx.stack.add(Resource("aws_glue_data_catalog_encryption_settings", "account", {
+        "data_catalog_encryption_settings": Block({
+            "connection_password_encryption": Block({
+                "return_connection_password_encrypted": True,
+                "aws_kms_key_id": key.attr("arn"),
+            }),
+            "encryption_at_rest": Block({
+                "catalog_encryption_mode": "SSE-KMS",
+                "sse_aws_kms_key_id": key.attr("arn"),
+            }),
+        }),
+    }))
+    # SageMaker would create these on first use, unencrypted and kept forever.
+    for kind in ("TrainingJobs", "ProcessingJobs"):
+        ctx.stack.add(Resource("aws_cloudwatch_log_group", f"sagemaker_{kind.lower()}", {
+            "name": f"/aws/sagemaker/{kind}",
+            "retention_in_days": t.log_retention_days,
+            "kms_key_id": key.attr("arn"),
+        }))

@@ -1,6 +1,30 @@
 """The cloud-agnostic template declarations. No cloud module is imported here."""
 
-from .base import Template
+from .base import Spec, Template
 from .data import DataInfrastructure
+from .features import Feature, FeatureGroup, FeatureStore
+from .image import Image
+from .serving import Alarms, AutoScaling, BlueGreen, ModelServing, Rolling, Variant
+from .training import CategoricalRange, ContinuousRange, IntegerRange, QualityGate, TrainingInfrastructure, Tuning
 
-__all__ = ["DataInfrastructure", "Template"]
+__all__ = [
+    "Alarms",
+    "AutoScaling",
+    "BlueGreen",
+    "CategoricalRange",
+    "ContinuousRange",
+    "DataInfrastructure",
+    "Feature",
+    "FeatureGroup",
+    "FeatureStore",
+    "Image",
+    "IntegerRange",
+    "ModelServing",
+    "QualityGate",
+    "Rolling",
+    "Spec",
+    "Template",
+    "TrainingInfrastructure",
+    "Tuning",
+    "Variant",
+]

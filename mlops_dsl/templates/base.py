@@ -31,6 +31,39 @@ def parameter_error(template: Template, field: str, accepted: str, got: Any) -> 
             f"must be {accepted}. Got {got!r} instead.")
 
 
+def _field_problems(owner: Template, obj: Any, prefix: str) -> list[str]:
+    """Constraint violations of `obj`'s fields, then of the Specs nested in them, named by path."""
+    problems = []
+    for field, constraints in obj._parameter_constraints.items():
+        value = getattr(obj, field)
+        path = f"{prefix}{field}"
+        if rejects(constraints, value):
+            problems.append(parameter_error(owner, path, describe(constraints), value))
+        elif isinstance(value, Spec):
+            problems += _field_problems(owner, value, f"{path}.")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if isinstance(item, Spec):
+                    problems += _field_problems(owner, item, f"{path}[{i}].")
+    if not problems and isinstance(obj, Spec):
+        problems += [f"{owner.kind} '{owner.name}': {prefix.rstrip('.')}: {p}" for p in obj.check_combinations()]
+    return problems
+
+
+class Spec:
+    """A group of related options inside a template (a variant, a deployment policy, ...).
+
+    Specs are frozen dataclasses declaring `_parameter_constraints` like templates do; they are
+    validated by the template that holds them, so an error names the full path of the field
+    (`variants[1].weight`) and points at the template's declaration.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {}
+
+    def check_combinations(self) -> list[str]:
+        return []
+
+
 def location(template: Template) -> str:
     """`file:line: ` of the template's declaration, relative to the working directory when possible."""
     if template.declared_at is None:
@@ -66,11 +99,7 @@ class Template:
             raise ParameterError(problems)
 
     def problems(self) -> list[str]:
-        problems = []
-        for field, constraints in self._parameter_constraints.items():
-            value = getattr(self, field)
-            if rejects(constraints, value):
-                problems.append(parameter_error(self, field, describe(constraints), value))
+        problems = _field_problems(self, self, "")
         if not problems:
             problems += self._check_combinations()
         return problems

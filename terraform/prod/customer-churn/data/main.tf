@@ -18,6 +18,26 @@ resource "aws_kms_key" "data" {
         Action   = "kms:*"
         Resource = "*"
       },
+      {
+        Sid    = "CloudWatchLogsOfThisAccount"
+        Effect = "Allow"
+        Principal = {
+          Service = "logs.eu-west-1.amazonaws.com"
+        }
+        Action = [
+          "kms:Encrypt*",
+          "kms:Decrypt*",
+          "kms:ReEncrypt*",
+          "kms:GenerateDataKey*",
+          "kms:Describe*",
+        ]
+        Resource = "*"
+        Condition = {
+          ArnLike = {
+            "kms:EncryptionContext:aws:logs:arn" = "arn:aws:logs:eu-west-1:333333333333:log-group:*"
+          }
+        }
+      },
     ]
   })
 }
@@ -525,4 +545,316 @@ resource "aws_s3_bucket_policy" "access_logs" {
     ]
   })
   depends_on = [aws_s3_bucket_public_access_block.access_logs]
+}
+
+resource "aws_vpc" "main" {
+  cidr_block           = "10.20.0.0/16"
+  enable_dns_support   = true
+  enable_dns_hostnames = true
+  tags = {
+    Name = "customer-churn-prod"
+  }
+}
+
+resource "aws_subnet" "private_0" {
+  vpc_id                  = aws_vpc.main.id
+  cidr_block              = "10.20.0.0/20"
+  availability_zone       = "eu-west-1a"
+  map_public_ip_on_launch = false
+  tags = {
+    Name = "customer-churn-prod-private-0"
+  }
+}
+
+resource "aws_subnet" "private_1" {
+  vpc_id                  = aws_vpc.main.id
+  cidr_block              = "10.20.16.0/20"
+  availability_zone       = "eu-west-1b"
+  map_public_ip_on_launch = false
+  tags = {
+    Name = "customer-churn-prod-private-1"
+  }
+}
+
+resource "aws_route_table" "private" {
+  vpc_id = aws_vpc.main.id
+  tags = {
+    Name = "customer-churn-prod-private"
+  }
+}
+
+resource "aws_route_table_association" "private_0" {
+  subnet_id      = aws_subnet.private_0.id
+  route_table_id = aws_route_table.private.id
+}
+
+resource "aws_route_table_association" "private_1" {
+  subnet_id      = aws_subnet.private_1.id
+  route_table_id = aws_route_table.private.id
+}
+
+resource "aws_default_security_group" "default" {
+  vpc_id = aws_vpc.main.id
+}
+
+resource "aws_security_group" "sagemaker" {
+  # checkov:skip=CKV2_AWS_5:attached by SageMaker jobs, models and monitors declared in the training and serving stacks, which read its id from remote state
+  name                   = "customer-churn-prod-sagemaker"
+  description            = "SageMaker training, processing, models and monitors of this platform"
+  vpc_id                 = aws_vpc.main.id
+  revoke_rules_on_delete = true
+}
+
+resource "aws_security_group" "endpoints" {
+  name                   = "customer-churn-prod-endpoints"
+  description            = "Interface VPC endpoints, reachable from the SageMaker group only"
+  vpc_id                 = aws_vpc.main.id
+  revoke_rules_on_delete = true
+}
+
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id            = aws_vpc.main.id
+  service_name      = "com.amazonaws.eu-west-1.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_route_table.private.id]
+  tags = {
+    Name = "customer-churn-prod-s3"
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints_https" {
+  security_group_id            = aws_security_group.endpoints.id
+  description                  = "HTTPS from SageMaker workloads"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.sagemaker.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "sagemaker_self" {
+  security_group_id            = aws_security_group.sagemaker.id
+  description                  = "Traffic between instances of one distributed training job"
+  ip_protocol                  = "-1"
+  referenced_security_group_id = aws_security_group.sagemaker.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "sagemaker_self" {
+  security_group_id            = aws_security_group.sagemaker.id
+  description                  = "Traffic between instances of one distributed training job"
+  ip_protocol                  = "-1"
+  referenced_security_group_id = aws_security_group.sagemaker.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "sagemaker_endpoints" {
+  security_group_id            = aws_security_group.sagemaker.id
+  description                  = "HTTPS to the interface VPC endpoints"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.endpoints.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "sagemaker_s3" {
+  security_group_id = aws_security_group.sagemaker.id
+  description       = "HTTPS to S3 through the gateway endpoint"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
+}
+
+resource "aws_vpc_endpoint" "sagemaker_api" {
+  vpc_id              = aws_vpc.main.id
+  service_name        = "com.amazonaws.eu-west-1.sagemaker.api"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags = {
+    Name = "customer-churn-prod-sagemaker.api"
+  }
+}
+
+resource "aws_vpc_endpoint" "sagemaker_runtime" {
+  vpc_id              = aws_vpc.main.id
+  service_name        = "com.amazonaws.eu-west-1.sagemaker.runtime"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags = {
+    Name = "customer-churn-prod-sagemaker.runtime"
+  }
+}
+
+resource "aws_vpc_endpoint" "sagemaker_featurestore_runtime" {
+  vpc_id              = aws_vpc.main.id
+  service_name        = "com.amazonaws.eu-west-1.sagemaker.featurestore-runtime"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags = {
+    Name = "customer-churn-prod-sagemaker.featurestore-runtime"
+  }
+}
+
+resource "aws_vpc_endpoint" "ecr_api" {
+  vpc_id              = aws_vpc.main.id
+  service_name        = "com.amazonaws.eu-west-1.ecr.api"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags = {
+    Name = "customer-churn-prod-ecr.api"
+  }
+}
+
+resource "aws_vpc_endpoint" "ecr_dkr" {
+  vpc_id              = aws_vpc.main.id
+  service_name        = "com.amazonaws.eu-west-1.ecr.dkr"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags = {
+    Name = "customer-churn-prod-ecr.dkr"
+  }
+}
+
+resource "aws_vpc_endpoint" "sts" {
+  vpc_id              = aws_vpc.main.id
+  service_name        = "com.amazonaws.eu-west-1.sts"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags = {
+    Name = "customer-churn-prod-sts"
+  }
+}
+
+resource "aws_vpc_endpoint" "logs" {
+  vpc_id              = aws_vpc.main.id
+  service_name        = "com.amazonaws.eu-west-1.logs"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags = {
+    Name = "customer-churn-prod-logs"
+  }
+}
+
+resource "aws_vpc_endpoint" "monitoring" {
+  vpc_id              = aws_vpc.main.id
+  service_name        = "com.amazonaws.eu-west-1.monitoring"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags = {
+    Name = "customer-churn-prod-monitoring"
+  }
+}
+
+resource "aws_vpc_endpoint" "kms" {
+  vpc_id              = aws_vpc.main.id
+  service_name        = "com.amazonaws.eu-west-1.kms"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags = {
+    Name = "customer-churn-prod-kms"
+  }
+}
+
+resource "aws_cloudwatch_log_group" "flow_logs" {
+  name              = "/mlops/customer-churn/prod/vpc-flow-logs"
+  retention_in_days = 365
+  kms_key_id        = aws_kms_key.data.arn
+}
+
+resource "aws_iam_role" "flow_logs" {
+  name        = "customer-churn-prod-vpc-flow-logs"
+  description = "vpc-flow-logs for customer-churn in prod"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect = "Allow"
+        Principal = {
+          Service = "vpc-flow-logs.amazonaws.com"
+        }
+        Action = "sts:AssumeRole"
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = "333333333333"
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  name = "flow-logs"
+  role = aws_iam_role.flow_logs.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "WriteFlowLogs"
+        Effect = "Allow"
+        Action = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+        Resource = [
+          aws_cloudwatch_log_group.flow_logs.arn,
+          "${aws_cloudwatch_log_group.flow_logs.arn}:*",
+        ]
+      },
+    ]
+  })
+}
+
+resource "aws_flow_log" "main" {
+  vpc_id                   = aws_vpc.main.id
+  traffic_type             = "ALL"
+  log_destination_type     = "cloud-watch-logs"
+  log_destination          = aws_cloudwatch_log_group.flow_logs.arn
+  iam_role_arn             = aws_iam_role.flow_logs.arn
+  max_aggregation_interval = 60
+}
+
+resource "aws_glue_catalog_database" "lake" {
+  name         = "customer_churn_prod"
+  description  = "Tables over the customer-churn data lake in prod"
+  location_uri = "s3://${aws_s3_bucket.processed.bucket}/tables/"
+}
+
+resource "aws_glue_data_catalog_encryption_settings" "account" {
+  data_catalog_encryption_settings {
+    connection_password_encryption {
+      return_connection_password_encrypted = true
+      aws_kms_key_id                       = aws_kms_key.data.arn
+    }
+
+    encryption_at_rest {
+      catalog_encryption_mode = "SSE-KMS"
+      sse_aws_kms_key_id      = aws_kms_key.data.arn
+    }
+  }
+}
+
+resource "aws_cloudwatch_log_group" "sagemaker_trainingjobs" {
+  name              = "/aws/sagemaker/TrainingJobs"
+  retention_in_days = 365
+  kms_key_id        = aws_kms_key.data.arn
+}
+
+resource "aws_cloudwatch_log_group" "sagemaker_processingjobs" {
+  name              = "/aws/sagemaker/ProcessingJobs"
+  retention_in_days = 365
+  kms_key_id        = aws_kms_key.data.arn
 }

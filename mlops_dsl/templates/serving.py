@@ -1,0 +1,208 @@
+"""ModelServing: a real-time endpoint with weighted variants, safe deployments, scaling, alarms
+and drift monitoring that can start retraining."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .base import NAME_PATTERN, NAME_RULE, Spec, Template
+from .constraints import Constraint, InstanceOf, Interval, ListOf, NoneOK, Options, Pattern
+from .data import LOG_RETENTION_DAYS
+from .image import Image
+from .training import INSTANCE_TYPE, SCHEDULE, TrainingInfrastructure
+
+VARIANT_NAME = Pattern(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,19}", "1 to 20 letters, digits and hyphens")
+
+
+@dataclass(frozen=True)
+class Variant(Spec):
+    """One model behind the endpoint. Traffic share = weight / sum of the weights."""
+
+    name: str
+    weight: float = 1.0
+    model_data: str | None = None
+    """Key of the model archive in the `models` zone. Default: `<variant>/model.tar.gz`."""
+    instance_type: str = "ml.m5.large"
+    initial_instance_count: int = 1
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "name": [VARIANT_NAME],
+        "weight": [Interval(float, 1e-6, None)],
+        "model_data": [Pattern(r"[^\s]{1,1000}\.tar\.gz", "an S3 key ending in .tar.gz"), NoneOK()],
+        "instance_type": [INSTANCE_TYPE],
+        "initial_instance_count": [Interval(int, 1, 100)],
+    }
+
+    @property
+    def model_key(self) -> str:
+        return self.model_data or f"{self.name}/model.tar.gz"
+
+
+@dataclass(frozen=True)
+class BlueGreen(Spec):
+    """Blue/green update: a new fleet, traffic shifted ALL_AT_ONCE, as a CANARY, or LINEAR steps,
+    rolled back automatically when an alarm fires during the shift or the bake time."""
+
+    traffic: str = "CANARY"
+    canary_percent: int = 10
+    linear_step_percent: int = 20
+    wait_seconds: int = 300
+    """Wait between traffic steps, watching the alarms. Default 5 minutes."""
+    termination_wait_seconds: int = 300
+    """Bake time on the new fleet before the old one is removed. Default 5 minutes."""
+    max_execution_timeout_seconds: int = 3600
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "traffic": [Options(("ALL_AT_ONCE", "CANARY", "LINEAR"))],
+        "canary_percent": [Interval(int, 1, 50)],
+        "linear_step_percent": [Interval(int, 10, 50)],
+        "wait_seconds": [Interval(int, 0, 3600)],
+        "termination_wait_seconds": [Interval(int, 0, 3600)],
+        "max_execution_timeout_seconds": [Interval(int, 600, 14400)],
+    }
+
+    def total_wait(self) -> int:
+        steps = {"ALL_AT_ONCE": 1, "CANARY": 2, "LINEAR": math.ceil(100 / self.linear_step_percent)}[self.traffic]
+        return steps * self.wait_seconds + self.termination_wait_seconds
+
+    def check_combinations(self) -> list[str]:
+        if self.max_execution_timeout_seconds <= self.total_wait():
+            return [f"max_execution_timeout_seconds ({self.max_execution_timeout_seconds}) must exceed the sum of "
+                    f"the waits ({self.total_wait()} s for {self.traffic} with wait_seconds={self.wait_seconds} and "
+                    f"termination_wait_seconds={self.termination_wait_seconds})"]
+        return []
+
+
+@dataclass(frozen=True)
+class Rolling(Spec):
+    """Rolling update: instances replaced in batches, rolled back when an alarm fires."""
+
+    batch_percent: int = 25
+    wait_seconds: int = 300
+    max_execution_timeout_seconds: int = 3600
+    rollback_batch_percent: int = 100
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "batch_percent": [Interval(int, 5, 50)],
+        "wait_seconds": [Interval(int, 0, 3600)],
+        "max_execution_timeout_seconds": [Interval(int, 600, 28800)],
+        "rollback_batch_percent": [Interval(int, 5, 100)],
+    }
+
+    def total_wait(self) -> int:
+        return math.ceil(100 / self.batch_percent) * self.wait_seconds
+
+    def check_combinations(self) -> list[str]:
+        if self.max_execution_timeout_seconds <= self.total_wait():
+            return [f"max_execution_timeout_seconds ({self.max_execution_timeout_seconds}) must exceed the sum of "
+                    f"the waits ({self.total_wait()} s)"]
+        return []
+
+
+@dataclass(frozen=True)
+class AutoScaling(Spec):
+    min_capacity: int = 1
+    max_capacity: int = 4
+    target_invocations_per_instance: float = 1000.0
+    """Invocations per instance per minute the scaling policy aims for."""
+    scale_in_cooldown_seconds: int = 300
+    scale_out_cooldown_seconds: int = 60
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "min_capacity": [Interval(int, 1, 100)],
+        "max_capacity": [Interval(int, 1, 100)],
+        "target_invocations_per_instance": [Interval(float, 1, None)],
+        "scale_in_cooldown_seconds": [Interval(int, 0, 3600)],
+        "scale_out_cooldown_seconds": [Interval(int, 0, 3600)],
+    }
+
+    def check_combinations(self) -> list[str]:
+        if self.min_capacity > self.max_capacity:
+            return [f"min_capacity ({self.min_capacity}) must not exceed max_capacity ({self.max_capacity})"]
+        return []
+
+
+@dataclass(frozen=True)
+class Alarms(Spec):
+    p99_latency_ms: float = 500.0
+    """p99 model latency that counts as unhealthy. Default 500 ms."""
+    error_rate_percent: float = 1.0
+    """Share of invocations answered with a 5xx that counts as unhealthy. Default 1%."""
+    idle_hours: int = 6
+    """Alert when the endpoint gets no invocation for this many hours. Default 6."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "p99_latency_ms": [Interval(float, 1, 600000)],
+        "error_rate_percent": [Interval(float, 0.01, 100)],
+        "idle_hours": [Interval(int, 1, 24)],
+    }
+
+
+@dataclass(eq=False, repr=False)
+class ModelServing(Template):
+    training: TrainingInfrastructure
+    image: Image = Image("serving")
+    variants: tuple[Variant, ...] | list[Variant] = (Variant("champion"),)
+    shadow: Variant | None = None
+    """A variant that gets a copy of the traffic; its answers are captured, never returned."""
+    deployment: BlueGreen | Rolling = BlueGreen()
+    autoscaling: AutoScaling = AutoScaling()
+    alarms: Alarms = Alarms()
+    data_capture_percent: int = 100
+    capture_zone: str = "experiments"
+    """Data zone that receives captured requests and responses for monitoring."""
+    monitoring_schedule: str = "cron(0 * ? * * *)"
+    """When Model Monitor compares captured data with the baseline. Default hourly."""
+    retrain_on_drift: bool = True
+    """Start the training pipeline when Model Monitor reports violations. Default True."""
+    log_retention_days: int = 365
+
+    name: str = field(default="serving", kw_only=True)
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "training": [InstanceOf(TrainingInfrastructure)],
+        "image": [InstanceOf(Image)],
+        "variants": [ListOf(InstanceOf(Variant), min_len=1, max_len=10)],
+        "shadow": [InstanceOf(Variant), NoneOK()],
+        "deployment": [InstanceOf(BlueGreen), InstanceOf(Rolling)],
+        "autoscaling": [InstanceOf(AutoScaling)],
+        "alarms": [InstanceOf(Alarms)],
+        "data_capture_percent": [Interval(int, 1, 100)],
+        "capture_zone": [Pattern(r"[a-z][a-z0-9-]{0,15}", "a zone name")],
+        "monitoring_schedule": [SCHEDULE],
+        "retrain_on_drift": [Options((True, False))],
+        "log_retention_days": [Options(LOG_RETENTION_DAYS)],
+        "name": [Pattern(NAME_PATTERN, NAME_RULE)],
+    }
+
+    def _check_combinations(self) -> list[str]:
+        where = f"ModelServing '{self.name}'"
+        problems = []
+        names = [v.name for v in self.variants] + ([self.shadow.name] if self.shadow else [])
+        for dupe in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"{where}: variant name {dupe!r} is used more than once")
+        if self.shadow is not None and len(self.variants) != 1:
+            problems.append(f"{where}: shadow testing needs exactly one production variant; got {len(self.variants)}")
+        if isinstance(self.deployment, BlueGreen) and self.deployment.traffic in ("CANARY", "LINEAR"):
+            for i, v in enumerate(self.variants):
+                if v.initial_instance_count < 2:
+                    problems.append(f"{where}: variants[{i}].initial_instance_count must be at least 2 for "
+                                    f"{self.deployment.traffic} traffic shifting, which moves part of the "
+                                    f"capacity first. Got {v.initial_instance_count} instead.")
+        for i, v in enumerate(self.variants):
+            if v.initial_instance_count < self.autoscaling.min_capacity:
+                problems.append(f"{where}: variants[{i}].initial_instance_count ({v.initial_instance_count}) must be "
+                                f"at least autoscaling.min_capacity ({self.autoscaling.min_capacity}): an update "
+                                f"resets the variant to its initial count")
+            if v.initial_instance_count > self.autoscaling.max_capacity:
+                problems.append(f"{where}: variants[{i}].initial_instance_count ({v.initial_instance_count}) must not "
+                                f"exceed autoscaling.max_capacity ({self.autoscaling.max_capacity})")
+        if self.capture_zone not in self.training.data.zones:
+            problems.append(f"{where}: capture_zone {self.capture_zone!r} is not one of the data zones "
+                            f"({', '.join(self.training.data.zones)})")
+        if "models" not in self.training.data.zones:
+            problems.append(f"{where}: serving reads model archives from the 'models' data zone, which "
+                            f"DataInfrastructure '{self.training.data.name}' does not declare")
+        return problems

@@ -1,0 +1,179 @@
+"""TrainingInfrastructure: registries, an execution role, and the scheduled, gated training workflow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .base import NAME_PATTERN, NAME_RULE, Spec, Template
+from .constraints import Constraint, InstanceOf, Interval, ListOf, NoneOK, Options, Pattern
+from .data import DataInfrastructure
+from .features import FeatureStore
+from .image import Image
+
+INSTANCE_TYPE = Pattern(r"ml\.[a-z0-9]+\.[a-z0-9]+", "a SageMaker instance type of the ml. family, e.g. ml.m5.xlarge")
+# EventBridge schedule expressions: cron with six fields, rate(N unit), or at(yyyy-mm-ddThh:mm:ss).
+SCHEDULE = Pattern(
+    r"cron\(\S+( \S+){5}\)|rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)"
+    r"|at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\)",
+    "a schedule expression: cron(min hour day month weekday year), rate(N unit) or at(...)",
+)
+PARAM_NAME = Pattern(r"[A-Za-z_][A-Za-z0-9_.-]{0,255}", "a hyperparameter name")
+SCALINGS = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
+
+
+@dataclass(frozen=True)
+class IntegerRange(Spec):
+    name: str
+    low: int
+    high: int
+    scaling: str = "Auto"
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "name": [PARAM_NAME], "low": [Interval(int, None, None)], "high": [Interval(int, None, None)],
+        "scaling": [Options(SCALINGS)],
+    }
+
+    def check_combinations(self) -> list[str]:
+        return [] if self.low < self.high else [f"low ({self.low}) must be below high ({self.high})"]
+
+
+@dataclass(frozen=True)
+class ContinuousRange(Spec):
+    name: str
+    low: float
+    high: float
+    scaling: str = "Auto"
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "name": [PARAM_NAME], "low": [Interval(float, None, None)], "high": [Interval(float, None, None)],
+        "scaling": [Options(SCALINGS)],
+    }
+
+    def check_combinations(self) -> list[str]:
+        problems = [] if self.low < self.high else [f"low ({self.low}) must be below high ({self.high})"]
+        if self.scaling == "Logarithmic" and self.low <= 0:
+            problems.append(f"Logarithmic scaling needs low > 0, got {self.low}")
+        return problems
+
+
+@dataclass(frozen=True)
+class CategoricalRange(Spec):
+    name: str
+    values: tuple[str, ...] | list[str]
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "name": [PARAM_NAME],
+        "values": [ListOf(Pattern(r".{1,256}", "1 to 256 characters"), min_len=1, max_len=30, unique=True)],
+    }
+
+
+@dataclass(frozen=True)
+class Tuning(Spec):
+    """A hyperparameter search run instead of a single training job."""
+
+    objective_metric: str
+    ranges: tuple[IntegerRange | ContinuousRange | CategoricalRange, ...] | list
+    max_jobs: int = 20
+    """Training jobs in the whole search. Default 20: enough for Bayesian search on a few ranges."""
+    max_parallel_jobs: int = 2
+    """Jobs at once. Default 2: Bayesian search learns from finished jobs, so less is smarter."""
+    strategy: str = "Bayesian"
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "objective_metric": [Pattern(r"[A-Za-z0-9_:./-]{1,255}", "a metric name")],
+        "ranges": [ListOf(InstanceOf(Spec), min_len=1, max_len=30)],
+        "max_jobs": [Interval(int, 1, 500)],
+        "max_parallel_jobs": [Interval(int, 1, 100)],
+        "strategy": [Options(("Bayesian", "Random", "Hyperband", "Grid"))],
+    }
+
+    def check_combinations(self) -> list[str]:
+        problems = []
+        if self.max_parallel_jobs > self.max_jobs:
+            problems.append(f"max_parallel_jobs ({self.max_parallel_jobs}) must not exceed max_jobs ({self.max_jobs})")
+        names = [r.name for r in self.ranges]
+        for dupe in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"ranges: {dupe!r} is given more than once")
+        return problems
+
+
+@dataclass(frozen=True)
+class QualityGate(Spec):
+    """The metric a trained model must reach before it is registered."""
+
+    metric: str = "roc_auc"
+    threshold: float = 0.75
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "metric": [Pattern(r"[a-z][a-z0-9_]{0,63}", "a metric name in the evaluation report, e.g. roc_auc")],
+        "threshold": [Interval(float, None, None)],
+    }
+
+
+@dataclass(eq=False, repr=False)
+class TrainingInfrastructure(Template):
+    data: DataInfrastructure
+    features: FeatureStore | None = None
+
+    image: Image = Image("training")
+    """The training image; its tag is the content hash of the build context."""
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = 1
+    volume_size_gb: int = 30
+    max_runtime_seconds: int = 86400
+    """Longest a training job may run. Default one day."""
+    spot: bool = False
+    """Managed spot training with checkpoints: cheaper, may be interrupted. Default False."""
+    max_wait_seconds: int | None = None
+    """With spot: how long to wait for capacity plus run. Default: twice max_runtime_seconds."""
+    hyperparameters: dict[str, str | int | float] = field(default_factory=dict)
+    tuning: Tuning | None = None
+    gate: QualityGate = QualityGate()
+    evaluation_instance_type: str = "ml.m5.large"
+    schedule: str | None = "cron(0 3 ? * MON *)"
+    """When the pipeline runs on its own. Default: Mondays 03:00 UTC. None: only on demand or drift."""
+    keep_images: int = 30
+    """Images kept per repository; older ones expire. Default 30."""
+
+    name: str = field(default="training", kw_only=True)
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "data": [InstanceOf(DataInfrastructure)],
+        "features": [InstanceOf(FeatureStore), NoneOK()],
+        "image": [InstanceOf(Image)],
+        "instance_type": [INSTANCE_TYPE],
+        "instance_count": [Interval(int, 1, 100)],
+        "volume_size_gb": [Interval(int, 1, 16384)],
+        "max_runtime_seconds": [Interval(int, 60, 28 * 86400)],
+        "spot": [Options((True, False))],
+        "max_wait_seconds": [Interval(int, 60, 28 * 86400), NoneOK()],
+        "hyperparameters": [InstanceOf(dict)],
+        "tuning": [InstanceOf(Tuning), NoneOK()],
+        "gate": [InstanceOf(QualityGate)],
+        "evaluation_instance_type": [INSTANCE_TYPE],
+        "schedule": [SCHEDULE, NoneOK()],
+        "keep_images": [Interval(int, 1, 1000)],
+        "name": [Pattern(NAME_PATTERN, NAME_RULE)],
+    }
+
+    def _check_combinations(self) -> list[str]:
+        problems = []
+        where = f"TrainingInfrastructure '{self.name}'"
+        if self.max_wait_seconds is not None and not self.spot:
+            problems.append(f"{where}: max_wait_seconds applies to spot training only; set spot=True or remove it")
+        if self.spot and self.max_wait_seconds is not None and self.max_wait_seconds < self.max_runtime_seconds:
+            problems.append(f"{where}: max_wait_seconds ({self.max_wait_seconds}) must be at least "
+                            f"max_runtime_seconds ({self.max_runtime_seconds})")
+        if self.features is not None and self.features.data is not self.data:
+            problems.append(f"{where}: features reads DataInfrastructure '{self.features.data.name}', but training "
+                            f"reads '{self.data.name}'; both must use the same one")
+        for key, value in self.hyperparameters.items():
+            if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                problems.append(f"{where}: hyperparameters[{key!r}] must be a str, int or float keyed by a "
+                                f"string. Got {value!r} instead.")
+        return problems
+
+    @property
+    def effective_max_wait(self) -> int:
+        return self.max_wait_seconds or 2 * self.max_runtime_seconds

@@ -1,0 +1,1 @@
+"""Inference server and drift detection run by the serving image."""

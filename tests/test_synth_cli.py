@@ -78,7 +78,7 @@ def test_synth_of_one_namespace_leaves_the_others_alone(project: Project) -> Non
     result = project.mlops("synth", "-n", "dev")
     assert result.exit_code == 0
     assert {k: v for k, v in project.tree().items() if k.startswith("prod/")} == prod_before
-    assert "models" not in (project.root / "terraform/dev/churn/data/main.tf").read_text()
+    assert 'resource "aws_s3_bucket" "models"' not in (project.root / "terraform/dev/churn/data/main.tf").read_text()
 
 
 def test_json_format(project: Project) -> None:

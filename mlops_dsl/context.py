@@ -37,6 +37,7 @@ class StackContext:
     stack: Stack
     cloud: Cloud
     upstream: Mapping[str, Stack] = field(default_factory=dict)
+    image_tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -49,10 +50,28 @@ class StackContext:
         return BlueprintError(
             f"{location(t)}{t.kind} '{t.name}': {field_name}: {message} (namespace '{self.namespace.name}')")
 
+    def image_tag(self, context: str) -> str:
+        return self.image_tags[context]
+
+    def ancestors(self) -> set[str]:
+        """Names of every template this one depends on, directly or through others."""
+        seen: set[str] = set()
+        todo = list(self.template.dependencies())
+        while todo:
+            dep = todo.pop()
+            if dep.name not in seen:
+                seen.add(dep.name)
+                todo += list(dep.dependencies())
+        return seen
+
+    def reads(self) -> list[str]:
+        """Upstream stacks whose state this stack reads."""
+        return [d.name for d in self.stack.data if d.type == "terraform_remote_state"]
+
     def upstream_output(self, upstream: Template, output: str) -> Expr:
         """An expression reading `output` of `upstream`'s stack through remote state."""
-        if upstream.name not in {d.name for d in self.template.dependencies()}:
-            raise RuntimeError(f"{self.template!r} reads {upstream!r}, which is not one of its dependencies")
+        if upstream.name not in self.ancestors():
+            raise RuntimeError(f"{self.template!r} reads {upstream!r}, which it does not depend on")
         source = self.upstream.get(upstream.name)
         if source is None or output not in {o.name for o in source.outputs}:
             raise RuntimeError(f"stack {upstream.name} declares no output {output!r} for {self.template!r}")

@@ -11,7 +11,8 @@ from typing import Any
 from .context import Cloud, StackContext
 from .errors import BlueprintError, GraphError, NamespaceError, ParameterError
 from .namespaces import Namespace
-from .templates.base import Template, location
+from .templates.base import Spec, Template, location
+from .templates.image import Image
 from .terraform import Stack, check_references
 
 CLOUDS = ("aws", "azure")
@@ -124,7 +125,28 @@ class Platform:
             raise NamespaceError(problems)
         return resolved
 
-    def synth(self, namespace: Namespace, header: str | None = None) -> list[StackBuild]:
+    def images(self) -> dict[str, Image]:
+        """Every image the templates build, by build context."""
+        found: dict[str, Image] = {}
+
+        def walk(value: Any) -> None:
+            if isinstance(value, Image):
+                found[value.context] = value
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    walk(item)
+            elif isinstance(value, Spec):
+                for name in value._parameter_constraints:
+                    walk(getattr(value, name))
+
+        for template in self.templates:
+            for value in template.parameters().values():
+                if not isinstance(value, Template):
+                    walk(value)
+        return found
+
+    def synth(self, namespace: Namespace, header: str | None = None,
+              image_tags: Mapping[str, str] | None = None) -> list[StackBuild]:
         """Every stack of this platform in `namespace`, in deploy order. Pure: writes nothing."""
         cloud = load_cloud(self.cloud)
         if getattr(namespace, self.cloud) is None:
@@ -141,14 +163,16 @@ class Platform:
                 raise BlueprintError(f"{location(template)}{template.kind} '{name}': this version has no "
                                      f"{self.cloud.upper()} rendering of {template.kind}")
             stack = Stack(name=f"{self.name}/{namespace.name}/{name}", header=header)
-            ctx = StackContext(self.name, namespace, template, stack, cloud, upstream=rendered)
+            ctx = StackContext(self.name, namespace, template, stack, cloud, upstream=rendered,
+                               image_tags=image_tags or {})
             stack.settings, stack.providers = cloud.settings(ctx)
             renderer(template, ctx)
             problems = check_references(stack)
             if problems:  # a renderer bug, not a user mistake: keep the traceback
                 raise RuntimeError("\n".join(problems))
             rendered[name] = stack
-            builds.append(StackBuild(name, stack, tuple(edges[name])))
+            reads = set(edges[name]) | set(ctx.reads())
+            builds.append(StackBuild(name, stack, tuple(n for n in self.deploy_order() if n in reads)))
         return builds
 
 

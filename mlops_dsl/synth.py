@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import NamespaceError
+from .errors import BlueprintError, NamespaceError
+from .images import content_tag
 from .namespaces import Namespace
 from .platform import Platform, StackBuild
 from .terraform import render
@@ -65,13 +66,30 @@ def check_overrides(platforms: Iterable[Platform], namespaces: Iterable[Namespac
         raise NamespaceError(problems)
 
 
-def render_tree(platforms: list[Platform], namespaces: list[Namespace], fmt: str = "hcl") -> Rendered:
-    """Every stack and manifest for the given namespaces. Pure: reads and writes nothing."""
+def image_tags(platforms: list[Platform], root: Path) -> dict[str, str]:
+    """Content-hash tag of every image the platforms build, by build context."""
+    tags = {}
+    for platform in platforms:
+        for context in platform.images():
+            if context not in tags:
+                try:
+                    tags[context] = content_tag(root / context)
+                except FileNotFoundError:
+                    raise BlueprintError(f"platform '{platform.name}': Image({context!r}): the build context "
+                                         f"{context}/ does not exist under {root.resolve()}") from None
+    return tags
+
+
+def render_tree(platforms: list[Platform], namespaces: list[Namespace], fmt: str = "hcl",
+                root: Path = Path(".")) -> Rendered:
+    """Every stack and manifest for the given namespaces. Reads the image build contexts under
+    `root`; writes nothing."""
     check_overrides(platforms, namespaces)
+    tags = image_tags(platforms, root)
     out = Rendered(namespaces=[ns.name for ns in namespaces])
     for ns in namespaces:
         for platform in platforms:
-            builds = platform.synth(ns, header=None)
+            builds = platform.synth(ns, header=None, image_tags=tags)
             out.builds[(ns.name, platform.name)] = builds
             stacks = {}
             for build in builds:

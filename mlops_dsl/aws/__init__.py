@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..templates import DataInfrastructure
-from . import data
+from ..templates import DataInfrastructure, FeatureStore, ModelServing, TrainingInfrastructure
+from . import data, features, serving, training
 from .provider import remote_state, settings
 
 NAME = "aws"
 RENDERERS: Mapping[type, Callable[[Any, Any], None]] = {
     DataInfrastructure: data.render,
+    FeatureStore: features.render,
+    TrainingInfrastructure: training.render,
+    ModelServing: serving.render,
 }
 
 __all__ = ["NAME", "RENDERERS", "remote_state", "settings"]

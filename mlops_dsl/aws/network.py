@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 
 from ..context import StackContext
-from ..templates.data import DataInfrastructure
 from ..templates.base import Template
+from ..templates.data import DataInfrastructure
 from ..terraform import Block, CheckovSkip, Output, Resource, interp
 from . import iam
 

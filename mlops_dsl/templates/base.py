@@ -85,6 +85,26 @@ def _declaration_site() -> tuple[str, int] | None:
     return None
 
 
+def _merge_override(current: Any, value: Any, path: str) -> Any:
+    if isinstance(current, Spec) and isinstance(value, dict):
+        fields = [f.name for f in dataclasses.fields(current)]  # type: ignore[arg-type]
+        unknown = [k for k in value if k not in fields]
+        if unknown:
+            raise ParameterError(f"{path}.{unknown[0]}: {type(current).__name__} has no field {unknown[0]!r} "
+                                 f"(fields: {', '.join(fields)})")
+        return dataclasses.replace(  # type: ignore[type-var]
+            current, **{k: _merge_override(getattr(current, k), v, f"{path}.{k}") for k, v in value.items()})
+    named = isinstance(current, (list, tuple)) and current and all(hasattr(c, "name") for c in current)
+    if named and all(isinstance(c, Spec) for c in current) and isinstance(value, dict):
+        by_name = {c.name: c for c in current}
+        unknown = [k for k in value if k not in by_name]
+        if unknown:
+            raise ParameterError(f"{path}.{unknown[0]}: no item named {unknown[0]!r} (items: {', '.join(by_name)})")
+        return type(current)(
+            _merge_override(c, value[c.name], f"{path}.{c.name}") if c.name in value else c for c in current)
+    return value
+
+
 class Template:
     """Base of the four platform templates. Subclasses are dataclasses with a `name` field."""
 
@@ -132,8 +152,14 @@ class Template:
         ]
 
     def with_overrides(self, overrides: dict[str, Any]) -> Self:
-        """A copy with some parameters replaced, validated again; dependencies are kept."""
-        copy = dataclasses.replace(self, **overrides)  # type: ignore[type-var]
+        """A copy with some parameters replaced, validated again; dependencies are kept.
+
+        A mapping given for a nested option (`autoscaling: {max_capacity: 8}`) changes only the
+        fields it names; for a list of named options (`variants: {champion: {...}}`) it changes
+        the items it names.
+        """
+        merged = {key: _merge_override(getattr(self, key), value, key) for key, value in overrides.items()}
+        copy = dataclasses.replace(self, **merged)  # type: ignore[type-var]
         copy.declared_at = self.declared_at
         return copy
 

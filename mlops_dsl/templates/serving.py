@@ -199,6 +199,10 @@ class ModelServing(Template):
             if v.initial_instance_count > self.autoscaling.max_capacity:
                 problems.append(f"{where}: variants[{i}].initial_instance_count ({v.initial_instance_count}) must not "
                                 f"exceed autoscaling.max_capacity ({self.autoscaling.max_capacity})")
+        if self.image != self.training.serving_image:
+            problems.append(f"{where}: image {self.image.context!r} must be the serving_image of "
+                            f"TrainingInfrastructure '{self.training.name}' ({self.training.serving_image.context!r}), "
+                            f"which registered models are built for")
         if self.capture_zone not in self.training.data.zones:
             problems.append(f"{where}: capture_zone {self.capture_zone!r} is not one of the data zones "
                             f"({', '.join(self.training.data.zones)})")

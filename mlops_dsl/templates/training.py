@@ -135,6 +135,8 @@ class TrainingInfrastructure(Template):
     """When the pipeline runs on its own. Default: Mondays 03:00 UTC. None: only on demand or drift."""
     keep_images: int = 30
     """Images kept per repository; older ones expire. Default 30."""
+    serving_image: Image = Image("serving")
+    """The image registered model packages run on; ModelServing deploys the same one."""
 
     name: str = field(default="training", kw_only=True)
 
@@ -154,6 +156,7 @@ class TrainingInfrastructure(Template):
         "evaluation_instance_type": [INSTANCE_TYPE],
         "schedule": [SCHEDULE, NoneOK()],
         "keep_images": [Interval(int, 1, 1000)],
+        "serving_image": [InstanceOf(Image)],
         "name": [Pattern(NAME_PATTERN, NAME_RULE)],
     }
 
@@ -165,6 +168,9 @@ class TrainingInfrastructure(Template):
         if self.spot and self.max_wait_seconds is not None and self.max_wait_seconds < self.max_runtime_seconds:
             problems.append(f"{where}: max_wait_seconds ({self.max_wait_seconds}) must be at least "
                             f"max_runtime_seconds ({self.max_runtime_seconds})")
+        if self.image.repository == self.serving_image.repository:
+            problems.append(f"{where}: image and serving_image must be different images; both are "
+                            f"{self.image.context!r}")
         if self.features is not None and self.features.data is not self.data:
             problems.append(f"{where}: features reads DataInfrastructure '{self.features.data.name}', but training "
                             f"reads '{self.data.name}'; both must use the same one")
@@ -173,6 +179,11 @@ class TrainingInfrastructure(Template):
                 problems.append(f"{where}: hyperparameters[{key!r}] must be a str, int or float keyed by a "
                                 f"string. Got {value!r} instead.")
         return problems
+
+    @property
+    def images(self) -> dict[str, Image]:
+        """The images whose repositories this template creates, by role."""
+        return {"training": self.image, "serving": self.serving_image}
 
     @property
     def effective_max_wait(self) -> int:

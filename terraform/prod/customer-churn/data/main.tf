@@ -576,6 +576,16 @@ resource "aws_subnet" "private_1" {
   }
 }
 
+resource "aws_subnet" "private_2" {
+  vpc_id                  = aws_vpc.main.id
+  cidr_block              = "10.20.32.0/20"
+  availability_zone       = "eu-west-1c"
+  map_public_ip_on_launch = false
+  tags = {
+    Name = "customer-churn-prod-private-2"
+  }
+}
+
 resource "aws_route_table" "private" {
   vpc_id = aws_vpc.main.id
   tags = {
@@ -590,6 +600,11 @@ resource "aws_route_table_association" "private_0" {
 
 resource "aws_route_table_association" "private_1" {
   subnet_id      = aws_subnet.private_1.id
+  route_table_id = aws_route_table.private.id
+}
+
+resource "aws_route_table_association" "private_2" {
+  subnet_id      = aws_subnet.private_2.id
   route_table_id = aws_route_table.private.id
 }
 
@@ -668,8 +683,12 @@ resource "aws_vpc_endpoint" "sagemaker_api" {
   service_name        = "com.amazonaws.eu-west-1.sagemaker.api"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
-  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
-  security_group_ids  = [aws_security_group.endpoints.id]
+  subnet_ids = [
+    aws_subnet.private_0.id,
+    aws_subnet.private_1.id,
+    aws_subnet.private_2.id,
+  ]
+  security_group_ids = [aws_security_group.endpoints.id]
   tags = {
     Name = "customer-churn-prod-sagemaker.api"
   }
@@ -680,8 +699,12 @@ resource "aws_vpc_endpoint" "sagemaker_runtime" {
   service_name        = "com.amazonaws.eu-west-1.sagemaker.runtime"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
-  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
-  security_group_ids  = [aws_security_group.endpoints.id]
+  subnet_ids = [
+    aws_subnet.private_0.id,
+    aws_subnet.private_1.id,
+    aws_subnet.private_2.id,
+  ]
+  security_group_ids = [aws_security_group.endpoints.id]
   tags = {
     Name = "customer-churn-prod-sagemaker.runtime"
   }
@@ -692,8 +715,12 @@ resource "aws_vpc_endpoint" "sagemaker_featurestore_runtime" {
   service_name        = "com.amazonaws.eu-west-1.sagemaker.featurestore-runtime"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
-  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
-  security_group_ids  = [aws_security_group.endpoints.id]
+  subnet_ids = [
+    aws_subnet.private_0.id,
+    aws_subnet.private_1.id,
+    aws_subnet.private_2.id,
+  ]
+  security_group_ids = [aws_security_group.endpoints.id]
   tags = {
     Name = "customer-churn-prod-sagemaker.featurestore-runtime"
   }
@@ -704,8 +731,12 @@ resource "aws_vpc_endpoint" "ecr_api" {
   service_name        = "com.amazonaws.eu-west-1.ecr.api"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
-  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
-  security_group_ids  = [aws_security_group.endpoints.id]
+  subnet_ids = [
+    aws_subnet.private_0.id,
+    aws_subnet.private_1.id,
+    aws_subnet.private_2.id,
+  ]
+  security_group_ids = [aws_security_group.endpoints.id]
   tags = {
     Name = "customer-churn-prod-ecr.api"
   }
@@ -716,8 +747,12 @@ resource "aws_vpc_endpoint" "ecr_dkr" {
   service_name        = "com.amazonaws.eu-west-1.ecr.dkr"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
-  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
-  security_group_ids  = [aws_security_group.endpoints.id]
+  subnet_ids = [
+    aws_subnet.private_0.id,
+    aws_subnet.private_1.id,
+    aws_subnet.private_2.id,
+  ]
+  security_group_ids = [aws_security_group.endpoints.id]
   tags = {
     Name = "customer-churn-prod-ecr.dkr"
   }
@@ -728,8 +763,12 @@ resource "aws_vpc_endpoint" "sts" {
   service_name        = "com.amazonaws.eu-west-1.sts"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
-  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
-  security_group_ids  = [aws_security_group.endpoints.id]
+  subnet_ids = [
+    aws_subnet.private_0.id,
+    aws_subnet.private_1.id,
+    aws_subnet.private_2.id,
+  ]
+  security_group_ids = [aws_security_group.endpoints.id]
   tags = {
     Name = "customer-churn-prod-sts"
   }
@@ -740,8 +779,12 @@ resource "aws_vpc_endpoint" "logs" {
   service_name        = "com.amazonaws.eu-west-1.logs"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
-  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
-  security_group_ids  = [aws_security_group.endpoints.id]
+  subnet_ids = [
+    aws_subnet.private_0.id,
+    aws_subnet.private_1.id,
+    aws_subnet.private_2.id,
+  ]
+  security_group_ids = [aws_security_group.endpoints.id]
   tags = {
     Name = "customer-churn-prod-logs"
   }
@@ -752,8 +795,12 @@ resource "aws_vpc_endpoint" "monitoring" {
   service_name        = "com.amazonaws.eu-west-1.monitoring"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
-  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
-  security_group_ids  = [aws_security_group.endpoints.id]
+  subnet_ids = [
+    aws_subnet.private_0.id,
+    aws_subnet.private_1.id,
+    aws_subnet.private_2.id,
+  ]
+  security_group_ids = [aws_security_group.endpoints.id]
   tags = {
     Name = "customer-churn-prod-monitoring"
   }
@@ -764,8 +811,12 @@ resource "aws_vpc_endpoint" "kms" {
   service_name        = "com.amazonaws.eu-west-1.kms"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
-  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
-  security_group_ids  = [aws_security_group.endpoints.id]
+  subnet_ids = [
+    aws_subnet.private_0.id,
+    aws_subnet.private_1.id,
+    aws_subnet.private_2.id,
+  ]
+  security_group_ids = [aws_security_group.endpoints.id]
   tags = {
     Name = "customer-churn-prod-kms"
   }

@@ -8,7 +8,11 @@ output "vpc_id" {
 
 output "private_subnet_ids" {
   description = "Private subnets, one per availability zone"
-  value       = [aws_subnet.private_0.id, aws_subnet.private_1.id]
+  value = [
+    aws_subnet.private_0.id,
+    aws_subnet.private_1.id,
+    aws_subnet.private_2.id,
+  ]
 }
 
 output "sagemaker_security_group_id" {

@@ -58,7 +58,10 @@ def _job(t: TrainingInfrastructure, p: PipelineInputs, metrics: list[str]) -> di
                 "S3DataDistributionType": "FullyReplicated",
             }},
         }],
-        "OutputDataConfig": {"S3OutputPath": interp("s3://", p.models_bucket, "/training-output"), "KmsKeyId": p.key_arn},
+        "OutputDataConfig": {
+            "S3OutputPath": interp("s3://", p.models_bucket, "/training-output"),
+            "KmsKeyId": p.key_arn,
+        },
         "ResourceConfig": {
             "InstanceType": t.instance_type,
             "InstanceCount": t.instance_count,

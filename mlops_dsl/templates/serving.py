@@ -45,7 +45,8 @@ class BlueGreen(Spec):
     """Blue/green update: a new fleet, traffic shifted ALL_AT_ONCE, as a CANARY, or LINEAR steps,
     rolled back automatically when an alarm fires during the shift or the bake time."""
 
-    traffic: str = "CANARY"
+    traffic: str = "ALL_AT_ONCE"
+    """ALL_AT_ONCE works from one instance up; CANARY and LINEAR need two or more per variant."""
     canary_percent: int = 10
     linear_step_percent: int = 20
     wait_seconds: int = 300

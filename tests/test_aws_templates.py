@@ -1,0 +1,395 @@
+"""The AWS renderings of FeatureStore, TrainingInfrastructure and ModelServing, the network of
+DataInfrastructure, validation at declaration, and the provider-range guarantee."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from mlops_dsl import (
+    AutoScaling,
+    BlueGreen,
+    DataInfrastructure,
+    Feature,
+    FeatureGroup,
+    FeatureStore,
+    Image,
+    IntegerRange,
+    ModelServing,
+    ParameterError,
+    Platform,
+    QualityGate,
+    Rolling,
+    TrainingInfrastructure,
+    Tuning,
+    Variant,
+)
+from mlops_dsl.errors import BlueprintError, NamespaceError
+from mlops_dsl.namespaces import parse
+from mlops_dsl.terraform import Block, Expr
+from mlops_dsl.terraform.values import Call
+
+from .conftest import NAMESPACES, ROOT
+
+TAGS = {"training": "aaaaaaaaaaaa", "serving": "bbbbbbbbbbbb"}
+GROUP = FeatureGroup("customer", record_id="id", event_time="ts",
+                     features=[Feature("id", "string"), Feature("ts", "fractional"), Feature("tenure", "integral")])
+
+
+def _platform(training_kwargs=None, serving_kwargs=None) -> Platform:
+    data = DataInfrastructure()
+    features = FeatureStore(data, groups=[GROUP])
+    training = TrainingInfrastructure(data, features, **(training_kwargs or {}))
+    serving = ModelServing(training, **(serving_kwargs or {}))
+    return Platform("churn", cloud="aws").add(data, features, training, serving)
+
+
+def _stacks(platform: Platform, ns: str = "prod"):
+    text = NAMESPACES.replace("    approval: manual\n", "    approval: manual\n    alerts: {emails: [a@b.io]}\n")
+    return {b.template: b for b in platform.synth(parse(text)[ns], image_tags=TAGS)}
+
+
+def _resources(stack, kind: str) -> dict:
+    return {r.name: r for r in stack.resources if r.type == kind}
+
+
+def _text(value) -> str:
+    return "\n".join(render_value(value))
+
+
+def render_value(value):
+    from mlops_dsl.terraform.hcl import expression
+
+    return expression(value, 0)
+
+
+def test_data_infrastructure_network_is_private() -> None:
+    data = _stacks(_platform())["data"].stack
+    subnets = _resources(data, "aws_subnet")
+    assert [s.body["availability_zone"] for s in subnets.values()] == ["eu-west-1a", "eu-west-1b"]
+    assert all(s.body["map_public_ip_on_launch"] is False for s in subnets.values())
+    assert not [r for r in data.resources if r.type in ("aws_internet_gateway", "aws_nat_gateway")]
+    endpoints = _resources(data, "aws_vpc_endpoint")
+    services = {e.body["service_name"] for e in endpoints.values()}
+    assert "com.amazonaws.eu-west-1.s3" in services and "com.amazonaws.eu-west-1.sagemaker.runtime" in services
+    assert endpoints["s3"].body["vpc_endpoint_type"] == "Gateway"
+    interface = [e for n, e in endpoints.items() if n != "s3"]
+    assert len(interface) == 9 and all(e.body["private_dns_enabled"] is True for e in interface)
+    default_sg = _resources(data, "aws_default_security_group")["default"]
+    assert set(default_sg.body) == {"vpc_id"}  # no rules at all
+    egress = _resources(data, "aws_vpc_security_group_egress_rule")
+    assert not any("cidr_ipv4" in r.body for r in egress.values())  # nothing leaves for the internet
+    flow = _resources(data, "aws_flow_log")["main"]
+    assert flow.body["traffic_type"] == "ALL"
+    groups = _resources(data, "aws_cloudwatch_log_group")
+    assert all(g.body["kms_key_id"].text == "aws_kms_key.data.arn" for g in groups.values())
+    assert {g.body["name"] for g in groups.values()} >= {"/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs"}
+    assert "aws_glue_data_catalog_encryption_settings" in {r.type for r in data.resources}
+
+
+def test_account_wide_settings_can_be_left_to_another_platform() -> None:
+    data = DataInfrastructure(manage_account_settings=False)
+    stack = Platform("churn", cloud="aws").add(data).synth(parse(NAMESPACES)["dev"])[0].stack
+    types = {r.type for r in stack.resources}
+    assert "aws_glue_data_catalog_encryption_settings" not in types
+    assert "aws_glue_catalog_database" in types
+
+
+def test_feature_store_wiring() -> None:
+    stack = _stacks(_platform())["features"].stack
+    group = _resources(stack, "aws_sagemaker_feature_group")["customer"]
+    assert group.body["feature_group_name"] == "churn-prod-customer"
+    assert group.lifecycle is not None and group.lifecycle.prevent_destroy
+    assert [b.body["feature_type"] for b in group.body["feature_definition"]] == ["String", "Fractional", "Integral"]
+    online = group.body["online_store_config"].body
+    assert online["security_config"].body["kms_key_id"].text == "data.terraform_remote_state.data.outputs.kms_key_arn"
+    offline = group.body["offline_store_config"].body["s3_storage_config"].body
+    assert _text(offline["s3_uri"]) == \
+        '"s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}/feature-store"'
+    assert group.body["role_arn"].text == "aws_iam_role.feature_store.arn"
+    policy = _text(_resources(stack, "aws_iam_role_policy")["feature_store"].body["policy"])
+    assert '"arn:aws:glue:eu-west-1:333333333333:table/sagemaker_featurestore/churn_prod_customer*"' in policy
+    unprotected = Platform("churn", cloud="aws")
+    data = DataInfrastructure()
+    unprotected.add(data, FeatureStore(data, groups=[GROUP], protect_from_destroy=False))
+    stack = unprotected.synth(parse(NAMESPACES)["dev"])[1].stack
+    assert not _resources(stack, "aws_sagemaker_feature_group")["customer"].lifecycle.prevent_destroy
+
+
+def _definition(training_stack) -> dict:
+    pipeline = _resources(training_stack, "aws_sagemaker_pipeline")["training"]
+    call = pipeline.body["pipeline_definition"]
+    assert isinstance(call, Call) and call.name == "jsonencode"
+    return call.args[0]
+
+
+def test_training_wiring() -> None:
+    stack = _stacks(_platform())["training"].stack
+    repos = _resources(stack, "aws_ecr_repository")
+    assert {r.body["name"] for r in repos.values()} == {"churn-prod/training", "churn-prod/serving"}
+    for repo in repos.values():
+        assert repo.body["image_tag_mutability"] == "IMMUTABLE"
+        assert repo.body["image_scanning_configuration"].body["scan_on_push"] is True
+        assert repo.body["encryption_configuration"].body["encryption_type"] == "KMS"
+    assert set(_resources(stack, "aws_ecr_lifecycle_policy")) == {"training", "serving"}
+    assert _resources(stack, "aws_sagemaker_model_package_group")["models"].body["model_package_group_name"] == \
+        "churn-prod"
+    schedule = _resources(stack, "aws_scheduler_schedule")["training"]
+    assert schedule.body["schedule_expression"] == "cron(0 3 ? * MON *)"
+    assert schedule.body["target"].body["arn"].text == "aws_sagemaker_pipeline.training.arn"
+    assert schedule.body["kms_key_arn"] is not None
+    policy = _text(_resources(stack, "aws_iam_role_policy")["execution"].body["policy"])
+    assert '"arn:aws:sagemaker:eu-west-1:333333333333:training-job/pipelines-*"' in policy
+    assert "data.terraform_remote_state.features.outputs.feature_group_arns[\"customer\"]" in policy
+    assert '"iam:PassedToService" = "sagemaker.amazonaws.com"' in policy
+    outputs = {o.name: o for o in stack.outputs}
+    assert _text(outputs["training_image_uri"].value) == '"${aws_ecr_repository.training.repository_url}:aaaaaaaaaaaa"'
+
+
+def test_pipeline_trains_evaluates_gates_and_registers() -> None:
+    definition = _definition(_stacks(_platform())["training"].stack)
+    assert definition["Version"] == "2020-12-01"
+    assert [s["Name"] for s in definition["Steps"]] == ["Train", "Evaluate", "QualityGate"]
+    train = definition["Steps"][0]["Arguments"]
+    assert train["EnableNetworkIsolation"] is True and train["EnableInterContainerTrafficEncryption"] is True
+    assert train["ResourceConfig"]["VolumeKmsKeyId"] is not None and train["OutputDataConfig"]["KmsKeyId"]
+    assert "CheckpointConfig" not in train and train["EnableManagedSpotTraining"] is False
+    gate = definition["Steps"][2]["Arguments"]
+    condition = gate["Conditions"][0]
+    assert condition["Type"] == "GreaterThanOrEqualTo" and condition["RightValue"] == 0.75
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "metrics.roc_auc"
+    assert [s["Type"] for s in gate["IfSteps"]] == ["RegisterModel"] and gate["ElseSteps"][0]["Type"] == "Fail"
+    register = gate["IfSteps"][0]["Arguments"]
+    assert register["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == \
+        {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
+
+
+def test_pipeline_with_tuning_and_spot() -> None:
+    tuning = Tuning("validation:roc_auc", [IntegerRange("max_depth", 2, 8)], max_jobs=10, max_parallel_jobs=2)
+    definition = _definition(_stacks(_platform({"tuning": tuning, "spot": True,
+                                                 "gate": QualityGate("f1", 0.6)}))["training"].stack)
+    tune = definition["Steps"][0]
+    assert tune["Type"] == "Tuning"
+    config = tune["Arguments"]["HyperParameterTuningJobConfig"]
+    assert config["ParameterRanges"] == {"IntegerParameterRanges": [
+        {"Name": "max_depth", "MinValue": "2", "MaxValue": "8", "ScalingType": "Auto"}]}
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 10, "MaxParallelTrainingJobs": 2}
+    job = tune["Arguments"]["TrainingJobDefinition"]
+    assert job["EnableManagedSpotTraining"] is True and "CheckpointConfig" in job
+    assert job["StoppingCondition"]["MaxWaitTimeInSeconds"] == 2 * 86400
+    metrics = [m["Name"] for m in job["AlgorithmSpecification"]["MetricDefinitions"]]
+    assert metrics == ["validation:roc_auc", "validation:f1"]
+    register = definition["Steps"][2]["Arguments"]["IfSteps"][0]["Arguments"]
+    model = register["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert model["Std:Join"]["Values"][1] == {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"}
+
+
+def test_serving_wiring() -> None:
+    serving = {"variants": [Variant("champion", 0.9, initial_instance_count=2),
+                            Variant("challenger", 0.1, initial_instance_count=2)],
+               "autoscaling": AutoScaling(2, 6), "deployment": BlueGreen(traffic="CANARY")}
+    stack = _stacks(_platform(serving_kwargs=serving))["serving"].stack
+    models = _resources(stack, "aws_sagemaker_model")
+    assert {m.body["name"] for m in models.values()} == {"churn-prod-champion-bbbbbbbb",
+                                                         "churn-prod-challenger-bbbbbbbb"}
+    assert all(m.body["enable_network_isolation"] is True and "vpc_config" in m.body for m in models.values())
+    config = _resources(stack, "aws_sagemaker_endpoint_configuration")["main"]
+    assert config.body["name_prefix"] == "churn-prod-serving-" and config.lifecycle.create_before_destroy
+    weights = [v.body["initial_variant_weight"] for v in config.body["production_variants"]]
+    assert weights == [0.9, 0.1]
+    capture = config.body["data_capture_config"].body
+    assert capture["enable_capture"] is True and capture["kms_key_id"] is not None
+    assert [c.body["capture_mode"] for c in capture["capture_options"]] == ["Input", "Output"]
+    endpoint = _resources(stack, "aws_sagemaker_endpoint")["main"]
+    policy = endpoint.body["deployment_config"].body
+    routing = policy["blue_green_update_policy"].body["traffic_routing_configuration"].body
+    assert routing["type"] == "CANARY" and routing["canary_size"].body == {"type": "CAPACITY_PERCENT", "value": 10}
+    rollback = [a.body["alarm_name"].text for a in policy["auto_rollback_configuration"].body["alarms"]]
+    assert rollback == ["aws_cloudwatch_metric_alarm.latency_champion.alarm_name",
+                        "aws_cloudwatch_metric_alarm.errors_champion.alarm_name",
+                        "aws_cloudwatch_metric_alarm.latency_challenger.alarm_name",
+                        "aws_cloudwatch_metric_alarm.errors_challenger.alarm_name"]
+    assert {d.address for d in endpoint.depends_on} >= {"aws_cloudwatch_metric_alarm.latency_champion"}
+    alarms = _resources(stack, "aws_cloudwatch_metric_alarm")
+    assert alarms["latency_champion"].body["threshold"] == 500_000  # microseconds
+    assert alarms["latency_champion"].body["treat_missing_data"] == "notBreaching"
+    assert alarms["errors_champion"].body["treat_missing_data"] == "notBreaching"
+    assert alarms["idle"].body["treat_missing_data"] == "breaching"
+    targets = _resources(stack, "aws_appautoscaling_target")
+    assert {t.body["min_capacity"] for t in targets.values()} == {2}
+    assert _text(targets["variant_champion"].body["resource_id"]) == \
+        '"endpoint/${aws_sagemaker_endpoint.main.name}/variant/champion"'
+    topic = _resources(stack, "aws_sns_topic")["alarms"]
+    assert topic.body["kms_master_key_id"].text == "aws_kms_key.alarms.arn"  # not alias/aws/sns
+    assert [s.body["endpoint"] for s in _resources(stack, "aws_sns_topic_subscription").values()] == ["a@b.io"]
+    monitor = _resources(stack, "aws_sagemaker_monitoring_schedule")["main"]
+    assert monitor.body["monitoring_schedule_config"].body["monitoring_type"] == "DataQuality"
+    target = _resources(stack, "aws_cloudwatch_event_target")["retrain"]
+    assert target.body["arn"].text == "data.terraform_remote_state.training.outputs.pipeline_arn"
+    rule = _text(_resources(stack, "aws_cloudwatch_event_rule")["drift"].body["event_pattern"])
+    assert '"CompletedWithViolations"' in rule
+
+
+def test_shadow_rolling_and_nvme_variants() -> None:
+    serving = {"variants": [Variant("main", instance_type="ml.g5.xlarge")],
+               "shadow": Variant("candidate", instance_type="ml.g5.xlarge"),
+               "deployment": Rolling(), "retrain_on_drift": False}
+    stack = _stacks(_platform(serving_kwargs=serving))["serving"].stack
+    config = _resources(stack, "aws_sagemaker_endpoint_configuration")["main"]
+    assert config.body["shadow_production_variants"].body["variant_name"] == "candidate"
+    assert config.body["kms_key_arn"] is None
+    assert [s.check_id for s in config.skips] == ["CKV_AWS_98"]
+    policy = _resources(stack, "aws_sagemaker_endpoint")["main"].body["deployment_config"].body
+    assert "rolling_update_policy" in policy and "blue_green_update_policy" not in policy
+    assert "aws_cloudwatch_event_target" not in {r.type for r in stack.resources}
+
+
+@pytest.mark.parametrize(("build", "expected"), [
+    (lambda t: ModelServing(t, variants=[Variant("a", weight=0)]),
+     "The 'variants[0].weight' parameter of ModelServing 'serving' must be a float in the range [1e-06, inf]. "
+     "Got 0 instead."),
+    (lambda t: ModelServing(t, variants=[Variant("a")], deployment=BlueGreen(traffic="CANARY")),
+     "variants[0].initial_instance_count must be at least 2 for CANARY traffic shifting"),
+    (lambda t: ModelServing(t, variants=[Variant("a", initial_instance_count=2)],
+                            deployment=BlueGreen(traffic="LINEAR", linear_step_percent=10, wait_seconds=600)),
+     "deployment: max_execution_timeout_seconds (3600) must exceed the sum of the waits (6300 s for LINEAR"),
+    (lambda t: ModelServing(t, autoscaling=AutoScaling(min_capacity=3, max_capacity=2)),
+     "autoscaling: min_capacity (3) must not exceed max_capacity (2)"),
+    (lambda t: ModelServing(t, variants=[Variant("a", instance_type="m5.large")], deployment=Rolling()),
+     "The 'variants[0].instance_type' parameter of ModelServing 'serving' must be a string of a SageMaker "
+     "instance type of the ml. family"),
+    (lambda t: ModelServing(t, variants=[Variant("a"), Variant("b")], shadow=Variant("c"), deployment=Rolling()),
+     "shadow testing needs exactly one production variant; got 2"),
+    (lambda t: ModelServing(t, monitoring_schedule="every hour"),
+     "The 'monitoring_schedule' parameter of ModelServing 'serving' must be a string of a schedule expression"),
+    (lambda t: ModelServing(t, image=Image("other"), deployment=Rolling()),
+     "image 'other' must be the serving_image of TrainingInfrastructure 'training'"),
+    (lambda t: TrainingInfrastructure(t.data, schedule="cron(0 3 * * *)"),
+     "The 'schedule' parameter of TrainingInfrastructure 'training' must be a string of a schedule expression"),
+    (lambda t: TrainingInfrastructure(t.data, instance_type="ml.m5"),
+     "The 'instance_type' parameter of TrainingInfrastructure 'training' must be a string of a SageMaker"),
+    (lambda t: TrainingInfrastructure(t.data, spot=True, max_wait_seconds=60),
+     "max_wait_seconds (60) must be at least max_runtime_seconds (86400)"),
+    (lambda t: TrainingInfrastructure(t.data, tuning=Tuning("m", [IntegerRange("d", 5, 2)])),
+     "TrainingInfrastructure 'training': tuning.ranges[0]: low (5) must be below high (2)"),
+    (lambda t: FeatureStore(t.data, groups=[FeatureGroup(
+        "grp", record_id="x", event_time="ts", features=[Feature("id", "string"), Feature("ts", "integral")])]),
+     "groups[0]: record_id 'x' must be one of the features (id, ts)"),
+    (lambda t: FeatureStore(t.data, groups=[GROUP], offline_zone="curated"),
+     "offline_zone 'curated' is not one of the zones of DataInfrastructure 'data'"),
+])
+def test_each_validation_error_names_the_field(build, expected: str) -> None:
+    training = TrainingInfrastructure(DataInfrastructure())
+    with pytest.raises(ParameterError) as err:
+        build(training)
+    assert any(expected in p for p in err.value.problems), err.value.problems
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({"name": "a-very-long-serving"},
+     "ModelServing 'a-very-long-serving': name: the SageMaker name 'customer-churn-models-load-testing-eu1-a-very-"
+     "long-serving-' is 59 characters; the limit is 37"),
+    # (a model name cannot pass 63 characters once the 37-character prefix above fits)
+])
+def test_sagemaker_name_limits_are_checked_on_the_final_names(kwargs, expected) -> None:
+    """The longest platform and namespace names whose bucket names still fit S3's 63 characters."""
+    data = DataInfrastructure(zones=["raw", "models"])
+    training = TrainingInfrastructure(data)
+    serving = ModelServing(training, capture_zone="raw", **kwargs)
+    platform = Platform("customer-churn-models", cloud="aws").add(data, training, serving)
+    ns = parse(NAMESPACES.replace("  prod:", "  load-testing-eu1:"))["load-testing-eu1"]
+    with pytest.raises(BlueprintError) as err:
+        platform.synth(ns, image_tags=TAGS)
+    assert expected in str(err.value)
+    assert "test_aws_templates.py:" in str(err.value) and "(namespace 'load-testing-eu1')" in str(err.value)
+
+
+def test_every_template_works_with_its_defaults() -> None:
+    data = DataInfrastructure()
+    training = TrainingInfrastructure(data)
+    platform = Platform("churn", cloud="aws").add(data, FeatureStore(data, groups=[GROUP]), training,
+                                                  ModelServing(training))
+    assert [b.template for b in platform.synth(parse(NAMESPACES)["dev"], image_tags=TAGS)] == \
+        ["data", "features", "training", "serving"]
+
+
+def test_overrides_reach_nested_options_by_name() -> None:
+    platform = _platform(serving_kwargs={"variants": [Variant("champion", initial_instance_count=2),
+                                                      Variant("challenger", initial_instance_count=2)]})
+    text = NAMESPACES + ("    overrides:\n      serving:\n        autoscaling: {max_capacity: 9}\n"
+                         "        variants: {challenger: {instance_type: ml.c5.xlarge}}\n")
+    serving = platform.resolve(parse(text)["prod"])["serving"]
+    assert serving.autoscaling.max_capacity == 9 and serving.autoscaling.min_capacity == 1
+    assert [v.instance_type for v in serving.variants] == ["ml.m5.large", "ml.c5.xlarge"]
+    for bad, message in [
+        ("autoscaling: {max_capcity: 9}", "autoscaling.max_capcity: AutoScaling has no field 'max_capcity'"),
+        ("variants: {champ: {weight: 2.0}}", "variants.champ: no item named 'champ' (items: champion, challenger)"),
+        ("autoscaling: {max_capacity: 0}", "The 'autoscaling.max_capacity' parameter of ModelServing 'serving'"),
+    ]:
+        with pytest.raises(NamespaceError) as err:
+            platform.resolve(parse(NAMESPACES + f"    overrides:\n      serving:\n        {bad}\n")["prod"])
+        assert any(message in p and "namespaces.prod.overrides.serving" in p for p in err.value.problems), \
+            err.value.problems
+
+
+def test_prod_gets_bigger_instances_and_more_capacity() -> None:
+    prod = (ROOT / "terraform/prod/customer-churn/serving/main.tf").read_text()
+    dev = (ROOT / "terraform/dev/customer-churn/serving/main.tf").read_text()
+    assert 'instance_type          = "ml.c5.2xlarge"' in prod and "ml.c5.2xlarge" not in dev
+    assert "max_capacity       = 12" in prod and "max_capacity       = 12" not in dev
+    assert 'InstanceType   = "ml.m5.4xlarge"' in (ROOT / "terraform/prod/customer-churn/training/main.tf").read_text()
+
+
+# --- provider range: every argument exists in hashicorp/aws 6.25 as well as in 5.100 ----------------
+
+def _schemas() -> dict[str, set[str]]:
+    """Resource type -> argument paths (a.b.c) from the 6.25 schema dump in ../shared/reference."""
+    path = ROOT.parent / "shared" / "reference" / "aws_schemas.md"
+    if not path.exists():
+        pytest.skip(f"{path} (the provider schema reference) is not beside the repository")
+    schemas: dict[str, set[str]] = {}
+    current: set[str] = set()
+    stack: list[str] = []
+    for line in path.read_text().splitlines():
+        head = re.match(r"## (\w+)\s", line)
+        if head:
+            current = schemas.setdefault(head.group(1), set())
+            stack = []
+            continue
+        item = re.match(r"( *)- (\w+) \[", line)
+        if item:
+            depth = len(item.group(1)) // 2
+            stack = [*stack[:depth], item.group(2)]
+            current.add(".".join(stack))
+    return schemas
+
+
+def _paths(body, prefix=""):
+    for key, value in body.items():
+        if value is None:
+            continue
+        path = f"{prefix}{key}"
+        yield path
+        blocks = [value] if isinstance(value, Block) else value if isinstance(value, list) and value and all(
+            isinstance(v, Block) for v in value) else []
+        for block in blocks:
+            yield from _paths(block.body, f"{path}.")
+
+
+def test_every_emitted_argument_exists_in_aws_6_25() -> None:
+    schemas = _schemas()
+    missing = []
+    for build in _stacks(_platform(serving_kwargs={"shadow": Variant("shadow"), "deployment": Rolling()})).values():
+        for resource in build.stack.resources:
+            if resource.type not in schemas:
+                missing.append(f"{resource.type} (no schema)")
+                continue
+            missing += [f"{resource.address}.{p}" for p in _paths(resource.body)
+                        if p not in schemas[resource.type]]
+    assert missing == []
+
+
+def test_expr_indexing_renders_map_lookups() -> None:
+    assert Expr("x.outputs.m", ("x",))["models"].text == 'x.outputs.m["models"]'
+    assert Expr("x.ids", ("x",))[0].text == "x.ids[0]"

@@ -7,13 +7,14 @@ BIN     := $(VENV)/bin
 ENV     ?= dev
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup synth check plan graph test lint bench clean help
+.PHONY: setup synth check plan graph images test lint bench clean help
 
 help:
 	@echo "make plan ENV=dev   synthesize a namespace and show what would be planned"
 	@echo "make synth          render every namespace to terraform/"
 	@echo "make check          fail if terraform/ differs from the blueprints"
 	@echo "make graph          print the template dependency graph (Mermaid)"
+	@echo "make images ENV=dev build and push the training and serving images (needs Docker)"
 	@echo "make test           run the test suite"
 	@echo "make lint           ruff"
 	@echo "make bench          synth benchmark"
@@ -37,6 +38,9 @@ plan: setup
 
 graph: setup
 	$(BIN)/mlops graph
+
+images: setup
+	$(BIN)/mlops images -n $(ENV)
 
 test: setup
 	$(BIN)/ruff check .

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .errors import MlopsError
+from .errors import MlopsError, OperationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_OUT = Path("terraform")
@@ -42,6 +42,8 @@ def user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except OperationError as exc:
+            raise click.ClickException("\n".join(exc.problems)) from None
         except MlopsError as exc:
             raise InputError(exc.problems) from None
 
@@ -138,6 +140,31 @@ def graph(fmt: str, blueprints: tuple[Path, ...]) -> None:
     from .graph import render_graph
 
     click.echo(render_graph(bp.load(list(blueprints) or None), fmt), nl=False)
+
+
+@main.command()
+@click.option("-n", "--namespace", "wanted", required=True, help="The namespace whose registry receives the images.")
+@click.option("--dry-run", is_flag=True, help="Only print the commands.")
+@blueprint_option
+@namespaces_option
+@user_errors
+def images(wanted: str, dry_run: bool, blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
+    """Build the images and push them, tagged by content hash, to NAMESPACE's registry."""
+    from . import publish
+
+    platforms, spaces = _load(blueprints, namespaces_file, (wanted,), False)
+    builds = publish.plan(platforms, spaces[0], Path("."))
+    if dry_run:
+        click.echo("\n".join(publish.commands(builds)))
+        return
+    problem = publish.docker_problem()
+    if problem:
+        click.echo(f"Nothing was built or pushed: {problem}. On a machine with Docker and AWS credentials for "
+                   f"the namespace's account, run:\n", err=True)
+        click.echo("\n".join(f"  {line}" for line in publish.commands(builds)), err=True)
+        raise click.ClickException("images were not built or pushed")
+    publish.run(builds, click.echo)
+    click.echo(f"pushed {len(builds)} images: " + ", ".join(b.uri for b in builds))
 
 
 @main.command()

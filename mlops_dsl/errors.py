@@ -33,3 +33,7 @@ class GraphError(BlueprintError):
 
 class NamespaceError(MlopsError):
     """A malformed or inconsistent namespaces.yaml."""
+
+
+class OperationError(MlopsError):
+    """An external step failed (docker, terraform): not bad input, so the CLI exits 1."""

@@ -144,7 +144,9 @@ def test_training_wiring() -> None:
     assert "data.terraform_remote_state.features.outputs.feature_group_arns[\"customer\"]" in policy
     assert '"iam:PassedToService" = "sagemaker.amazonaws.com"' in policy
     outputs = {o.name: o for o in stack.outputs}
-    assert _text(outputs["training_image_uri"].value) == '"${aws_ecr_repository.training.repository_url}:aaaaaaaaaaaa"'
+    assert _text(outputs["training_image_uri"].value) == \
+        '"${aws_ecr_repository.training.repository_url}:${local.training_image_tag}"'
+    assert stack.locals == {"training_image_tag": "aaaaaaaaaaaa", "serving_image_tag": "bbbbbbbbbbbb"}
 
 
 def test_pipeline_trains_evaluates_gates_and_registers() -> None:
@@ -191,8 +193,10 @@ def test_serving_wiring() -> None:
                "autoscaling": AutoScaling(2, 6), "deployment": BlueGreen(traffic="CANARY")}
     stack = _stacks(_platform(serving_kwargs=serving))["serving"].stack
     models = _resources(stack, "aws_sagemaker_model")
-    assert {m.body["name"] for m in models.values()} == {"churn-prod-champion-bbbbbbbb",
-                                                         "churn-prod-challenger-bbbbbbbb"}
+    assert {_text(m.body["name"]) for m in models.values()} == {
+        '"churn-prod-champion-${substr(local.serving_image_tag, 0, 8)}"',
+        '"churn-prod-challenger-${substr(local.serving_image_tag, 0, 8)}"'}
+    assert stack.locals == {"serving_image_tag": "bbbbbbbbbbbb"}
     assert all(m.body["enable_network_isolation"] is True and "vpc_config" in m.body for m in models.values())
     config = _resources(stack, "aws_sagemaker_endpoint_configuration")["main"]
     assert config.body["name_prefix"] == "churn-prod-serving-" and config.lifecycle.create_before_destroy

@@ -13,9 +13,10 @@ from typing import Any
 
 from ..context import StackContext
 from ..templates.serving import BlueGreen, ModelServing, Variant
-from ..terraform import Block, CheckovSkip, DataSource, Lifecycle, Output, Resource, interp, jsonencode
+from ..terraform import Block, CheckovSkip, DataSource, Expr, Lifecycle, Output, Resource, interp, jsonencode
 from . import iam
 from .network import sagemaker_vpc_config
+from .training import image_tag, image_uri
 
 # KMS cannot encrypt the NVMe instance storage of these families; SageMaker rejects kms_key_arn.
 NVME_FAMILIES = ("ml.c5d.", "ml.m5d.", "ml.r5d.", "ml.g4dn.", "ml.g5.", "ml.g6.", "ml.p3dn.", "ml.p4d.", "ml.p4de.",
@@ -98,8 +99,8 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     key_arn = ctx.upstream_output(data, "kms_key_arn")
     buckets = ctx.upstream_output(data, "bucket_names")
     role_arn = ctx.upstream_output(training, "execution_role_arn")
-    image = ctx.upstream_output(training, "serving_image_uri")
-    tag = ctx.image_tag(t.image.context)
+    tag = image_tag(ctx, t.image)
+    image = image_uri(ctx.upstream_output(training, "repository_urls")["serving"], tag)
     endpoint_name = _check_name(ctx, "name", f"{ctx.name}-{t.name}")
     _check_name(ctx, "name", f"{ctx.name}-{t.name}-", ENDPOINT_CONFIG_PREFIX_LIMIT)
 
@@ -108,9 +109,9 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     for field, v in [*((f"variants[{i}]", v) for i, v in enumerate(t.variants)),
                      *([("shadow", t.shadow)] if t.shadow else [])]:
         # The image tag is part of the name: a new image is a new model, rolled out by the endpoint.
-        name = _check_name(ctx, f"{field}.name", f"{ctx.name}-{v.name}-{tag[:8]}")
+        _check_name(ctx, f"{field}.name", f"{ctx.name}-{v.name}-{'x' * 8}")
         models[v.name] = Resource("aws_sagemaker_model", f"variant_{v.name.replace('-', '_')}", {
-            "name": name,
+            "name": interp(f"{ctx.name}-{v.name}-", Expr(f"substr({tag.text}, 0, 8)", tag.refs)),
             "execution_role_arn": role_arn,
             "enable_network_isolation": True,
             "primary_container": Block({

@@ -4,8 +4,9 @@ registry group, the training pipeline and the schedule that starts it."""
 from __future__ import annotations
 
 from ..context import StackContext
+from ..templates.image import Image
 from ..templates.training import TrainingInfrastructure
-from ..terraform import Block, Output, Resource, interp, jsonencode
+from ..terraform import Block, Expr, Interp, Output, Resource, Value, interp, jsonencode
 from . import iam
 from .pipeline import PipelineInputs, definition
 
@@ -13,8 +14,23 @@ from .pipeline import PipelineInputs, definition
 PIPELINE_JOBS = "pipelines-*"
 
 
-def image_uri(repository_url: object, tag: str) -> object:
-    return interp("", repository_url, f":{tag}")  # type: ignore[arg-type]
+def repository_name(platform: str, namespace: str, repository: str) -> str:
+    """The ECR repository of an image; `mlops images` pushes to the same name."""
+    return f"{platform}-{namespace}/{repository}"
+
+
+def registry(account_id: str, region: str) -> str:
+    suffix = ".com.cn" if region.startswith("cn-") else ".com"
+    return f"{account_id}.dkr.ecr.{region}.amazonaws{suffix}"
+
+
+def image_tag(ctx: StackContext, image: Image) -> Expr:
+    """The image's content-hash tag, held in one local so that a code change is a one-line diff."""
+    return ctx.stack.local(f"{image.repository.replace('-', '_')}_image_tag", ctx.image_tag(image.context))
+
+
+def image_uri(repository_url: Value, tag: Expr) -> Interp:
+    return interp("", repository_url, ":", tag)  # type: ignore[arg-type]
 
 
 def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
@@ -30,7 +46,7 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
     for role_name, image in t.images.items():
         name = image.repository
         repo = Resource("aws_ecr_repository", role_name, {
-            "name": f"{ctx.name}/{name}",
+            "name": repository_name(ctx.platform, ctx.namespace.name, name),
             # Tags are content hashes: a tag must always mean the same image.
             "image_tag_mutability": "IMMUTABLE",
             "image_scanning_configuration": Block({"scan_on_push": True}),
@@ -109,8 +125,8 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
     policy = iam.inline_policy("execution", role, statements)
     ctx.stack.add(group, role, policy)
 
-    training_image = image_uri(repos["training"].attr("repository_url"), ctx.image_tag(t.image.context))
-    serving_image = image_uri(repos["serving"].attr("repository_url"), ctx.image_tag(t.serving_image.context))
+    training_image = image_uri(repos["training"].attr("repository_url"), image_tag(ctx, t.image))
+    serving_image = image_uri(repos["serving"].attr("repository_url"), image_tag(ctx, t.serving_image))
     pipeline = Resource("aws_sagemaker_pipeline", "training", {
         "pipeline_name": pipeline_name,
         "pipeline_display_name": pipeline_name,

@@ -11,12 +11,12 @@ output "repository_urls" {
 
 output "training_image_uri" {
   description = "The training image, tagged by content hash"
-  value       = "${aws_ecr_repository.training.repository_url}:e9bd2fba8a98"
+  value       = "${aws_ecr_repository.training.repository_url}:${local.training_image_tag}"
 }
 
 output "serving_image_uri" {
   description = "The serving image, tagged by content hash"
-  value       = "${aws_ecr_repository.serving.repository_url}:0aaea969d1f6"
+  value       = "${aws_ecr_repository.serving.repository_url}:${local.serving_image_tag}"
 }
 
 output "execution_role_arn" {

@@ -1,0 +1,81 @@
+"""Building and pushing the platform images (`mlops images`), with Docker where it exists.
+
+The tags are the content hashes the Terraform already references, so what is pushed is exactly
+what the stacks deploy. Without Docker nothing is pushed, and the exact commands are shown.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BlueprintError, MlopsError, OperationError
+from .images import content_tag
+from .namespaces import Namespace
+from .platform import Platform
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    context: Path
+    registry: str
+    uri: str  # registry/repository:tag
+    region: str
+
+
+def plan(platforms: list[Platform], namespace: Namespace, root: Path) -> list[ImageBuild]:
+    from .aws.training import registry, repository_name
+
+    builds = []
+    for platform in platforms:
+        if platform.cloud != "aws":
+            raise BlueprintError(f"platform '{platform.name}': `mlops images` pushes to ECR only in this version")
+        aws = namespace.aws
+        if aws is None:
+            raise MlopsError(f"{namespace.source}: namespaces.{namespace.name}: has no 'aws' section")
+        for context, image in sorted(platform.images().items()):
+            reg = registry(aws.account_id, aws.region)
+            tag = content_tag(root / context)
+            uri = f"{reg}/{repository_name(platform.name, namespace.name, image.repository)}:{tag}"
+            builds.append(ImageBuild(root / context, reg, uri, aws.region))
+    return builds
+
+
+def commands(builds: list[ImageBuild]) -> list[str]:
+    """Shell commands that log in once per registry, then build and push each image."""
+    lines = []
+    for reg, region in sorted({(b.registry, b.region) for b in builds}):
+        lines.append(f"aws ecr get-login-password --region {region} | "
+                     f"docker login --username AWS --password-stdin {reg}")
+    for b in builds:
+        lines.append(f"docker build --tag {b.uri} {b.context}")
+        lines.append(f"docker push {b.uri}")
+    return lines
+
+
+def run(builds: list[ImageBuild], echo: Callable[[str], None]) -> None:
+    """Build and push with Docker; raises MlopsError naming the failed step."""
+    lines = commands(builds)
+    for i, line in enumerate(lines, 1):
+        echo(f"[{i}/{len(lines)}] {line}")
+        # A shell for the login pipe; every word in the line is ours (validated names, hex tags).
+        result = subprocess.run(line, shell=True, check=False)
+        if result.returncode != 0:
+            raise OperationError(f"`{line}` failed with exit code {result.returncode}; nothing after it was run")
+
+
+def docker_problem() -> str | None:
+    """Why images cannot be built here, or None when a Docker engine answers."""
+    if shutil.which("docker") is None:
+        return "there is no docker command on PATH"
+    try:
+        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
+                              timeout=20, check=False)
+    except subprocess.TimeoutExpired:
+        return "the Docker engine did not answer within 20 s"
+    if info.returncode != 0:
+        return "the docker command is installed but no Docker engine answers (docker info failed)"
+    return None

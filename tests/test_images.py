@@ -1,0 +1,144 @@
+"""Content-hash image tags, the one-line diff they promise, and `mlops images`."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from mlops_dsl.images import content_tag, context_files
+
+from .conftest import ROOT, Project
+
+
+def _context(tmp_path: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_dockerignore_rules_follow_docker(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, {
+        ".dockerignore": "# comment\n**/__pycache__\n*.md\n!README.md\ndata/\nDockerfile\n/secret.txt\n",
+        "Dockerfile": "FROM x\n", "app.py": "", "README.md": "", "NOTES.md": "", "docs/guide.md": "",
+        "pkg/__pycache__/m.pyc": "", "__pycache__/n.pyc": "", "data/big.csv": "", "secret.txt": "",
+    })
+    assert context_files(ctx) == [".dockerignore", "Dockerfile", "README.md", "app.py", "docs/guide.md"]
+
+
+def test_tag_is_stable_and_follows_the_content(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, {".dockerignore": "*.log\n", "Dockerfile": "FROM x\n", "app.py": "print(1)\n"})
+    first = content_tag(ctx)
+    assert len(first) == 12 and first == content_tag(ctx)
+    (ctx / "debug.log").write_text("ignored")
+    assert content_tag(ctx) == first
+    (ctx / "app.py").write_text("print(2)\n")
+    changed = content_tag(ctx)
+    assert changed != first
+    (ctx / "app.py").chmod((ctx / "app.py").stat().st_mode | stat.S_IXUSR)
+    assert content_tag(ctx) != changed  # the executable bit is part of what Docker copies
+    (ctx / "app.py").rename(ctx / "main.py")
+    assert content_tag(ctx) not in (first, changed)
+
+
+def _copy_project(dst: Path) -> Project:
+    for name in ("blueprints", "training", "serving"):
+        shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "namespaces.yaml", dst / "namespaces.yaml")
+    return Project(dst)
+
+
+def test_a_code_change_is_a_one_line_diff_per_stack_using_the_image(tmp_path: Path) -> None:
+    project = _copy_project(tmp_path)
+    assert project.mlops("synth", "-n", "dev").exit_code == 0
+    before = project.tree()
+    (tmp_path / "serving" / "__init__.py").write_text('"""Changed serving code."""\n')
+    assert project.mlops("synth", "-n", "dev").exit_code == 0
+    after = project.tree()
+    changed = {}
+    for rel in sorted(set(before) | set(after)):
+        old, new = before.get(rel, b"").decode(), after.get(rel, b"").decode()
+        lines = [d for d in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
+                 if d[:1] in "+-" and not d.startswith(("+++", "---"))]
+        if lines:
+            changed[rel] = lines
+    assert sorted(changed) == ["dev/customer-churn/serving/main.tf", "dev/customer-churn/stacks.json",
+                               "dev/customer-churn/training/main.tf"]
+    for rel in ("dev/customer-churn/serving/main.tf", "dev/customer-churn/training/main.tf"):
+        minus, plus = changed[rel]
+        assert minus.startswith('-  serving_image_tag') and plus.startswith('+  serving_image_tag')
+    # the manifest's hashes of exactly those two stacks moved
+    assert len(changed["dev/customer-churn/stacks.json"]) == 4
+
+
+def test_a_missing_build_context_is_a_clear_error(tmp_path: Path) -> None:
+    project = _copy_project(tmp_path)
+    shutil.rmtree(tmp_path / "serving")
+    result = project.mlops("synth")
+    assert result.exit_code == 2
+    assert "Error: platform 'customer-churn': Image('serving'): the build context serving/ does not exist" in \
+        result.output
+
+
+def test_images_without_a_docker_engine_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = _copy_project(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    result = project.mlops("images", "-n", "prod")
+    assert result.exit_code == 1
+    assert "Nothing was built or pushed: there is no docker command on PATH" in result.output
+    tag = content_tag(tmp_path / "training")
+    assert (f"  docker build --tag 333333333333.dkr.ecr.eu-west-1.amazonaws.com/customer-churn-prod/training:{tag} "
+            f"training") in result.output
+    assert "Error: images were not built or pushed" in result.output
+
+
+def test_images_builds_and_pushes_with_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = _copy_project(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    for tool in ("docker", "aws"):
+        script = bin_dir / tool
+        script.write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\n[ "$1" = get-login-password ] && echo token\n'
+                          "exit 0\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
+    result = project.mlops("images", "-n", "dev")
+    assert result.exit_code == 0, result.output
+    calls = log.read_text().splitlines()
+    serving, training = content_tag(tmp_path / "serving"), content_tag(tmp_path / "training")
+    repo = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/customer-churn-dev"
+    assert calls[0] == "docker info --format {{.ServerVersion}}"
+    assert set(calls[1:3]) == {  # the two sides of the login pipe run at the same time
+        "aws ecr get-login-password --region eu-west-1",
+        "docker login --username AWS --password-stdin 111111111111.dkr.ecr.eu-west-1.amazonaws.com",
+    }
+    assert calls[3:] == [
+        f"docker build --tag {repo}/serving:{serving} serving",
+        f"docker push {repo}/serving:{serving}",
+        f"docker build --tag {repo}/training:{training} training",
+        f"docker push {repo}/training:{training}",
+    ]
+    # the tags pushed are the ones the committed Terraform references
+    assert f'serving_image_tag = "{serving}"' in (ROOT / "terraform/dev/customer-churn/serving/main.tf").read_text()
+
+
+def test_a_failed_push_stops_and_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = _copy_project(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text('#!/bin/sh\n[ "$1" = push ] && exit 3\nexit 0\n')
+    (bin_dir / "aws").write_text("#!/bin/sh\nexit 0\n")
+    for tool in ("docker", "aws"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
+    result = project.mlops("images", "-n", "dev")
+    assert result.exit_code == 1
+    assert "failed with exit code 3; nothing after it was run" in result.output
+    assert "[4/5]" not in result.output and "Traceback" not in result.output

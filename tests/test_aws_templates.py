@@ -152,12 +152,16 @@ def test_training_wiring() -> None:
 def test_pipeline_trains_evaluates_gates_and_registers() -> None:
     definition = _definition(_stacks(_platform())["training"].stack)
     assert definition["Version"] == "2020-12-01"
-    assert [s["Name"] for s in definition["Steps"]] == ["Train", "Evaluate", "QualityGate"]
+    assert [s["Name"] for s in definition["Steps"]] == ["Train", "Evaluate", "Baseline", "QualityGate"]
+    baseline = definition["Steps"][2]["Arguments"]
+    assert baseline["AppSpecification"]["ImageUri"].text == \
+        "data.aws_sagemaker_prebuilt_ecr_image.model_monitor.registry_path"
+    assert _text(baseline["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]).endswith('/baseline"')
     train = definition["Steps"][0]["Arguments"]
     assert train["EnableNetworkIsolation"] is True and train["EnableInterContainerTrafficEncryption"] is True
     assert train["ResourceConfig"]["VolumeKmsKeyId"] is not None and train["OutputDataConfig"]["KmsKeyId"]
     assert "CheckpointConfig" not in train and train["EnableManagedSpotTraining"] is False
-    gate = definition["Steps"][2]["Arguments"]
+    gate = definition["Steps"][3]["Arguments"]
     condition = gate["Conditions"][0]
     assert condition["Type"] == "GreaterThanOrEqualTo" and condition["RightValue"] == 0.75
     assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "metrics.roc_auc"
@@ -182,7 +186,7 @@ def test_pipeline_with_tuning_and_spot() -> None:
     assert job["StoppingCondition"]["MaxWaitTimeInSeconds"] == 2 * 86400
     metrics = [m["Name"] for m in job["AlgorithmSpecification"]["MetricDefinitions"]]
     assert metrics == ["validation:roc_auc", "validation:f1"]
-    register = definition["Steps"][2]["Arguments"]["IfSteps"][0]["Arguments"]
+    register = definition["Steps"][3]["Arguments"]["IfSteps"][0]["Arguments"]
     model = register["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     assert model["Std:Join"]["Values"][1] == {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"}
 
@@ -233,6 +237,7 @@ def test_serving_wiring() -> None:
     assert target.body["arn"].text == "data.terraform_remote_state.training.outputs.pipeline_arn"
     rule = _text(_resources(stack, "aws_cloudwatch_event_rule")["drift"].body["event_pattern"])
     assert '"CompletedWithViolations"' in rule
+    assert "MonitoringScheduleArn = [aws_sagemaker_monitoring_schedule.main.arn]" in rule
 
 
 def test_shadow_rolling_and_nvme_variants() -> None:

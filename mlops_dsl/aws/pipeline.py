@@ -4,6 +4,10 @@ Train (or tune) -> Evaluate -> QualityGate -> Register | GateFailed. Every job r
 platform's private subnets with network isolation, inter-container encryption and the platform's
 key on volumes and outputs: checkov cannot see inside this JSON, so the secure settings live here.
 
+A Baseline step runs SageMaker's Model Monitor analyzer over the feature-only baseline data set
+and writes `baseline/statistics.json` and `baseline/constraints.json` to the models zone, which
+the serving stack's data-quality monitor compares captured traffic against.
+
 Contract with the training image: it prints `<metric>=<value>` lines that the metric definitions
 pick up, and `python -m training evaluate` writes `evaluation.json` with `{"metrics": {...}}`.
 """
@@ -34,6 +38,7 @@ class PipelineInputs:
     subnets: Value
     security_group_ids: Value
     model_package_group: Value
+    monitor_image: Value
 
 
 def _metric_definitions(names: list[str]) -> list[dict[str, str]]:
@@ -168,6 +173,34 @@ def definition(t: TrainingInfrastructure, p: PipelineInputs) -> dict[str, Any]:
         "PropertyFiles": [{"PropertyFileName": EVALUATION_REPORT, "OutputName": "evaluation",
                            "FilePath": "evaluation.json"}],
     })
+    steps.append({
+        "Name": "Baseline",
+        "Type": "Processing",
+        "Arguments": {
+            "ProcessingResources": {"ClusterConfig": {
+                "InstanceType": t.evaluation_instance_type, "InstanceCount": 1,
+                "VolumeSizeInGB": 30, "VolumeKmsKeyId": p.key_arn}},
+            "AppSpecification": {"ImageUri": p.monitor_image},
+            "Environment": {
+                "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
+                "dataset_source": "/opt/ml/processing/input/baseline",
+                "output_path": "/opt/ml/processing/output",
+                "publish_cloudwatch_metrics": "Disabled",
+            },
+            "RoleArn": p.role_arn,
+            "ProcessingInputs": [{"InputName": "baseline", "S3Input": {
+                "S3Uri": {"Get": "Parameters.BaselineDataUri"}, "LocalPath": "/opt/ml/processing/input/baseline",
+                "S3DataType": "S3Prefix", "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}],
+            "ProcessingOutputConfig": {
+                "Outputs": [{"OutputName": "baseline", "S3Output": {
+                    "S3Uri": interp("s3://", p.models_bucket, "/baseline"), "LocalPath": "/opt/ml/processing/output",
+                    "S3UploadMode": "EndOfJob"}}],
+                "KmsKeyId": p.key_arn,
+            },
+            "NetworkConfig": _network(p),
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        },
+    })
     register = {
         "Name": "Register",
         "Type": "RegisterModel",
@@ -212,6 +245,8 @@ def definition(t: TrainingInfrastructure, p: PipelineInputs) -> dict[str, Any]:
         "Parameters": [
             {"Name": "InputDataUri", "Type": "String",
              "DefaultValue": interp("s3://", p.data_bucket, "/training/")},
+            {"Name": "BaselineDataUri", "Type": "String",
+             "DefaultValue": interp("s3://", p.data_bucket, "/baseline/")},
             {"Name": "ModelApprovalStatus", "Type": "String", "DefaultValue": "PendingManualApproval"},
         ],
         "Steps": steps,

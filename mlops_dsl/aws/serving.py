@@ -313,10 +313,12 @@ def render(t: ModelServing, ctx: StackContext) -> None:
             "event_pattern": jsonencode({
                 "source": ["aws.sagemaker"],
                 "detail-type": ["SageMaker Processing Job State Change"],
+                # The event carries DescribeProcessingJob's fields; a monitoring run names its schedule
+                # by ARN, and reports violations in its exit message.
                 "detail": {
                     "ProcessingJobStatus": ["Completed"],
                     "ExitMessage": [{"prefix": "CompletedWithViolations"}],
-                    "MonitoringScheduleName": [monitor_name],
+                    "MonitoringScheduleArn": [schedule.attr("arn")],
                 },
             }),
         })

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..context import StackContext
 from ..templates.image import Image
 from ..templates.training import TrainingInfrastructure
-from ..terraform import Block, Expr, Interp, Output, Resource, Value, interp, jsonencode
+from ..terraform import Block, DataSource, Expr, Interp, Output, Resource, Value, interp, jsonencode
 from . import iam
 from .pipeline import PipelineInputs, definition
 
@@ -127,6 +127,9 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
 
     training_image = image_uri(repos["training"].attr("repository_url"), image_tag(ctx, t.image))
     serving_image = image_uri(repos["serving"].attr("repository_url"), image_tag(ctx, t.serving_image))
+    analyzer = DataSource("aws_sagemaker_prebuilt_ecr_image", "model_monitor", {
+        "repository_name": "sagemaker-model-monitor-analyzer"})
+    ctx.stack.add(analyzer)
     pipeline = Resource("aws_sagemaker_pipeline", "training", {
         "pipeline_name": pipeline_name,
         "pipeline_display_name": pipeline_name,
@@ -142,6 +145,7 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
             subnets=subnets,
             security_group_ids=[security_group],
             model_package_group=group.attr("model_package_group_name"),
+            monitor_image=analyzer.attr("registry_path"),
         ))),
     }, depends_on=(policy,))
     ctx.stack.add(pipeline)

@@ -516,7 +516,7 @@ resource "aws_cloudwatch_event_rule" "drift" {
           prefix = "CompletedWithViolations"
         },
       ]
-      MonitoringScheduleName = ["customer-churn-dev-serving-data-quality"]
+      MonitoringScheduleArn = [aws_sagemaker_monitoring_schedule.main.arn]
     }
   })
 }

@@ -6,6 +6,10 @@ locals {
   serving_image_tag  = "0aaea969d1f6"
 }
 
+data "aws_sagemaker_prebuilt_ecr_image" "model_monitor" {
+  repository_name = "sagemaker-model-monitor-analyzer"
+}
+
 resource "aws_ecr_repository" "training" {
   name                 = "customer-churn-dev/training"
   image_tag_mutability = "IMMUTABLE"
@@ -296,6 +300,11 @@ resource "aws_sagemaker_pipeline" "training" {
         DefaultValue = "s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}/training/"
       },
       {
+        Name         = "BaselineDataUri"
+        Type         = "String"
+        DefaultValue = "s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}/baseline/"
+      },
+      {
         Name         = "ModelApprovalStatus"
         Type         = "String"
         DefaultValue = "PendingManualApproval"
@@ -494,6 +503,68 @@ resource "aws_sagemaker_pipeline" "training" {
             FilePath         = "evaluation.json"
           },
         ]
+      },
+      {
+        Name = "Baseline"
+        Type = "Processing"
+        Arguments = {
+          ProcessingResources = {
+            ClusterConfig = {
+              InstanceType   = "ml.m5.large"
+              InstanceCount  = 1
+              VolumeSizeInGB = 30
+              VolumeKmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
+            }
+          }
+          AppSpecification = {
+            ImageUri = data.aws_sagemaker_prebuilt_ecr_image.model_monitor.registry_path
+          }
+          Environment = {
+            dataset_format             = "{\"csv\": {\"header\": true, \"output_columns_position\": \"START\"}}"
+            dataset_source             = "/opt/ml/processing/input/baseline"
+            output_path                = "/opt/ml/processing/output"
+            publish_cloudwatch_metrics = "Disabled"
+          }
+          RoleArn = aws_iam_role.execution.arn
+          ProcessingInputs = [
+            {
+              InputName = "baseline"
+              S3Input = {
+                S3Uri = {
+                  Get = "Parameters.BaselineDataUri"
+                }
+                LocalPath              = "/opt/ml/processing/input/baseline"
+                S3DataType             = "S3Prefix"
+                S3InputMode            = "File"
+                S3DataDistributionType = "FullyReplicated"
+              }
+            },
+          ]
+          ProcessingOutputConfig = {
+            Outputs = [
+              {
+                OutputName = "baseline"
+                S3Output = {
+                  S3Uri        = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/baseline"
+                  LocalPath    = "/opt/ml/processing/output"
+                  S3UploadMode = "EndOfJob"
+                }
+              },
+            ]
+            KmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
+          }
+          NetworkConfig = {
+            EnableNetworkIsolation                = true
+            EnableInterContainerTrafficEncryption = true
+            VpcConfig = {
+              SecurityGroupIds = [data.terraform_remote_state.data.outputs.sagemaker_security_group_id]
+              Subnets          = data.terraform_remote_state.data.outputs.private_subnet_ids
+            }
+          }
+          StoppingCondition = {
+            MaxRuntimeInSeconds = 3600
+          }
+        }
       },
       {
         Name = "QualityGate"

@@ -522,7 +522,7 @@ resource "aws_cloudwatch_event_rule" "drift" {
           prefix = "CompletedWithViolations"
         },
       ]
-      MonitoringScheduleName = ["customer-churn-staging-serving-data-quality"]
+      MonitoringScheduleArn = [aws_sagemaker_monitoring_schedule.main.arn]
     }
   })
 }

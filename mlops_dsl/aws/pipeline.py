@@ -22,6 +22,7 @@ from ..templates.training import CategoricalRange, ContinuousRange, IntegerRange
 from ..terraform import Value, interp
 
 VERSION = "2020-12-01"
+LOCAL = "/opt/ml/processing"
 EVALUATION_REPORT = "EvaluationReport"
 
 
@@ -101,6 +102,40 @@ def _ranges(t: TrainingInfrastructure) -> dict[str, list[dict[str, Any]]]:
     return {k: v for k, v in out.items() if v}
 
 
+def _processing(t: TrainingInfrastructure, p: PipelineInputs, name: str, app: dict[str, Any],
+                inputs: dict[str, Any], output: tuple[str, Any]) -> dict[str, Any]:
+    """A processing step with the platform's secure settings: key on volume and output, isolated network.
+
+    Input `x` is mounted at `/opt/ml/processing/x`; the output is uploaded from
+    `/opt/ml/processing/output/<name>`.
+    """
+    out_name, out_uri = output
+    return {
+        "Name": name,
+        "Type": "Processing",
+        "Arguments": {
+            "ProcessingResources": {"ClusterConfig": {
+                "InstanceType": t.evaluation_instance_type, "InstanceCount": 1,
+                "VolumeSizeInGB": 30, "VolumeKmsKeyId": p.key_arn}},
+            "AppSpecification": app,
+            "RoleArn": p.role_arn,
+            "ProcessingInputs": [
+                {"InputName": key, "S3Input": {
+                    "S3Uri": uri, "LocalPath": f"{LOCAL}/{key}", "S3DataType": "S3Prefix",
+                    "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}
+                for key, uri in inputs.items()
+            ],
+            "ProcessingOutputConfig": {
+                "Outputs": [{"OutputName": out_name, "S3Output": {
+                    "S3Uri": out_uri, "LocalPath": f"{LOCAL}/output/{out_name}", "S3UploadMode": "EndOfJob"}}],
+                "KmsKeyId": p.key_arn,
+            },
+            "NetworkConfig": _network(p),
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        },
+    }
+
+
 def _network(p: PipelineInputs) -> dict[str, Any]:
     return {
         "EnableNetworkIsolation": True,
@@ -138,69 +173,25 @@ def definition(t: TrainingInfrastructure, p: PipelineInputs) -> dict[str, Any]:
             "output/model.tar.gz",
         ]}}
 
-    evaluation_uri = interp("s3://", p.models_bucket, "/evaluation")
-    steps.append({
-        "Name": "Evaluate",
-        "Type": "Processing",
-        "Arguments": {
-            "ProcessingResources": {"ClusterConfig": {
-                "InstanceType": t.evaluation_instance_type, "InstanceCount": 1,
-                "VolumeSizeInGB": 30, "VolumeKmsKeyId": p.key_arn}},
-            "AppSpecification": {
-                "ImageUri": p.training_image,
-                "ContainerEntrypoint": ["python", "-m", "training", "evaluate", "--model", "/opt/ml/processing/model",
-                                        "--data", "/opt/ml/processing/test", "--output",
-                                        "/opt/ml/processing/evaluation"],
-            },
-            "RoleArn": p.role_arn,
-            "ProcessingInputs": [
-                {"InputName": "model", "S3Input": {
-                    "S3Uri": model_data, "LocalPath": "/opt/ml/processing/model", "S3DataType": "S3Prefix",
-                    "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}},
-                {"InputName": "test", "S3Input": {
-                    "S3Uri": {"Get": "Parameters.InputDataUri"}, "LocalPath": "/opt/ml/processing/test",
-                    "S3DataType": "S3Prefix", "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}},
-            ],
-            "ProcessingOutputConfig": {
-                "Outputs": [{"OutputName": "evaluation", "S3Output": {
-                    "S3Uri": evaluation_uri, "LocalPath": "/opt/ml/processing/evaluation",
-                    "S3UploadMode": "EndOfJob"}}],
-                "KmsKeyId": p.key_arn,
-            },
-            "NetworkConfig": _network(p),
-            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-        },
-        "PropertyFiles": [{"PropertyFileName": EVALUATION_REPORT, "OutputName": "evaluation",
-                           "FilePath": "evaluation.json"}],
-    })
-    steps.append({
-        "Name": "Baseline",
-        "Type": "Processing",
-        "Arguments": {
-            "ProcessingResources": {"ClusterConfig": {
-                "InstanceType": t.evaluation_instance_type, "InstanceCount": 1,
-                "VolumeSizeInGB": 30, "VolumeKmsKeyId": p.key_arn}},
-            "AppSpecification": {"ImageUri": p.monitor_image},
-            "Environment": {
-                "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
-                "dataset_source": "/opt/ml/processing/input/baseline",
-                "output_path": "/opt/ml/processing/output",
-                "publish_cloudwatch_metrics": "Disabled",
-            },
-            "RoleArn": p.role_arn,
-            "ProcessingInputs": [{"InputName": "baseline", "S3Input": {
-                "S3Uri": {"Get": "Parameters.BaselineDataUri"}, "LocalPath": "/opt/ml/processing/input/baseline",
-                "S3DataType": "S3Prefix", "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}],
-            "ProcessingOutputConfig": {
-                "Outputs": [{"OutputName": "baseline", "S3Output": {
-                    "S3Uri": interp("s3://", p.models_bucket, "/baseline"), "LocalPath": "/opt/ml/processing/output",
-                    "S3UploadMode": "EndOfJob"}}],
-                "KmsKeyId": p.key_arn,
-            },
-            "NetworkConfig": _network(p),
-            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-        },
-    })
+    evaluate = _processing(t, p, "Evaluate", {
+        "ImageUri": p.training_image,
+        "ContainerEntrypoint": ["python", "-m", "training", "evaluate", "--model", f"{LOCAL}/model",
+                                "--data", f"{LOCAL}/test", "--output", f"{LOCAL}/output/evaluation"],
+    }, inputs={"model": model_data, "test": {"Get": "Parameters.InputDataUri"}},
+        output=("evaluation", interp("s3://", p.models_bucket, "/evaluation")))
+    evaluate["PropertyFiles"] = [{"PropertyFileName": EVALUATION_REPORT, "OutputName": "evaluation",
+                                  "FilePath": "evaluation.json"}]
+    baseline = _processing(t, p, "Baseline", {"ImageUri": p.monitor_image},
+                           inputs={"baseline": {"Get": "Parameters.BaselineDataUri"}},
+                           output=("baseline", interp("s3://", p.models_bucket, "/baseline")))
+    # Model Monitor's analyzer is configured through its environment.
+    baseline["Arguments"]["Environment"] = {
+        "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
+        "dataset_source": f"{LOCAL}/baseline",
+        "output_path": f"{LOCAL}/output/baseline",
+        "publish_cloudwatch_metrics": "Disabled",
+    }
+    steps += [evaluate, baseline]
     register = {
         "Name": "Register",
         "Type": "RegisterModel",

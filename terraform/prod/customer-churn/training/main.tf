@@ -432,7 +432,7 @@ resource "aws_sagemaker_pipeline" "training" {
               "--data",
               "/opt/ml/processing/test",
               "--output",
-              "/opt/ml/processing/evaluation",
+              "/opt/ml/processing/output/evaluation",
             ]
           }
           RoleArn = aws_iam_role.execution.arn
@@ -477,7 +477,7 @@ resource "aws_sagemaker_pipeline" "training" {
                 OutputName = "evaluation"
                 S3Output = {
                   S3Uri        = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/evaluation"
-                  LocalPath    = "/opt/ml/processing/evaluation"
+                  LocalPath    = "/opt/ml/processing/output/evaluation"
                   S3UploadMode = "EndOfJob"
                 }
               },
@@ -519,12 +519,6 @@ resource "aws_sagemaker_pipeline" "training" {
           AppSpecification = {
             ImageUri = data.aws_sagemaker_prebuilt_ecr_image.model_monitor.registry_path
           }
-          Environment = {
-            dataset_format             = "{\"csv\": {\"header\": true, \"output_columns_position\": \"START\"}}"
-            dataset_source             = "/opt/ml/processing/input/baseline"
-            output_path                = "/opt/ml/processing/output"
-            publish_cloudwatch_metrics = "Disabled"
-          }
           RoleArn = aws_iam_role.execution.arn
           ProcessingInputs = [
             {
@@ -533,7 +527,7 @@ resource "aws_sagemaker_pipeline" "training" {
                 S3Uri = {
                   Get = "Parameters.BaselineDataUri"
                 }
-                LocalPath              = "/opt/ml/processing/input/baseline"
+                LocalPath              = "/opt/ml/processing/baseline"
                 S3DataType             = "S3Prefix"
                 S3InputMode            = "File"
                 S3DataDistributionType = "FullyReplicated"
@@ -546,7 +540,7 @@ resource "aws_sagemaker_pipeline" "training" {
                 OutputName = "baseline"
                 S3Output = {
                   S3Uri        = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/baseline"
-                  LocalPath    = "/opt/ml/processing/output"
+                  LocalPath    = "/opt/ml/processing/output/baseline"
                   S3UploadMode = "EndOfJob"
                 }
               },
@@ -563,6 +557,12 @@ resource "aws_sagemaker_pipeline" "training" {
           }
           StoppingCondition = {
             MaxRuntimeInSeconds = 3600
+          }
+          Environment = {
+            dataset_format             = "{\"csv\": {\"header\": true, \"output_columns_position\": \"START\"}}"
+            dataset_source             = "/opt/ml/processing/baseline"
+            output_path                = "/opt/ml/processing/output/baseline"
+            publish_cloudwatch_metrics = "Disabled"
           }
         }
       },

@@ -402,3 +402,57 @@ def test_every_emitted_argument_exists_in_aws_6_25() -> None:
 def test_expr_indexing_renders_map_lookups() -> None:
     assert Expr("x.outputs.m", ("x",))["models"].text == 'x.outputs.m["models"]'
     assert Expr("x.ids", ("x",))[0].text == "x.ids[0]"
+
+
+def _refs(parsed: dict, kind: str, name: str) -> set[str]:
+    """Addresses a parsed resource references, as tfparse resolved them (it leaves out remote state,
+    whose outputs it cannot know; our own reference check and terraform validate cover those)."""
+    by_id = {item["id"]: item["__tfmeta"]["path"] for items in parsed.values() for item in items
+             if "__tfmeta" in item and "path" in item["__tfmeta"]}
+    item = next(i for i in parsed[kind] if i["__tfmeta"]["path"] == f"{kind}.{name}")
+    found: set[str] = set()
+
+    def walk(node) -> None:  # nested blocks carry their own __tfmeta
+        if isinstance(node, dict):
+            refs = node.get("__tfmeta", {}).get("references", []) if isinstance(node.get("__tfmeta"), dict) else []
+            found.update(by_id[r["id"]] for r in refs if r["id"] in by_id)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(item)
+    return found
+
+
+@pytest.mark.parametrize("ns", ["dev", "prod"])
+def test_parsed_hcl_references_between_resources(ns: str) -> None:
+    import tfparse
+
+    base = ROOT / "terraform" / ns / "customer-churn"
+    features = tfparse.load_from_path(str(base / "features"))
+    assert _refs(features, "aws_sagemaker_feature_group", "customer") >= {
+        "aws_iam_role.feature_store", "aws_iam_role_policy.feature_store"}
+
+    training = tfparse.load_from_path(str(base / "training"))
+    assert _refs(training, "aws_sagemaker_pipeline", "training") >= {
+        "aws_iam_role.execution", "aws_iam_role_policy.execution", "aws_ecr_repository.training",
+        "aws_ecr_repository.serving", "aws_sagemaker_model_package_group.models",
+        "data.aws_sagemaker_prebuilt_ecr_image.model_monitor"}
+    assert _refs(training, "aws_scheduler_schedule", "training") >= {
+        "aws_sagemaker_pipeline.training", "aws_iam_role.scheduler"}
+
+    serving = tfparse.load_from_path(str(base / "serving"))
+    assert _refs(serving, "aws_sagemaker_endpoint", "main") >= {
+        "aws_sagemaker_endpoint_configuration.main", "aws_cloudwatch_log_group.endpoint",
+        "aws_cloudwatch_metric_alarm.latency_champion", "aws_cloudwatch_metric_alarm.errors_challenger"}
+    assert _refs(serving, "aws_sagemaker_endpoint_configuration", "main") >= {
+        "aws_sagemaker_model.variant_champion", "aws_sagemaker_model.variant_challenger"}
+    assert _refs(serving, "aws_appautoscaling_policy", "variant_champion") >= {
+        "aws_appautoscaling_target.variant_champion"}
+    assert _refs(serving, "aws_sns_topic", "alarms") >= {"aws_kms_key.alarms"}
+    assert _refs(serving, "aws_cloudwatch_event_target", "retrain") >= {
+        "aws_cloudwatch_event_rule.drift", "aws_iam_role.retrain"}
+    emails = [s["endpoint"] for s in serving.get("aws_sns_topic_subscription", [])]
+    assert emails == (["ml-oncall@example.com"] if ns == "prod" else [])

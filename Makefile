@@ -5,9 +5,10 @@ PYTHON  ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 ENV     ?= dev
+DATA    ?=
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup synth check plan graph images test lint bench clean help
+.PHONY: setup synth check plan graph images train promote mlflow-ui test lint bench clean help
 
 help:
 	@echo "make plan ENV=dev   synthesize a namespace and show what would be planned"
@@ -15,6 +16,9 @@ help:
 	@echo "make check          fail if terraform/ differs from the blueprints"
 	@echo "make graph          print the template dependency graph (Mermaid)"
 	@echo "make images ENV=dev build and push the training and serving images (needs Docker)"
+	@echo "make train [DATA=f] train (sample data by default), then promote if better"
+	@echo "make promote        champion/challenger promotion; exit 1 when production stays"
+	@echo "make mlflow-ui      the MLflow UI on http://127.0.0.1:5000"
 	@echo "make test           run the test suite"
 	@echo "make lint           ruff"
 	@echo "make bench          synth benchmark"
@@ -24,7 +28,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,ml]'
 	touch $@
 
 synth: setup
@@ -41,6 +45,17 @@ graph: setup
 
 images: setup
 	$(BIN)/mlops images -n $(ENV)
+
+train: setup
+	$(BIN)/python -m training train $(if $(DATA),--data $(DATA))
+	$(BIN)/python -m training promote || true
+	$(BIN)/python -m training production
+
+promote: setup
+	$(BIN)/python -m training promote
+
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///.mlops/mlflow.db --host 127.0.0.1 --port 5000
 
 test: setup
 	$(BIN)/ruff check .

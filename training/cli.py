@@ -1,0 +1,206 @@
+"""`python -m training train | evaluate | promote | production | generate-data`.
+
+Exit codes: 0 done; 1 a gate failed, or promotion kept the old model; 2 bad input (config or
+data), reported as `Error:` lines without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .config import DEFAULT_CONFIG, ConfigError
+from .config import load as load_config
+from .data import DataError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_DATA = Path(".mlops/data/churn.csv")
+
+
+def user_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DataError as exc:
+            for problem in exc.problems:
+                click.echo(f"Error: {problem}", err=True)
+            sys.exit(2)
+        except ConfigError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+config_option = click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+                             default=DEFAULT_CONFIG, show_default=True, help="Training configuration.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Train, evaluate and promote the platform's model."""
+
+
+@main.command("generate-data")
+@click.option("--rows", default=5000, show_default=True, type=click.IntRange(10))
+@click.option("--seed", default=7, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_DATA, show_default=True)
+def generate_data(rows: int, seed: int, out: Path) -> None:
+    """Write the deterministic sample churn data set (CSV, or Parquet by extension)."""
+    from .data import generate_churn
+
+    frame = generate_churn(rows, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    click.echo(f"wrote {rows} rows to {out} ({frame['churned'].mean():.1%} churned)")
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path, dir_okay=False),
+              help="CSV or Parquet. Default: the generated sample, made on first use.")
+@config_option
+@user_errors
+def train(data: Path | None, config_path: Path) -> None:
+    """Train, evaluate on held-out data, apply the gates, and record the run in MLflow.
+
+    Inside a SageMaker training container (hyperparameters.json present) it follows the training
+    contract instead: no registry, the model goes to /opt/ml/model.
+    """
+    from . import sagemaker
+
+    config = load_config(config_path)
+    if sagemaker.active():
+        _train_sagemaker(config)
+        return
+    from . import train as t
+    from .data import generate_churn, load
+
+    if data is None:
+        data = DEFAULT_DATA
+        if not data.exists():
+            data.parent.mkdir(parents=True, exist_ok=True)
+            generate_churn().to_csv(data, index=False)
+            t.log(f"generated the sample data set at {data}")
+    frame = load(data, config)
+    fitted = t.fit(frame, config)
+    result = t.record(config, fitted, str(data))
+    click.echo(t.summary(result))
+    if not fitted.passed:
+        sys.exit(1)
+
+
+def _train_sagemaker(config: Any) -> None:
+    import mlflow
+
+    from . import baseline, sagemaker
+    from . import train as t
+    from .data import load
+
+    try:
+        config, fixed = sagemaker.apply(config, sagemaker.hyperparameters())
+        frame = load(sagemaker.channel_file("train"), config)
+        fitted = t.fit(frame, config, fixed or None)
+        for name, value in {**fitted.results, "cv_roc_auc": fitted.cv_roc_auc}.items():
+            print(f"validation:{name}={value:.6f}", flush=True)  # read by the pipeline's metric definitions
+        out = sagemaker.model_dir()
+        signature, example = t._signature_example(fitted)
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = Path(tmp) / "model"
+            mlflow.sklearn.save_model(fitted.model, staged, signature=signature, input_example=example,
+                                      skops_trusted_types=t.trusted_types(fitted.model))
+            out.mkdir(parents=True, exist_ok=True)
+            for item in staged.iterdir():
+                item.rename(out / item.name)
+        t.write_json(out / "baseline.json",
+                     baseline.baseline(fitted.split.train_x, list(config.numeric), list(config.categorical)))
+    except (DataError, ConfigError, FileNotFoundError) as exc:
+        sagemaker.write_failure(str(exc))
+        raise
+
+
+def _model_path(model: str, tmp: Path) -> str:
+    """A model URI or directory; a SageMaker model.tar.gz is unpacked first."""
+    path = Path(model)
+    archive = path / "model.tar.gz" if path.is_dir() else path
+    if archive.name.endswith(".tar.gz") and archive.is_file():
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        return str(tmp)
+    return model
+
+
+@main.command()
+@click.option("--model", required=True, help="A models:/ URI, an MLflow model directory, or a model.tar.gz.")
+@click.option("--data", required=True, type=click.Path(path_type=Path, exists=True),
+              help="CSV or Parquet file, or a directory holding one.")
+@click.option("--output", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Directory for evaluation.json.")
+@config_option
+@user_errors
+def evaluate(model: str, data: Path, output: Path, config_path: Path) -> None:
+    """Score a model on labelled data and write evaluation.json ({"metrics": {...}})."""
+    import mlflow
+
+    from . import evaluation, tracking
+    from . import train as t
+    from .data import load
+
+    config = load_config(config_path)
+    if data.is_dir():
+        files = sorted(p for p in data.iterdir() if p.suffix.lower() in (".csv", ".parquet", ".pq"))
+        if not files:
+            raise DataError([f"{data}: holds no .csv or .parquet file"])
+        data = files[0]
+    frame = load(data, config)
+    if model.startswith("models:/"):
+        tracking.configure()
+    with tempfile.TemporaryDirectory() as tmp:
+        fitted = mlflow.sklearn.load_model(_model_path(model, Path(tmp)))
+    results = {**evaluation.metrics(fitted, frame[config.features], frame[config.target]),
+               **evaluation.latency_ms(fitted, frame[config.features])}
+    t.write_json(output / "evaluation.json", {"metrics": results, "rows": len(frame)})
+    click.echo(", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+
+
+@main.command()
+@config_option
+@user_errors
+def promote(config_path: Path) -> None:
+    """Make the candidate production if it is better; exit 1 when the old model stays."""
+    from .promote import PromotionError
+    from .promote import promote as run
+
+    config = load_config(config_path)
+    try:
+        decision = run(config)
+    except PromotionError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(decision.reason)
+    if not decision.promoted:
+        sys.exit(1)
+
+
+@main.command()
+@config_option
+@user_errors
+def production(config_path: Path) -> None:
+    """Print which model version is production."""
+    from . import tracking
+
+    config = load_config(config_path)
+    tracking.configure()
+    version = tracking.alias_version(config.platform, tracking.PRODUCTION)
+    click.echo(f"production: {config.platform} version {version}" if version else
+               f"production: no version of {config.platform} is production yet")

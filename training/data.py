@@ -7,6 +7,7 @@ never produces a model.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,21 @@ def generate_churn(rows: int = 5000, seed: int = 7) -> pd.DataFrame:
     return frame
 
 
+def _check_shape(path: Path) -> None:
+    """Every CSV line holds as many fields as the header; pandas would pad or shift them silently."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise DataError([f"{path}: the file has no header and no rows"])
+        bad = [(reader.line_num, len(row)) for row in reader if row and len(row) != len(header)]
+    if bad:
+        lines = ", ".join(f"line {n} has {k}" for n, k in bad[:MAX_LISTED])
+        more = f" (and {len(bad) - MAX_LISTED} more lines)" if len(bad) > MAX_LISTED else ""
+        raise DataError([f"{path}: not a well-formed CSV file: the header has {len(header)} fields, but "
+                         f"{lines}{more}"])
+
+
 def read(path: Path) -> pd.DataFrame:
     """The raw table, every cell as text (CSV) or as stored (Parquet); DataError when unreadable."""
     if not path.is_file():
@@ -74,11 +90,16 @@ def read(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except pd.errors.ParserError as exc:
+        _check_shape(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+    except DataError:
+        raise
+    except (pd.errors.ParserError, csv.Error) as exc:
         raise DataError([f"{path}: not a well-formed CSV file: {exc}"]) from None
     except pd.errors.EmptyDataError:
         raise DataError([f"{path}: the file has no header and no rows"]) from None
+    except UnicodeDecodeError as exc:
+        raise DataError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     except (OSError, ValueError) as exc:
         raise DataError([f"{path}: cannot be read: {exc}"]) from None
 

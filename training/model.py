@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -71,6 +72,8 @@ def search(config: TrainingConfig, features: pd.DataFrame, target: pd.Series, fi
     folds = StratifiedKFold(config.cv_folds, shuffle=True, random_state=config.seed)
     space = {} if fixed else distributions(config.space)
     n_iter = 1 if fixed or not space else config.n_iter
+    if space and all(isinstance(v, list) for v in space.values()):
+        n_iter = min(n_iter, math.prod(len(v) for v in space.values()))  # no more than the grid holds
     search = RandomizedSearchCV(
         build_pipeline(config, fixed), space or {"classifier__random_state": [config.seed]}, n_iter=n_iter,
         scoring="roc_auc", cv=folds, random_state=config.seed, n_jobs=-1, refit=True, verbose=verbose,

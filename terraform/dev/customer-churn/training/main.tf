@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "e9bd2fba8a98"
+  training_image_tag = "b8e690cbb9c6"
   serving_image_tag  = "0aaea969d1f6"
 }
 

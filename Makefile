@@ -8,7 +8,7 @@ ENV     ?= dev
 DATA    ?=
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup synth check plan graph images train promote mlflow-ui test lint bench clean help
+.PHONY: setup synth check plan graph images train promote serve drift mlflow-ui test lint bench clean help
 
 help:
 	@echo "make plan ENV=dev   synthesize a namespace and show what would be planned"
@@ -18,6 +18,7 @@ help:
 	@echo "make images ENV=dev build and push the training and serving images (needs Docker)"
 	@echo "make train [DATA=f] train (sample data by default), then promote if better"
 	@echo "make promote        champion/challenger promotion; exit 1 when production stays"
+	@echo "make serve          serve the production model on http://127.0.0.1:8080"
 	@echo "make mlflow-ui      the MLflow UI on http://127.0.0.1:5000"
 	@echo "make test           run the test suite"
 	@echo "make lint           ruff"
@@ -54,6 +55,9 @@ train: setup
 promote: setup
 	$(BIN)/python -m training promote
 
+serve: setup
+	MODEL_URI=$${MODEL_URI:-models:/customer-churn@production} $(BIN)/python -m serving serve --host 127.0.0.1 --port 8080
+
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///.mlops/mlflow.db --host 127.0.0.1 --port 5000
 
@@ -67,6 +71,8 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/synth.py
+	$(BIN)/python benchmarks/drift.py
+	$(BIN)/python benchmarks/serve.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

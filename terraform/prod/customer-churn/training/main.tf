@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "b8e690cbb9c6"
-  serving_image_tag  = "25350c8c1bde"
+  serving_image_tag  = "b9ab119fb382"
 }
 
 data "aws_sagemaker_prebuilt_ecr_image" "model_monitor" {

@@ -1,0 +1,148 @@
+"""A compiled inference path: numpy preprocessing plus ONNX Runtime for the classifier.
+
+scikit-learn's per-call overhead (column selection, validation, one process-wide joblib setup per
+tree ensemble call) costs milliseconds even for one row. For the pipeline shape training builds
+(median impute + scale for numbers, most-frequent impute + one-hot for categories, then a
+classifier), the fitted parameters are read into a few numpy operations, and the classifier is
+converted with skl2onnx. The result is checked against the scikit-learn pipeline on real and
+edge-case rows; any other shape, a failed conversion or a mismatch leaves scikit-learn in charge.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .formats import NUMERIC, Column
+
+TOLERANCE = 1e-5  # probabilities: float32 trees in ONNX vs float64 sums in scikit-learn
+# Rows whose two most likely classes are this close are decided by scikit-learn itself: at an exact
+# tie (common with few trees) float32 and float64 sums fall on different sides.
+TIE = 1e-5
+
+
+class Unsupported(Exception):
+    """The model is not of a shape this path compiles; scikit-learn serves it."""
+
+
+@dataclass
+class _Categorical:
+    fill: str
+    index: dict[str, int]
+    offset: int
+
+
+class CompiledPipeline:
+    def __init__(self, pipeline: Any, columns: list[Column]):
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        if not isinstance(pipeline, Pipeline) or list(pipeline.named_steps) != ["preprocess", "classifier"]:
+            raise Unsupported("not a preprocess + classifier pipeline")
+        pre = pipeline.named_steps["preprocess"]
+        if not isinstance(pre, ColumnTransformer) or pre.remainder != "drop":
+            raise Unsupported("preprocessing is not a ColumnTransformer that drops the rest")
+        position = {c.name: i for i, c in enumerate(columns)}
+        self.width = 0
+        self.numeric_idx: list[int] = []
+        self.categorical: list[tuple[int, _Categorical]] = []
+        for name, steps, cols in pre.transformers_:
+            if name == "remainder":
+                continue
+            kinds = [type(s) for _, s in steps.steps] if isinstance(steps, Pipeline) else []
+            if kinds == [SimpleImputer, StandardScaler]:
+                imputer, scaler = steps.steps[0][1], steps.steps[1][1]
+                self.numeric_idx = [position[c] for c in cols]
+                self.medians = imputer.statistics_.astype(np.float64)
+                self.mean = scaler.mean_ if scaler.with_mean else np.zeros(len(cols))
+                self.scale = scaler.scale_ if scaler.with_std else np.ones(len(cols))
+                self.width += len(cols)
+            elif kinds == [SimpleImputer, OneHotEncoder]:
+                imputer, encoder = steps.steps[0][1], steps.steps[1][1]
+                if encoder.handle_unknown != "ignore" or encoder.drop is not None:
+                    raise Unsupported("one-hot encoder must ignore unknown categories and drop none")
+                for j, column in enumerate(cols):
+                    categories = [str(v) for v in encoder.categories_[j]]
+                    self.categorical.append((position[column], _Categorical(
+                        str(imputer.statistics_[j]), {v: k for k, v in enumerate(categories)}, self.width)))
+                    self.width += len(categories)
+            else:
+                raise Unsupported(f"transformer {name!r} is {kinds}")
+        if self.numeric_idx and self.categorical and self.categorical[0][1].offset != len(self.numeric_idx):
+            raise Unsupported("numeric features must come first")
+        self.numeric_types = all(columns[i].type in NUMERIC for i in self.numeric_idx)
+        self.session, self.output = self._convert(pipeline.named_steps["classifier"])
+        self.classes = pipeline.named_steps["classifier"].classes_
+        self.exact: Any = None  # scikit-learn's predict, for near-ties
+
+    def _convert(self, classifier: Any) -> tuple[Any, str]:
+        import onnxruntime as rt
+        from skl2onnx import to_onnx
+
+        try:
+            sample = np.zeros((1, self.width), dtype=np.float32)
+            onx = to_onnx(classifier, sample, options={id(classifier): {"zipmap": False}}, target_opset=17)
+        except Exception as exc:
+            raise Unsupported(f"skl2onnx cannot convert {type(classifier).__name__}: {exc}") from None
+        options = rt.SessionOptions()
+        options.intra_op_num_threads = 1  # one worker; the event loop needs the other core
+        session = rt.InferenceSession(onx.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return session, session.get_outputs()[1].name
+
+    def transform(self, rows: list[list[Any]]) -> np.ndarray:
+        out = np.zeros((len(rows), self.width), dtype=np.float64)
+        if self.numeric_idx:
+            numbers = np.array([[row[i] for i in self.numeric_idx] for row in rows], dtype=np.float64)
+            numbers = np.where(np.isnan(numbers), self.medians, numbers)
+            out[:, : len(self.numeric_idx)] = (numbers - self.mean) / self.scale
+        for r, row in enumerate(rows):
+            for i, cat in self.categorical:
+                value = row[i]
+                if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+                    value = cat.fill
+                k = cat.index.get(value)
+                if k is not None:
+                    out[r, cat.offset + k] = 1.0
+        return out.astype(np.float32)
+
+    def predict(self, rows: list[list[Any]]) -> tuple[np.ndarray, np.ndarray]:
+        probabilities = self.session.run([self.output], {self.session.get_inputs()[0].name: self.transform(rows)})[0]
+        probabilities = probabilities.astype(np.float64)
+        labels = self.classes[np.argmax(probabilities, axis=1)]
+        top = np.sort(probabilities, axis=1)
+        ties = np.flatnonzero(top[:, -1] - top[:, -2] < TIE) if probabilities.shape[1] > 1 else []
+        if len(ties) and self.exact is not None:
+            exact_labels, exact_probabilities = self.exact([rows[i] for i in ties])
+            labels[ties] = exact_labels
+            probabilities[ties] = exact_probabilities
+        return labels, probabilities
+
+
+def edge_rows(columns: list[Column], example: list[list[Any]] | None) -> list[list[Any]]:
+    """Rows to check the compiled path on: the input example, missing values, unseen categories."""
+    rows = [list(r) for r in (example or [])]
+    base = rows[0] if rows else [0.0 if c.type in NUMERIC else "" for c in columns]
+    missing = [np.nan] * len(columns)
+    unseen = [v if c.type in NUMERIC else "never-seen" for v, c in zip(base, columns, strict=True)]
+    extreme = [(v * 1000 if isinstance(v, float) and not math.isnan(v) else v) for v in base]
+    return [*rows, missing, unseen, extreme]
+
+
+def compile_verified(pipeline: Any, columns: list[Column], predict: Any,
+                     example: list[list[Any]] | None) -> CompiledPipeline:
+    """The compiled path, only if it gives scikit-learn's labels and probabilities on the check rows."""
+    compiled = CompiledPipeline(pipeline, columns)
+    compiled.exact = predict
+    rows = edge_rows(columns, example)
+    labels, probabilities = predict(rows)
+    fast_labels, fast_probabilities = compiled.predict(rows)
+    if not np.array_equal(labels, fast_labels):
+        raise Unsupported("labels differ from scikit-learn's on the check rows")
+    if probabilities is not None and np.max(np.abs(probabilities - fast_probabilities)) > TOLERANCE:
+        raise Unsupported("probabilities differ from scikit-learn's beyond the tolerance")
+    return compiled

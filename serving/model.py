@@ -1,0 +1,107 @@
+"""Loading an MLflow scikit-learn model for serving, and its input signature.
+
+A model directory (SageMaker's /opt/ml/model, or a local path) is read straight from its MLmodel
+file and model.skops, without importing MLflow: start-up time is part of the serving budget.
+Only a `models:/` or `runs:/` URI asks MLflow where the files are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from . import formats
+from .formats import Column, parse_json
+
+log = logging.getLogger("serving")
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    columns: list[Column]
+    example: list[list[Any]] | None
+    fast: Any = None  # a verified CompiledPipeline, once built
+    engine: str = "scikit-learn"
+
+    def predict(self, rows: list[list[Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels, and class probabilities where the model has them, in one model call."""
+        if self.fast is not None:
+            try:
+                return self.fast.predict(rows)
+            except Exception:
+                log.exception("compiled path failed; answering with scikit-learn")
+        return self.predict_sklearn(rows)
+
+    def predict_sklearn(self, rows: list[list[Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+        frame = formats.frame(rows, self.columns)
+        if hasattr(self.model, "predict_proba"):
+            probabilities = self.model.predict_proba(frame)
+            labels = self.model.classes_[np.argmax(probabilities, axis=1)]
+            return labels, probabilities
+        return np.asarray(self.model.predict(frame)), None
+
+
+def resolve(uri: str) -> Path:
+    """A local directory for a model URI; registry URIs are downloaded through MLflow."""
+    if uri.startswith(("models:/", "runs:/")):
+        import mlflow
+
+        from training import tracking  # the same default store as `make train`
+
+        tracking.configure()
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    return Path(uri.removeprefix("file://"))
+
+
+def load(uri: str) -> LoadedModel:
+    path = resolve(uri)
+    meta_path = path / "MLmodel"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{path}: no MLmodel file; not an MLflow model directory")
+    meta = yaml.safe_load(meta_path.read_text())
+    flavor = meta.get("flavors", {}).get("sklearn")
+    if flavor is None:
+        raise ValueError(f"{path}: not a scikit-learn MLflow model (flavors: {', '.join(meta.get('flavors', {}))})")
+    file = path / flavor["pickled_model"]
+    if flavor.get("serialization_format") == "skops":
+        import skops.io
+
+        model = skops.io.load(file, trusted=flavor.get("skops_trusted_types") or [])
+    else:  # cloudpickle/pickle: a model this platform's own training wrote
+        with file.open("rb") as handle:
+            model = pickle.load(handle)
+    inputs = json.loads(meta["signature"]["inputs"]) if meta.get("signature") else []
+    columns = [Column(c["name"], c["type"]) for c in inputs]
+    if not columns and hasattr(model, "feature_names_in_"):
+        columns = [Column(str(n), "double") for n in model.feature_names_in_]
+    example = None
+    example_file = path / meta.get("saved_input_example_info", {}).get("artifact_path", "input_example.json")
+    if example_file.is_file():
+        example = parse_json(json.dumps({"dataframe_split": json.loads(example_file.read_text())}).encode(), columns)
+    return LoadedModel(model, columns, example)
+
+
+def compile_fast_path(loaded: LoadedModel) -> str:
+    """Switch to the compiled path when it reproduces scikit-learn; say which engine serves."""
+    try:
+        from .compiled import compile_verified
+
+        loaded.fast = compile_verified(loaded.model, loaded.columns, loaded.predict_sklearn, loaded.example)
+        loaded.engine = "onnxruntime"
+        return "compiled path verified against scikit-learn: serving with ONNX Runtime"
+    except Exception as exc:
+        return f"serving with scikit-learn ({type(exc).__name__}: {exc})"
+
+
+def warm_up(loaded: LoadedModel) -> None:
+    """One real prediction before the server reports healthy."""
+    rows = loaded.example or [[np.nan if c.type == "string" else 0.0 for c in loaded.columns]]
+    loaded.predict(rows[:1])

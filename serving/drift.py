@@ -240,6 +240,29 @@ def write_reports(report: dict[str, Any], out: Path) -> tuple[Path, Path, Path]:
     return json_path, png_path, html_path
 
 
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "drift.yaml"
+
+
+def read_thresholds(path: Path) -> Thresholds:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise DriftInputError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise DriftInputError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(doc, dict) or set(doc) - {"psi", "p_value"}:
+        raise DriftInputError(f"{path}: expected the keys psi and p_value; got {doc!r}")
+    values = {}
+    for key in ("psi", "p_value"):
+        value = doc.get(key, getattr(Thresholds, key))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise DriftInputError(f"{path}: {key}: expected a positive number; got {value!r}")
+        values[key] = float(value)
+    return Thresholds(**values)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -247,16 +270,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, required=True, help="baseline.json from the training run")
     parser.add_argument("--data", type=Path, required=True, help="captured .jsonl (SageMaker data capture) or .csv")
     parser.add_argument("--out", type=Path, default=Path("drift-report"), help="directory for the reports")
-    parser.add_argument("--psi-threshold", type=float, default=Thresholds.psi)
-    parser.add_argument("--p-value", type=float, default=Thresholds.p_value)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="thresholds (serving/drift.yaml)")
+    parser.add_argument("--psi-threshold", type=float, help="overrides psi in the config")
+    parser.add_argument("--p-value", type=float, help="overrides p_value in the config")
     args = parser.parse_args(argv)
     try:
+        configured = read_thresholds(args.config)
+        thresholds = Thresholds(args.psi_threshold or configured.psi, args.p_value or configured.p_value)
         baseline = read_baseline(args.baseline)
         data = read_captured(args.data, list(baseline["features"]))
     except DriftInputError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
-    report = compare(baseline, data, Thresholds(args.psi_threshold, args.p_value))
+    report = compare(baseline, data, thresholds)
     paths = write_reports(report, args.out)
     verdict = (f"DRIFT in {', '.join(report['drifted_features'])}" if report["drifted"]
                else "no drift")

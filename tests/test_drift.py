@@ -136,3 +136,17 @@ def test_a_csv_without_the_baseline_columns_and_a_bad_baseline(tmp_path: Path, b
     (tmp_path / "bad.json").write_text("[1, 2]")
     assert main(["--baseline", str(tmp_path / "bad.json"), "--data", str(tmp_path / "data.csv")]) == 2
     assert "bad.json: not a training baseline" in capsys.readouterr().err
+
+
+def test_thresholds_come_from_the_config_and_flags_override_them(tmp_path: Path, base: dict, capsys) -> None:
+    (tmp_path / "baseline.json").write_text(json.dumps(base))
+    _shifted(1000).to_csv(tmp_path / "data.csv", index=False)
+    args = ["--baseline", str(tmp_path / "baseline.json"), "--data", str(tmp_path / "data.csv"),
+            "--out", str(tmp_path / "r")]
+    (tmp_path / "lenient.yaml").write_text("psi: 5.0\np_value: 0.01\n")
+    assert main([*args, "--config", str(tmp_path / "lenient.yaml")]) == 0
+    assert json.loads((tmp_path / "r/drift.json").read_text())["thresholds"]["psi"] == 5.0
+    assert main([*args, "--config", str(tmp_path / "lenient.yaml"), "--psi-threshold", "0.2"]) == 1
+    (tmp_path / "bad.yaml").write_text("psi: high\n")
+    assert main([*args, "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "bad.yaml: psi: expected a positive number; got 'high'" in capsys.readouterr().err

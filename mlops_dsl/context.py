@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from .errors import BlueprintError
 from .namespaces import Namespace
 from .templates.base import Template, location
+from .templates.image import Image
 from .terraform import DataSource, Expr, Provider, Settings, Stack
 
 
@@ -50,8 +51,9 @@ class StackContext:
         return BlueprintError(
             f"{location(t)}{t.kind} '{t.name}': {field_name}: {message} (namespace '{self.namespace.name}')")
 
-    def image_tag(self, context: str) -> str:
-        return self.image_tags[context]
+    def image_tag(self, image: Image) -> Expr:
+        """The image's content-hash tag, held in one local so that a code change is a one-line diff."""
+        return self.stack.local(f"{image.repository.replace('-', '_')}_image_tag", self.image_tags[image.context])
 
     def ancestors(self) -> set[str]:
         """Names of every template this one depends on, directly or through others."""

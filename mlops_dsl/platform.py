@@ -105,12 +105,14 @@ class Platform:
         """Templates by name, with the namespace's overrides applied and validated."""
         resolved = {}
         problems = []
+        scoped = namespace.overrides.get(self.name, {})  # overrides.<platform>.<template>.<param>
         for template in self.templates:
-            overrides = dict(namespace.overrides.get(template.name, {}))
+            overrides = {**namespace.overrides.get(template.name, {}), **scoped.get(template.name, {})}
             if not overrides:
                 resolved[template.name] = template
                 continue
-            where = f"{namespace.source}: namespaces.{namespace.name}.overrides.{template.name}"
+            prefix = f"{self.name}.{template.name}" if template.name in scoped else template.name
+            where = f"{namespace.source}: namespaces.{namespace.name}.overrides.{prefix}"
             unknown = [k for k in overrides if k not in template.overridable()]
             for key in unknown:
                 problems.append(f"{where}.{key}: {template.kind} '{template.name}' has no overridable parameter "

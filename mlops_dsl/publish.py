@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BlueprintError, MlopsError, OperationError
+from .errors import MlopsError, OperationError
 from .images import content_tag
 from .namespaces import Namespace
 from .platform import Platform
@@ -23,33 +23,42 @@ class ImageBuild:
     context: Path
     registry: str
     uri: str  # registry/repository:tag
-    region: str
+    login: str  # the shell command that logs Docker in to the registry
+
+
+def _registry(platform: Platform, namespace: Namespace) -> tuple[str, str]:
+    """The registry host of a platform in a namespace, and the command that logs Docker in to it."""
+    settings = getattr(namespace, platform.cloud)
+    if settings is None:
+        raise MlopsError(f"{namespace.source}: namespaces.{namespace.name}: has no '{platform.cloud}' section, "
+                         f"which platform '{platform.name}' needs")
+    if platform.cloud == "aws":
+        from .aws.training import registry
+
+        host = registry(settings.account_id, settings.region)
+        return host, (f"aws ecr get-login-password --region {settings.region} | "
+                      f"docker login --username AWS --password-stdin {host}")
+    from .azure.common import registry_name
+
+    name = registry_name(platform.name, namespace.name)
+    return f"{name}.azurecr.io", f"az acr login --name {name} --subscription {settings.subscription_id}"
 
 
 def plan(platforms: list[Platform], namespace: Namespace, root: Path) -> list[ImageBuild]:
-    from .aws.training import registry, repository_name
-
     builds = []
     for platform in platforms:
-        if platform.cloud != "aws":
-            raise BlueprintError(f"platform '{platform.name}': `mlops images` pushes to ECR only in this version")
-        aws = namespace.aws
-        if aws is None:
-            raise MlopsError(f"{namespace.source}: namespaces.{namespace.name}: has no 'aws' section")
+        host, login = _registry(platform, namespace)
         for context, image in sorted(platform.images().items()):
-            reg = registry(aws.account_id, aws.region)
             tag = content_tag(root / context)
-            uri = f"{reg}/{repository_name(platform.name, namespace.name, image.repository)}:{tag}"
-            builds.append(ImageBuild(root / context, reg, uri, aws.region))
+            # Both clouds' repositories are <platform>-<namespace>/<image>.
+            uri = f"{host}/{platform.name}-{namespace.name}/{image.repository}:{tag}"
+            builds.append(ImageBuild(root / context, host, uri, login))
     return builds
 
 
 def commands(builds: list[ImageBuild]) -> list[str]:
     """Shell commands that log in once per registry, then build and push each image."""
-    lines = []
-    for reg, region in sorted({(b.registry, b.region) for b in builds}):
-        lines.append(f"aws ecr get-login-password --region {region} | "
-                     f"docker login --username AWS --password-stdin {reg}")
+    lines = list(dict.fromkeys(b.login for b in builds))
     for b in builds:
         lines.append(f"docker build --tag {b.uri} {b.context}")
         lines.append(f"docker push {b.uri}")

@@ -55,13 +55,24 @@ class Rendered:
 
 
 def check_overrides(platforms: Iterable[Platform], namespaces: Iterable[Namespace]) -> None:
+    """Every key under `overrides` names a template (all platforms) or a platform (then its templates)."""
+    platforms = list(platforms)
     known = {t.name for p in platforms for t in p.templates}
+    by_platform = {p.name: {t.name for t in p.templates} for p in platforms}
     problems = []
+    for clash in sorted(known & set(by_platform)):
+        problems.append(f"a platform and a template are both named {clash!r}; overrides.{clash} would be ambiguous")
     for ns in namespaces:
-        for template in ns.overrides:
-            if template not in known:
-                problems.append(f"{ns.source}: namespaces.{ns.name}.overrides.{template}: no platform declares "
-                                f"a template named {template!r} (templates: {', '.join(sorted(known))})")
+        where = f"{ns.source}: namespaces.{ns.name}.overrides"
+        for key, value in ns.overrides.items():
+            if key in by_platform:
+                for template in value:
+                    if template not in by_platform[key]:
+                        problems.append(f"{where}.{key}.{template}: platform {key!r} declares no template named "
+                                        f"{template!r} (templates: {', '.join(sorted(by_platform[key]))})")
+            elif key not in known:
+                problems.append(f"{where}.{key}: no platform declares a template named {key!r} (templates: "
+                                f"{', '.join(sorted(known))}; platforms: {', '.join(sorted(by_platform))})")
     if problems:
         raise NamespaceError(problems)
 

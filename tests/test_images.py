@@ -68,13 +68,16 @@ def test_a_code_change_is_a_one_line_diff_per_stack_using_the_image(tmp_path: Pa
                  if d[:1] in "+-" and not d.startswith(("+++", "---"))]
         if lines:
             changed[rel] = lines
-    assert sorted(changed) == ["dev/customer-churn/serving/main.tf", "dev/customer-churn/stacks.json",
-                               "dev/customer-churn/training/main.tf"]
-    for rel in ("dev/customer-churn/serving/main.tf", "dev/customer-churn/training/main.tf"):
+    stacks = ["dev/customer-churn/serving/main.tf", "dev/customer-churn/training/main.tf",
+              "dev/financial-behavior/serving/main.tf"]
+    manifests = ["dev/customer-churn/stacks.json", "dev/financial-behavior/stacks.json"]
+    assert sorted(changed) == sorted(stacks + manifests)
+    for rel in stacks:
         minus, plus = changed[rel]
         assert minus.startswith('-  serving_image_tag') and plus.startswith('+  serving_image_tag')
-    # the manifest's hashes of exactly those two stacks moved
+    # the manifests' hashes of exactly those stacks moved
     assert len(changed["dev/customer-churn/stacks.json"]) == 4
+    assert len(changed["dev/financial-behavior/stacks.json"]) == 2
 
 
 def test_a_missing_build_context_is_a_clear_error(tmp_path: Path) -> None:
@@ -89,7 +92,7 @@ def test_a_missing_build_context_is_a_clear_error(tmp_path: Path) -> None:
 def test_images_without_a_docker_engine_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = _copy_project(tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    result = project.mlops("images", "-n", "prod")
+    result = project.mlops("images", "-n", "prod", "--blueprint", "blueprints/customer_churn.py")
     assert result.exit_code == 1
     assert "Nothing was built or pushed: there is no docker command on PATH" in result.output
     tag = content_tag(tmp_path / "training")
@@ -109,7 +112,7 @@ def test_images_builds_and_pushes_with_docker(tmp_path: Path, monkeypatch: pytes
                           "exit 0\n")
         script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
-    result = project.mlops("images", "-n", "dev")
+    result = project.mlops("images", "-n", "dev", "--blueprint", "blueprints/customer_churn.py")
     assert result.exit_code == 0, result.output
     calls = log.read_text().splitlines()
     serving, training = content_tag(tmp_path / "serving"), content_tag(tmp_path / "training")
@@ -138,7 +141,21 @@ def test_a_failed_push_stops_and_exits_1(tmp_path: Path, monkeypatch: pytest.Mon
     for tool in ("docker", "aws"):
         (bin_dir / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
-    result = project.mlops("images", "-n", "dev")
+    result = project.mlops("images", "-n", "dev", "--blueprint", "blueprints/customer_churn.py")
     assert result.exit_code == 1
     assert "failed with exit code 3; nothing after it was run" in result.output
     assert "[4/5]" not in result.output and "Traceback" not in result.output
+
+
+def test_azure_platforms_push_to_their_registry(tmp_path: Path) -> None:
+    project = _copy_project(tmp_path)
+    result = project.mlops("images", "-n", "staging", "--dry-run", "--blueprint", "blueprints/financial_behavior.py")
+    assert result.exit_code == 0, result.output
+    tag = content_tag(tmp_path / "serving")
+    lines = result.output.splitlines()
+    assert lines[0] == ("az acr login --name crfinancialbehaviorstaging "
+                        "--subscription 22222222-2222-2222-2222-222222222222")
+    assert f"docker push crfinancialbehaviorstaging.azurecr.io/financial-behavior-staging/serving:{tag}" in lines
+    # the registry and repository the Terraform declares
+    main = (ROOT / "terraform/staging/financial-behavior/training/main.tf").read_text()
+    assert 'name                          = "crfinancialbehaviorstaging"' in main

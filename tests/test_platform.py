@@ -150,9 +150,3 @@ def test_azure_stacks_use_the_azurerm_backend_and_remote_state(monkeypatch: pyte
     assert 'backend "azurerm" {' in versions and 'key                  = "fin/dev/reader.tfstate"' in versions
     assert "use_azuread_auth     = true" in versions and "storage_use_azuread = true" in versions
     assert '"fin/dev/data.tfstate"' in files["remote_state.tf"] and 'backend = "azurerm"' in files["remote_state.tf"]
-
-
-def test_an_azure_platform_without_renderings_says_so() -> None:
-    p = Platform("fin", cloud="azure").add(DataInfrastructure())
-    with pytest.raises(BlueprintError, match="DataInfrastructure 'data': this version has no AZURE rendering"):
-        p.synth(parse(AZURE_NAMESPACES)["dev"])

@@ -160,7 +160,7 @@ def test_override_of_an_undeclared_template_is_an_error(project: Project) -> Non
     result = project.mlops("synth")
     assert result.exit_code == 2
     assert ("Error: namespaces.yaml: namespaces.prod.overrides.serving: no platform declares a template named "
-            "'serving' (templates: data)") in result.output
+            "'serving' (templates: data; platforms: churn)") in result.output
 
 
 CUSTOM_TEMPLATE = textwrap.dedent("""\

@@ -16,7 +16,7 @@ from ..templates.serving import BlueGreen, ModelServing, Variant
 from ..terraform import Block, CheckovSkip, DataSource, Expr, Lifecycle, Output, Resource, interp, jsonencode
 from . import iam
 from .network import sagemaker_vpc_config
-from .training import image_tag, image_uri
+from .training import image_uri
 
 # KMS cannot encrypt the NVMe instance storage of these families; SageMaker rejects kms_key_arn.
 NVME_FAMILIES = ("ml.c5d.", "ml.m5d.", "ml.r5d.", "ml.g4dn.", "ml.g5.", "ml.g6.", "ml.p3dn.", "ml.p4d.", "ml.p4de.",
@@ -99,7 +99,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     key_arn = ctx.upstream_output(data, "kms_key_arn")
     buckets = ctx.upstream_output(data, "bucket_names")
     role_arn = ctx.upstream_output(training, "execution_role_arn")
-    tag = image_tag(ctx, t.image)
+    tag = ctx.image_tag(t.image)
     image = image_uri(ctx.upstream_output(training, "repository_urls")["serving"], tag)
     endpoint_name = _check_name(ctx, "name", f"{ctx.name}-{t.name}")
     _check_name(ctx, "name", f"{ctx.name}-{t.name}-", ENDPOINT_CONFIG_PREFIX_LIMIT)

@@ -4,7 +4,6 @@ registry group, the training pipeline and the schedule that starts it."""
 from __future__ import annotations
 
 from ..context import StackContext
-from ..templates.image import Image
 from ..templates.training import TrainingInfrastructure
 from ..terraform import Block, DataSource, Expr, Interp, Output, Resource, Value, interp, jsonencode
 from . import iam
@@ -22,11 +21,6 @@ def repository_name(platform: str, namespace: str, repository: str) -> str:
 def registry(account_id: str, region: str) -> str:
     suffix = ".com.cn" if region.startswith("cn-") else ".com"
     return f"{account_id}.dkr.ecr.{region}.amazonaws{suffix}"
-
-
-def image_tag(ctx: StackContext, image: Image) -> Expr:
-    """The image's content-hash tag, held in one local so that a code change is a one-line diff."""
-    return ctx.stack.local(f"{image.repository.replace('-', '_')}_image_tag", ctx.image_tag(image.context))
 
 
 def image_uri(repository_url: Value, tag: Expr) -> Interp:
@@ -125,8 +119,8 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
     policy = iam.inline_policy("execution", role, statements)
     ctx.stack.add(group, role, policy)
 
-    training_image = image_uri(repos["training"].attr("repository_url"), image_tag(ctx, t.image))
-    serving_image = image_uri(repos["serving"].attr("repository_url"), image_tag(ctx, t.serving_image))
+    training_image = image_uri(repos["training"].attr("repository_url"), ctx.image_tag(t.image))
+    serving_image = image_uri(repos["serving"].attr("repository_url"), ctx.image_tag(t.serving_image))
     analyzer = DataSource("aws_sagemaker_prebuilt_ecr_image", "model_monitor", {
         "repository_name": "sagemaker-model-monitor-analyzer"})
     ctx.stack.add(analyzer)

@@ -1,17 +1,21 @@
-"""How each template becomes resources on Azure (hashicorp/azurerm >= 4.55, < 5.0).
-
-Templates are rendered here by the Azure issue; until then only the terraform block, provider
-and azurerm state backend exist, so an Azure platform fails with a clear "no rendering" error.
-"""
+"""How each template becomes resources on Azure (hashicorp/azurerm >= 4.55, < 5.0, and azure/azapi
+for what azurerm does not cover)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..templates import DataInfrastructure, FeatureStore, ModelServing, TrainingInfrastructure
+from . import data, features, serving, training
 from .provider import remote_state, settings
 
 NAME = "azure"
-RENDERERS: Mapping[type, Callable[[Any, Any], None]] = {}
+RENDERERS: Mapping[type, Callable[[Any, Any], None]] = {
+    DataInfrastructure: data.render,
+    FeatureStore: features.render,
+    TrainingInfrastructure: training.render,
+    ModelServing: serving.render,
+}
 
 __all__ = ["NAME", "RENDERERS", "remote_state", "settings"]

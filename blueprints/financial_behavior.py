@@ -1,0 +1,67 @@
+"""Financial behaviour (will a client subscribe to a term deposit?) on Azure Machine Learning.
+
+The same template vocabulary as customer_churn.py: a binary classifier trained on the bank's
+client data, served from a managed online endpoint with a champion and a challenger.
+"""
+
+from mlops_dsl import (
+    AutoScaling,
+    DataInfrastructure,
+    Feature,
+    FeatureGroup,
+    FeatureStore,
+    Image,
+    ModelServing,
+    Platform,
+    QualityGate,
+    TrainingInfrastructure,
+    Variant,
+)
+
+platform = Platform("financial-behavior", cloud="azure")
+
+data = DataInfrastructure(zones=["raw", "processed", "models", "experiments"], vpc_cidr="10.30.0.0/16")
+
+features = FeatureStore(data, groups=[
+    FeatureGroup(
+        "client",
+        record_id="client_id",
+        event_time="event_time",
+        online=False,  # the Azure feature store serves offline features in this version
+        description="Demographics, balances and campaign contacts per client",
+        features=[
+            Feature("client_id", "string"),
+            Feature("event_time", "fractional"),
+            Feature("age", "integral"),
+            Feature("job", "string"),
+            Feature("marital", "string"),
+            Feature("education", "string"),
+            Feature("balance", "fractional"),
+            Feature("housing_loan", "string"),
+            Feature("campaign_contacts", "integral"),
+            Feature("previous_outcome", "string"),
+        ],
+    ),
+])
+
+training = TrainingInfrastructure(
+    data,
+    features,
+    image=Image("training"),
+    instance_type="ml.m5.xlarge",
+    gate=QualityGate(metric="roc_auc", threshold=0.78),
+    spot=True,
+    schedule="cron(0 2 ? * SUN *)",
+)
+
+serving = ModelServing(
+    training,
+    image=Image("serving"),
+    variants=[
+        Variant("blue", weight=0.9, instance_type="ml.m5.large", initial_instance_count=2),
+        Variant("green", weight=0.1, instance_type="ml.m5.large", initial_instance_count=2),
+    ],
+    autoscaling=AutoScaling(min_capacity=2, max_capacity=6),
+)
+
+platform.add(data, features, training, serving)

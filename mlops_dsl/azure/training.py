@@ -1,0 +1,138 @@
+"""TrainingInfrastructure on Azure: registry, workspace, compute that scales to zero, and the
+scheduled training job, which runs the same training image as SageMaker does.
+
+The job runs `python -m training train`: the gates of training/config.yaml decide whether the
+model is registered (in the workspace's MLflow registry), as they do locally. The blueprint's
+`tuning` ranges drive a SageMaker tuning job; on Azure the search runs inside the job, over the
+space in training/config.yaml.
+"""
+
+from __future__ import annotations
+
+from ..context import StackContext
+from ..templates.training import TrainingInfrastructure
+from ..terraform import Block, CheckovSkip, Expr, Output, Resource, interp
+from .common import azapi, location, private_endpoint, registry_name, schedule_trigger, tagged, vm_size
+from .workspace import application_insights, workspace
+
+CLUSTER = "train-cluster"
+REGISTRY_SKIPS = (
+    CheckovSkip("CKV_AZURE_164", "Docker Content Trust is being retired by Azure; images are pinned by "
+                                 "content-hash tags and the registry quarantines new pushes"),
+    CheckovSkip("CKV_AZURE_165", "geo-replication needs a second region; opt in per platform"),
+)
+
+
+def environment(ctx: StackContext, name: str, workspace_id: object, image: object, tag: Expr,
+                extra: dict[str, object] | None = None) -> list[Resource]:
+    """An Azure ML environment whose versions are the image's content-hash tags."""
+    container = azapi(ctx, f"{name}_environment", "workspaces/environments", name, workspace_id,
+                      {"properties": {"description": f"The {name} image"}})
+    version = azapi(ctx, f"{name}_environment_version", "workspaces/environments/versions", tag,
+                    container.attr("id"), {"properties": {"image": image, "osType": "Linux", **(extra or {})}})
+    return [container, version]
+
+
+def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
+    data = t.data
+    rg = ctx.upstream_output(data, "resource_group_name")
+    zones = ctx.upstream_output(data, "private_dns_zone_ids")
+    endpoints = ctx.upstream_output(data, "endpoints_subnet_id")
+
+    registry = Resource("azurerm_container_registry", "main", tagged(ctx, {
+        "name": registry_name(ctx.platform, ctx.namespace.name),
+        "resource_group_name": rg,
+        "location": location(ctx),
+        "sku": "Premium",
+        "admin_enabled": False,
+        "anonymous_pull_enabled": False,
+        "public_network_access_enabled": False,
+        "network_rule_bypass_option": "AzureServices",
+        "export_policy_enabled": False,
+        "quarantine_policy_enabled": True,
+        "retention_policy_in_days": 30,
+        "zone_redundancy_enabled": True,
+        "data_endpoint_enabled": True,
+        "identity": Block({"type": "UserAssigned", "identity_ids": [ctx.upstream_output(data, "cmk_identity_id")]}),
+        "encryption": Block({
+            "key_vault_key_id": ctx.upstream_output(data, "key_id"),
+            "identity_client_id": ctx.upstream_output(data, "cmk_identity_client_id"),
+        }),
+    }), skips=REGISTRY_SKIPS)
+    ctx.stack.add(registry, private_endpoint(ctx, "registry", rg, registry.attr("id"), "registry", endpoints,
+                                             zones["registry"]),
+                  Resource("azurerm_role_assignment", "workload_pull", {
+                      "scope": registry.attr("id"),
+                      "role_definition_name": "AcrPull",
+                      "principal_id": ctx.upstream_output(data, "workload_identity_principal_id"),
+                  }))
+
+    insights = application_insights(ctx, data, "training")
+    resources = workspace(ctx, data, "training", "Default", insights, {
+        "container_registry_id": registry.attr("id"),
+        # The registry is private: images are built on the workspace's own compute.
+        "image_build_compute_name": CLUSTER,
+    })
+    ml = resources[0]
+    ctx.stack.add(insights, *resources)
+    workload = ctx.upstream_output(data, "workload_identity_id")
+    cluster = Resource("azurerm_machine_learning_compute_cluster", "training", tagged(ctx, {
+        "name": CLUSTER,
+        "location": location(ctx),
+        "machine_learning_workspace_id": ml.attr("id"),
+        "vm_size": vm_size(ctx, "instance_type", t.instance_type),
+        "vm_priority": "LowPriority" if t.spot else "Dedicated",
+        "scale_settings": Block({
+            "min_node_count": 0,  # nothing runs, nothing is paid for
+            "max_node_count": max(t.instance_count, 1),
+            "scale_down_nodes_after_idle_duration": "PT10M",
+        }),
+        "identity": Block({"type": "UserAssigned", "identity_ids": [workload]}),
+        "local_auth_enabled": False,
+        "node_public_ip_enabled": False,
+        "ssh_public_access_enabled": False,
+    }))
+    ctx.stack.add(cluster)
+    containers = ctx.upstream_output(data, "container_ids")
+    for zone in data.zones:
+        ctx.stack.add(Resource("azurerm_machine_learning_datastore_datalake_gen2", zone.replace("-", "_"), {
+            "name": zone.replace("-", "_"),
+            "workspace_id": ml.attr("id"),
+            "storage_container_id": containers[zone],
+            "service_data_identity": "WorkspaceUserAssignedIdentity",
+        }))
+
+    repository = f"{ctx.platform}-{ctx.namespace.name}"
+    tag = ctx.image_tag(t.image)
+    training_image = interp("", registry.attr("login_server"), f"/{repository}/{t.image.repository}:", tag)
+    env = environment(ctx, "training", ml.attr("id"), training_image, tag)
+    ctx.stack.add(*env)
+    data_zone = "processed" if "processed" in data.zones else data.zones[0]
+    if t.schedule is not None:
+        ctx.stack.add(azapi(ctx, "schedule", "workspaces/schedules", f"{ctx.name}-training", ml.attr("id"), {
+            "properties": {
+                "displayName": f"Train {ctx.platform} ({ctx.namespace.name})",
+                "isEnabled": True,
+                "trigger": schedule_trigger(ctx, "schedule", t.schedule),
+                "action": {
+                    "actionType": "CreateJob",
+                    "jobDefinition": {
+                        "jobType": "Command",
+                        "displayName": f"{ctx.platform}-training",
+                        "experimentName": ctx.platform,
+                        "computeId": cluster.attr("id"),
+                        "environmentId": env[1].attr("id"),
+                        "command": "python -m training train --data ${{inputs.data}}/train.csv",
+                        "identity": {"identityType": "Managed"},
+                        "inputs": {"data": {"jobInputType": "uri_folder",
+                                            "uri": f"azureml://datastores/{data_zone}/paths/training/"}},
+                    },
+                },
+            },
+        }))
+    ctx.stack.add(
+        Output("workspace_id", ml.attr("id"), description="The training workspace"),
+        Output("registry_login_server", registry.attr("login_server"), description="Container registry host"),
+        Output("registry_repository", repository, description="Repository prefix of this namespace's images"),
+        Output("cluster_id", cluster.attr("id"), description="Training compute (scales to zero)"),
+    )

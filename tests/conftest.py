@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from mlops_dsl import toolchain
 from mlops_dsl.cli import main
+from mlops_dsl.terraform import Block
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,3 +122,38 @@ def check_image(context: str, *must_contain: str) -> None:
     result = subprocess.run([str(hadolint), "--failure-threshold", "warning", str(ROOT / context / "Dockerfile")],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+def reference_schemas(name: str) -> dict[str, set[str]]:
+    """Resource type -> argument paths (a.b.c) from a provider schema dump in ../shared/reference."""
+    path = ROOT.parent / "shared" / "reference" / name
+    if not path.exists():
+        pytest.skip(f"{path} (the provider schema reference) is not beside the repository")
+    schemas: dict[str, set[str]] = {}
+    current: set[str] = set()
+    stack: list[str] = []
+    for line in path.read_text().splitlines():
+        head = re.match(r"## (\w+)\s", line)
+        if head:
+            current = schemas.setdefault(head.group(1), set())
+            stack = []
+            continue
+        item = re.match(r"( *)- (\w+) \[", line)
+        if item:
+            depth = len(item.group(1)) // 2
+            stack = [*stack[:depth], item.group(2)]
+            current.add(".".join(stack))
+    return schemas
+
+
+def argument_paths(body, prefix=""):
+    """Every argument and nested-block path a resource body sets."""
+    for key, value in body.items():
+        if value is None:
+            continue
+        path = f"{prefix}{key}"
+        yield path
+        blocks = [value] if isinstance(value, Block) else value if isinstance(value, list) and value and all(
+            isinstance(v, Block) for v in value) else []
+        for block in blocks:
+            yield from argument_paths(block.body, f"{path}.")

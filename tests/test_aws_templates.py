@@ -3,8 +3,6 @@ DataInfrastructure, validation at declaration, and the provider-range guarantee.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from mlops_dsl import (
@@ -27,10 +25,10 @@ from mlops_dsl import (
 )
 from mlops_dsl.errors import BlueprintError, NamespaceError
 from mlops_dsl.namespaces import parse
-from mlops_dsl.terraform import Block, Expr
+from mlops_dsl.terraform import Expr
 from mlops_dsl.terraform.values import Call
 
-from .conftest import NAMESPACES, ROOT
+from .conftest import NAMESPACES, ROOT, argument_paths, reference_schemas
 
 TAGS = {"training": "aaaaaaaaaaaa", "serving": "bbbbbbbbbbbb"}
 GROUP = FeatureGroup("customer", record_id="id", event_time="ts",
@@ -352,49 +350,15 @@ def test_prod_gets_bigger_instances_and_more_capacity() -> None:
 
 # --- provider range: every argument exists in hashicorp/aws 6.25 as well as in 5.100 ----------------
 
-def _schemas() -> dict[str, set[str]]:
-    """Resource type -> argument paths (a.b.c) from the 6.25 schema dump in ../shared/reference."""
-    path = ROOT.parent / "shared" / "reference" / "aws_schemas.md"
-    if not path.exists():
-        pytest.skip(f"{path} (the provider schema reference) is not beside the repository")
-    schemas: dict[str, set[str]] = {}
-    current: set[str] = set()
-    stack: list[str] = []
-    for line in path.read_text().splitlines():
-        head = re.match(r"## (\w+)\s", line)
-        if head:
-            current = schemas.setdefault(head.group(1), set())
-            stack = []
-            continue
-        item = re.match(r"( *)- (\w+) \[", line)
-        if item:
-            depth = len(item.group(1)) // 2
-            stack = [*stack[:depth], item.group(2)]
-            current.add(".".join(stack))
-    return schemas
-
-
-def _paths(body, prefix=""):
-    for key, value in body.items():
-        if value is None:
-            continue
-        path = f"{prefix}{key}"
-        yield path
-        blocks = [value] if isinstance(value, Block) else value if isinstance(value, list) and value and all(
-            isinstance(v, Block) for v in value) else []
-        for block in blocks:
-            yield from _paths(block.body, f"{path}.")
-
-
 def test_every_emitted_argument_exists_in_aws_6_25() -> None:
-    schemas = _schemas()
+    schemas = reference_schemas("aws_schemas.md")
     missing = []
     for build in _stacks(_platform(serving_kwargs={"shadow": Variant("shadow"), "deployment": Rolling()})).values():
         for resource in build.stack.resources:
             if resource.type not in schemas:
                 missing.append(f"{resource.type} (no schema)")
                 continue
-            missing += [f"{resource.address}.{p}" for p in _paths(resource.body)
+            missing += [f"{resource.address}.{p}" for p in argument_paths(resource.body)
                         if p not in schemas[resource.type]]
     assert missing == []
 

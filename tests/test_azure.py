@@ -1,0 +1,213 @@
+"""The Azure renderings: wiring, names within Azure's limits, validation, provider schema and pins."""
+
+from __future__ import annotations
+
+import pytest
+import tfparse
+
+from mlops_dsl import (
+    DataInfrastructure,
+    Feature,
+    FeatureGroup,
+    FeatureStore,
+    ModelServing,
+    Platform,
+    TrainingInfrastructure,
+    Variant,
+)
+from mlops_dsl.azure.serving import percentages
+from mlops_dsl.errors import BlueprintError
+from mlops_dsl.namespaces import parse
+from mlops_dsl.terraform import render
+
+from .conftest import ROOT, argument_paths, reference_schemas
+
+TAGS = {"training": "aaaaaaaaaaaa", "serving": "bbbbbbbbbbbb"}
+NAMESPACES = """\
+defaults:
+  tags: {team: ml}
+  alerts: {emails: [oncall@example.com]}
+  azure:
+    tenant_id: 00000000-0000-0000-0000-0000000000aa
+    location: westeurope
+namespaces:
+  dev:
+    azure:
+      subscription_id: 11111111-1111-1111-1111-111111111111
+      backend: {resource_group_name: rg-state, storage_account_name: ststate, container_name: tfstate}
+  load-testing-eu1:
+    azure:
+      subscription_id: 22222222-2222-2222-2222-222222222222
+      backend: {resource_group_name: rg-state, storage_account_name: ststate, container_name: tfstate}
+"""
+GROUP = FeatureGroup("client", record_id="id", event_time="ts", online=False,
+                     features=[Feature("id", "string"), Feature("ts", "fractional"), Feature("age", "integral")])
+
+
+def _platform(name: str = "fin", serving: dict | None = None, training: dict | None = None,
+              group: FeatureGroup = GROUP) -> Platform:
+    data = DataInfrastructure()
+    features = FeatureStore(data, groups=[group])
+    trained = TrainingInfrastructure(data, features, **(training or {}))
+    served = ModelServing(trained, **(serving or {"variants": [Variant("blue", 0.9), Variant("green", 0.1)]}))
+    return Platform(name, cloud="azure").add(data, features, trained, served)
+
+
+def _stacks(platform: Platform, ns: str = "dev") -> dict:
+    return {b.template: b.stack for b in platform.synth(parse(NAMESPACES)[ns], image_tags=TAGS)}
+
+
+def _by(stack, kind: str) -> dict:
+    return {r.name: r for r in stack.resources if r.type == kind}
+
+
+def _text(value) -> str:
+    from mlops_dsl.terraform.hcl import expression
+
+    return "\n".join(expression(value, 0))
+
+
+def test_data_infrastructure_is_private_and_on_its_own_key() -> None:
+    data = _stacks(_platform())["data"]
+    vault = _by(data, "azurerm_key_vault")["main"].body
+    assert vault["rbac_authorization_enabled"] and vault["purge_protection_enabled"]
+    assert vault["public_network_access_enabled"] is False and vault["sku_name"] == "premium"
+    key = _by(data, "azurerm_key_vault_key")["cmk"].body
+    assert key["key_type"] == "RSA-HSM" and key["rotation_policy"].body["expire_after"] == "P1Y"
+    lake = _by(data, "azurerm_storage_account")["lake"]
+    body = lake.body
+    assert body["is_hns_enabled"] and body["min_tls_version"] == "TLS1_2" and body["infrastructure_encryption_enabled"]
+    assert body["shared_access_key_enabled"] is False and body["public_network_access_enabled"] is False
+    assert body["customer_managed_key"].body["key_vault_key_id"].text == "azurerm_key_vault_key.cmk.versionless_id"
+    assert body["blob_properties"].body["delete_retention_policy"].body["days"] == 30
+    assert "azurerm_role_assignment.cmk_key_user" in {d.address for d in lake.depends_on}  # before the account
+    assert set(_by(data, "azurerm_storage_container")) == {"raw", "processed", "models", "experiments"}
+    endpoints = _by(data, "azurerm_private_endpoint")
+    assert {e.body["private_service_connection"].body["subresource_names"][0] for e in endpoints.values()} == \
+        {"blob", "dfs", "vault"}
+    subnets, associations = _by(data, "azurerm_subnet"), _by(data, "azurerm_subnet_network_security_group_association")
+    assert set(subnets) == set(associations)  # every subnet has an NSG
+    assert all(r.body["tags"]["team"] == "ml" for r in data.resources if "tags" in r.body)
+
+
+def test_feature_store_workspace_and_its_azapi_pieces() -> None:
+    stack = _stacks(_platform())["features"]
+    store = _by(stack, "azurerm_machine_learning_workspace")["features"]
+    assert store.body["kind"] == "FeatureStore" and store.lifecycle.prevent_destroy
+    assert store.body["feature_store"].body["offline_connection_name"] == "offline-store"
+    assert store.body["public_network_access_enabled"] is False
+    assert store.body["managed_network"].body["isolation_mode"] == "AllowOnlyApprovedOutbound"
+    azapi = {r.name: r.body for r in stack.resources if r.type == "azapi_resource"}
+    assert azapi["offline_store"]["type"] == "Microsoft.MachineLearningServices/workspaces/connections@2024-10-01"
+    assert azapi["offline_store"]["body"]["properties"]["category"] == "ADLSGen2"
+    index = azapi["entity_client_v1"]["body"]["properties"]["indexColumns"]
+    assert index == [{"columnName": "id", "dataType": "string"}]
+    update = _by(stack, "azapi_update_resource")["features_identity_datastores"].body["body"]
+    assert update == {"properties": {"systemDatastoresAuthMode": "identity"}}
+
+
+def test_training_registry_workspace_compute_and_schedule() -> None:
+    stack = _stacks(_platform(training={"spot": True}))["training"]
+    registry = _by(stack, "azurerm_container_registry")["main"].body
+    assert registry["sku"] == "Premium" and registry["admin_enabled"] is False
+    assert registry["anonymous_pull_enabled"] is False and registry["public_network_access_enabled"] is False
+    assert registry["quarantine_policy_enabled"] and registry["retention_policy_in_days"] == 30
+    ml = _by(stack, "azurerm_machine_learning_workspace")["training"].body
+    assert ml["encryption"].body["key_id"].text == "data.terraform_remote_state.data.outputs.key_id"
+    assert ml["public_network_access_enabled"] is False
+    cluster = _by(stack, "azurerm_machine_learning_compute_cluster")["training"].body
+    assert cluster["scale_settings"].body["min_node_count"] == 0
+    assert cluster["node_public_ip_enabled"] is False and cluster["local_auth_enabled"] is False
+    assert cluster["vm_size"] == "Standard_D4s_v3" and cluster["vm_priority"] == "LowPriority"
+    schedule = {r.name: r.body for r in stack.resources if r.type == "azapi_resource"}["schedule"]["body"]
+    assert schedule["properties"]["trigger"] == {"triggerType": "Cron", "expression": "0 3 * * 1", "timeZone": "UTC"}
+    assert stack.locals == {"training_image_tag": "aaaaaaaaaaaa"}  # one line per code change
+
+
+def test_serving_endpoint_deployments_traffic_autoscale_and_alerts() -> None:
+    serving = {"variants": [Variant("blue", 0.9, initial_instance_count=2), Variant("green", 0.1)],
+               "shadow": None}
+    stack = _stacks(_platform(serving=serving))["serving"]
+    azapi = {r.name: r.body for r in stack.resources if r.type == "azapi_resource"}
+    assert azapi["endpoint"]["body"]["properties"] == {"authMode": "AADToken", "publicNetworkAccess": "Disabled"}
+    blue = azapi["deployment_blue"]["body"]
+    assert blue["sku"]["capacity"] == 2 and blue["properties"]["egressPublicNetworkAccess"] == "Disabled"
+    traffic = _by(stack, "azapi_update_resource")["traffic"]
+    assert traffic.body["body"] == {"properties": {"traffic": {"blue": 90, "green": 10}}}
+    assert {d.name for d in traffic.depends_on} == {"deployment_blue", "deployment_green"}
+    assert set(_by(stack, "azurerm_monitor_autoscale_setting")) == {"blue", "green"}
+    alerts = _by(stack, "azurerm_monitor_metric_alert")
+    assert alerts["latency"].body["criteria"].body["metric_name"] == "RequestLatency_P99"
+    group = _by(stack, "azurerm_monitor_action_group")["alerts"].body
+    assert [r.body["email_address"] for r in group["email_receiver"]] == ["oncall@example.com"]
+    assert stack.locals == {"serving_image_tag": "bbbbbbbbbbbb"}
+
+
+def test_shadow_is_mirror_traffic() -> None:
+    stack = _stacks(_platform(serving={"variants": [Variant("blue")], "shadow": Variant("candidate")}))["serving"]
+    traffic = _by(stack, "azapi_update_resource")["traffic"].body["body"]["properties"]
+    assert traffic == {"traffic": {"blue": 100}, "mirrorTraffic": {"candidate": 100}}
+
+
+def test_weights_become_whole_percentages_summing_to_100() -> None:
+    assert percentages({"a": 1, "b": 1, "c": 1}) == {"a": 34, "b": 33, "c": 33}
+    assert percentages({"blue": 0.9, "green": 0.1}) == {"blue": 90, "green": 10}
+    assert sum(percentages({"a": 0.123, "b": 0.456, "c": 0.421}).values()) == 100
+
+
+def test_names_fit_azure_limits_for_the_longest_names() -> None:
+    """A 24-character platform in a 16-character namespace still gets valid names."""
+    stacks = _stacks(_platform(name="customer-churn-forecasts"), ns="load-testing-eu1")
+    names = {r.type: r.body.get("name") for s in stacks.values() for r in s.resources}
+    assert 3 <= len(names["azurerm_storage_account"]) <= 24 and names["azurerm_storage_account"].isalnum()
+    assert len(names["azurerm_key_vault"]) <= 24 and len(names["azurerm_container_registry"]) <= 50
+    assert len(names["azurerm_machine_learning_workspace"]) <= 33
+    endpoint = {r.name: r.body["name"] for r in stacks["serving"].resources if r.type == "azapi_resource"}["endpoint"]
+    assert 3 <= len(endpoint) <= 32
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({"group": FeatureGroup("client", record_id="id", event_time="ts", online=True,
+                            features=[Feature("id", "string"), Feature("ts", "fractional")])},
+     "FeatureStore 'features': groups[0].online: the Azure feature store has no online store in this version"),
+    ({"training": {"instance_type": "ml.p3.16xlarge"}},
+     "TrainingInfrastructure 'training': instance_type: 'ml.p3.16xlarge' has no Azure VM size in this version"),
+    ({"training": {"schedule": "at(2027-01-01T00:00:00)"}},
+     "TrainingInfrastructure 'training': schedule: 'at(2027-01-01T00:00:00)' has no Azure ML schedule equivalent"),
+    ({"serving": {"variants": [Variant("blue", instance_type="ml.p3.2xlarge")]}},
+     "ModelServing 'serving': variants[0].instance_type: 'ml.p3.2xlarge' has no Azure VM size"),
+])
+def test_validation_errors_name_the_blueprint_field(kwargs: dict, expected: str) -> None:
+    with pytest.raises(BlueprintError) as err:
+        _stacks(_platform(**kwargs))
+    assert expected in str(err.value) and "test_azure.py:" in str(err.value)
+
+
+def test_every_azurerm_argument_exists_in_azurerm_4_55_and_providers_are_pinned() -> None:
+    schemas = reference_schemas("azurerm_schemas.md")
+    missing = []
+    for stack in _stacks(_platform(serving={"variants": [Variant("blue")], "shadow": Variant("c")})).values():
+        for resource in stack.resources:
+            if not resource.type.startswith("azurerm_"):
+                continue
+            if resource.type not in schemas:
+                missing.append(f"{resource.type} (no schema)")
+                continue
+            missing += [f"{resource.address}.{p}" for p in argument_paths(resource.body)
+                        if p not in schemas[resource.type]]
+        versions = render(stack)["versions.tf"]
+        assert 'source  = "hashicorp/azurerm"\n      version = ">= 4.55, < 5.0"' in versions
+        if any(r.type.startswith("azapi_") for r in stack.resources):
+            assert 'source  = "azure/azapi"\n      version = ">= 2.0, < 3.0"' in versions
+    assert missing == []
+
+
+@pytest.mark.parametrize("ns", ["dev", "staging", "prod"])
+def test_committed_azure_stacks_parse_and_wire_together(ns: str) -> None:
+    base = ROOT / "terraform" / ns / "financial-behavior"
+    for name in ("data", "features", "training", "serving"):
+        parsed = tfparse.load_from_path(str(base / name))
+        assert parsed, name
+    serving = tfparse.load_from_path(str(base / "serving"))
+    names = {r["__tfmeta"]["path"] for r in serving["azapi_resource"]}
+    assert {"azapi_resource.endpoint", "azapi_resource.deployment_blue", "azapi_resource.deployment_green"} <= names

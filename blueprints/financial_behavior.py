@@ -27,7 +27,6 @@ features = FeatureStore(data, groups=[
         "client",
         record_id="client_id",
         event_time="event_time",
-        online=False,  # the Azure feature store serves offline features in this version
         description="Demographics, balances and campaign contacts per client",
         features=[
             Feature("client_id", "string"),

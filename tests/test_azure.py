@@ -101,7 +101,7 @@ def test_feature_store_workspace_and_its_azapi_pieces() -> None:
     assert azapi["offline_store"]["type"] == "Microsoft.MachineLearningServices/workspaces/connections@2024-10-01"
     assert azapi["offline_store"]["body"]["properties"]["category"] == "ADLSGen2"
     index = azapi["entity_client_v1"]["body"]["properties"]["indexColumns"]
-    assert index == [{"columnName": "id", "dataType": "string"}]
+    assert index == [{"columnName": "id", "dataType": "String"}]
     update = _by(stack, "azapi_update_resource")["features_identity_datastores"].body["body"]
     assert update == {"properties": {"systemDatastoresAuthMode": "identity"}}
 
@@ -167,9 +167,6 @@ def test_names_fit_azure_limits_for_the_longest_names() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "expected"), [
-    ({"group": FeatureGroup("client", record_id="id", event_time="ts", online=True,
-                            features=[Feature("id", "string"), Feature("ts", "fractional")])},
-     "FeatureStore 'features': groups[0].online: the Azure feature store has no online store in this version"),
     ({"training": {"instance_type": "ml.p3.16xlarge"}},
      "TrainingInfrastructure 'training': instance_type: 'ml.p3.16xlarge' has no Azure VM size in this version"),
     ({"training": {"schedule": "at(2027-01-01T00:00:00)"}},
@@ -211,3 +208,22 @@ def test_committed_azure_stacks_parse_and_wire_together(ns: str) -> None:
     serving = tfparse.load_from_path(str(base / "serving"))
     names = {r["__tfmeta"]["path"] for r in serving["azapi_resource"]}
     assert {"azapi_resource.endpoint", "azapi_resource.deployment_blue", "azapi_resource.deployment_green"} <= names
+
+
+def test_an_online_group_gets_a_private_redis_online_store() -> None:
+    online = FeatureGroup("client", record_id="id", event_time="ts", online=True,
+                          features=[Feature("id", "string"), Feature("ts", "fractional")])
+    stack = _stacks(_platform(group=online))["features"]
+    cache = _by(stack, "azurerm_redis_cache")["online"].body
+    assert cache["public_network_access_enabled"] is False and cache["non_ssl_port_enabled"] is False
+    assert cache["minimum_tls_version"] == "1.2" and cache["access_keys_authentication_enabled"] is False
+    store = _by(stack, "azurerm_machine_learning_workspace")["features"].body["feature_store"].body
+    assert store["online_connection_name"] == "online-store"
+    azapi = {r.name: r.body for r in stack.resources if r.type == "azapi_resource"}
+    assert azapi["online_store"]["body"]["properties"]["category"] == "Redis"
+    version = azapi["featureset_client_v1"]["body"]["properties"]
+    assert version["materializationSettings"] == {"storeType": "OnlineAndOffline"}
+    assert version["specification"]["path"] == "azureml://datastores/processed/paths/featuresets/client/spec"
+    offline = {r.name: r.body for r in _stacks(_platform())["features"].resources if r.type == "azapi_resource"}
+    assert "online_store" not in offline
+    assert offline["featureset_client_v1"]["body"]["properties"]["materializationSettings"] == {"storeType": "Offline"}

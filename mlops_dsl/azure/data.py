@@ -22,6 +22,7 @@ DNS_ZONES = {
     "registry": "privatelink.azurecr.io",
     "amlworkspace": "privatelink.api.azureml.ms",
     "notebooks": "privatelink.notebooks.azure.net",
+    "redisCache": "privatelink.redis.cache.windows.net",
 }
 STORAGE_SKIPS = (
     CheckovSkip("CKV_AZURE_33", "no queues are used; inline queue logging needs shared-key data-plane access, "
@@ -140,8 +141,9 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
             "user_assigned_identity_id": cmk_identity.attr("id"),
         }),
         "network_rules": Block({"default_action": "Deny", "bypass": ["AzureServices"]}),
+        # Hierarchical-namespace accounts support neither blob versioning nor change feed yet:
+        # soft delete of blobs and containers is what recovers data here.
         "blob_properties": Block({
-            "change_feed_enabled": True,
             "delete_retention_policy": Block({"days": 30}),
             "container_delete_retention_policy": Block({"days": 30}),
         }),
@@ -160,14 +162,14 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
         ctx.stack.add(container)
     ctx.stack.add(Resource("azurerm_storage_management_policy", "lake", {
         "storage_account_id": lake.attr("id"),
+        # Tiering is what lifecycle management supports on a hierarchical namespace; data is never
+        # deleted by default. Objects untouched for `noncurrent_version_days` move to the cool tier.
         "rule": Block({
-            "name": "expire-old-versions",
+            "name": "cool-untouched-data",
             "enabled": True,
             "filters": Block({"blob_types": ["blockBlob"]}),
-            "actions": Block({
-                "snapshot": Block({"delete_after_days_since_creation_greater_than": t.noncurrent_version_days}),
-                "version": Block({"delete_after_days_since_creation": t.noncurrent_version_days}),
-            }),
+            "actions": Block({"base_blob": Block({
+                "tier_to_cool_after_days_since_modification_greater_than": t.noncurrent_version_days})}),
         }),
     }))
     endpoints = subnets["endpoints"].attr("id")

@@ -1,49 +1,91 @@
-"""FeatureStore on Azure: an Azure ML workspace of kind FeatureStore, its offline store on the lake.
+"""FeatureStore on Azure: an Azure ML workspace of kind FeatureStore, its offline store on the lake
+and, when a group is online, an online store on Azure Cache for Redis.
 
-azurerm creates the workspace; the offline-store connection and one feature-store entity per
-declared group (keyed by the group's record id) go through azapi, which azurerm cannot express.
-Feature sets themselves are registered with their transformation code (`az ml feature-set`).
+azurerm creates the workspace and the cache; the store connections, one entity per group (keyed
+by its record id) and one feature set per group go through azapi, which azurerm cannot express.
+A feature set's specification (FeaturesetSpec.yaml, written with its transformation code) lives
+at `featuresets/<group>/spec` in the offline zone and must be uploaded before the first apply.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..context import StackContext
 from ..templates.features import FeatureStore
-from ..terraform import Block, Output, interp
-from .common import azapi
+from ..terraform import Block, Output, Resource, interp
+from .common import azapi, location, private_endpoint, tagged
 from .workspace import application_insights, workspace
 
-DATA_TYPES = {"integral": "long", "fractional": "double", "string": "string"}
+DATA_TYPES = {"integral": "Long", "fractional": "Double", "string": "String"}  # ARM's FeatureDataType
 OFFLINE_CONNECTION = "offline-store"
+ONLINE_CONNECTION = "online-store"
 
 
-def render(t: FeatureStore, ctx: StackContext) -> None:
-    for i, g in enumerate(t.groups):
-        if g.online:
-            raise ctx.error(f"groups[{i}].online", "the Azure feature store has no online store in this version "
-                                                   "(it needs a managed Redis); declare the group with online=False")
-    insights = application_insights(ctx, t.data, "features")
-    resources = workspace(ctx, t.data, "features", "FeatureStore", insights, {
-        "feature_store": Block({
-            "computer_spark_runtime_version": "3.4",  # sic: the provider's argument name
-            "offline_connection_name": OFFLINE_CONNECTION,
-        }),
-    }, protect=t.protect_from_destroy)
-    store = resources[0]
-    ctx.stack.add(insights, *resources)
-    account = ctx.upstream_output(t.data, "storage_account_name")
-    connection = azapi(ctx, "offline_store", "workspaces/connections", OFFLINE_CONNECTION, store.attr("id"), {
+def _connection(ctx: StackContext, t: FeatureStore, name: str, category: str, target: object,
+                store: Resource) -> Resource:
+    return azapi(ctx, name.replace("-", "_"), "workspaces/connections", name, store.attr("id"), {
         "properties": {
-            "category": "ADLSGen2",
+            "category": category,
             "authType": "ManagedIdentity",
-            "target": interp("https://", account, f".dfs.core.windows.net/{t.offline_zone}"),
+            "target": target,
             "credentials": {
                 "clientId": ctx.upstream_output(t.data, "workload_identity_client_id"),
                 "resourceId": ctx.upstream_output(t.data, "workload_identity_id"),
             },
         },
     })
-    ctx.stack.add(connection)
+
+
+def _online_store(ctx: StackContext, t: FeatureStore) -> list[Resource]:
+    """A Premium cache reachable only privately, with Entra ID instead of access keys."""
+    rg = ctx.upstream_output(t.data, "resource_group_name")
+    cache = Resource("azurerm_redis_cache", "online", tagged(ctx, {
+        "name": f"redis-{ctx.name}",
+        "location": location(ctx),
+        "resource_group_name": rg,
+        "sku_name": "Premium",
+        "family": "P",
+        "capacity": 1,
+        "replicas_per_primary": 1,
+        "minimum_tls_version": "1.2",
+        "non_ssl_port_enabled": False,
+        "public_network_access_enabled": False,
+        "access_keys_authentication_enabled": False,
+        "redis_configuration": Block({"active_directory_authentication_enabled": True}),
+    }))
+    zones = ctx.upstream_output(t.data, "private_dns_zone_ids")
+    endpoint = private_endpoint(ctx, "online_store", rg, cache.attr("id"), "redisCache",
+                                ctx.upstream_output(t.data, "endpoints_subnet_id"), zones["redisCache"])
+    return [cache, endpoint]
+
+
+def render(t: FeatureStore, ctx: StackContext) -> None:
+    online = any(g.online for g in t.groups)
+    insights = application_insights(ctx, t.data, "features")
+    settings: dict[str, Any] = {
+        "computer_spark_runtime_version": "3.4",  # sic: the provider's argument name
+        "offline_connection_name": OFFLINE_CONNECTION,
+    }
+    if online:
+        settings["online_connection_name"] = ONLINE_CONNECTION
+    resources = workspace(ctx, t.data, "features", "FeatureStore", insights,
+                          {"feature_store": Block(settings)}, protect=t.protect_from_destroy)
+    store = resources[0]
+    ctx.stack.add(insights, *resources)
+    account = ctx.upstream_output(t.data, "storage_account_name")
+    ctx.stack.add(_connection(ctx, t, OFFLINE_CONNECTION, "ADLSGen2",
+                              interp("https://", account, f".dfs.core.windows.net/{t.offline_zone}"), store))
+    if online:
+        cache, endpoint = _online_store(ctx, t)
+        ctx.stack.add(cache, endpoint, _connection(ctx, t, ONLINE_CONNECTION, "Redis", cache.attr("id"), store))
+    datastore = Resource("azurerm_machine_learning_datastore_datalake_gen2", "offline", {
+        "name": t.offline_zone.replace("-", "_"),
+        "workspace_id": store.attr("id"),
+        "storage_container_id": ctx.upstream_output(t.data, "container_ids")[t.offline_zone],
+        "service_data_identity": "WorkspaceUserAssignedIdentity",
+    })
+    ctx.stack.add(datastore)
     entities = {}
     for g in t.groups:
         types = {f.name: f.type for f in g.features}
@@ -54,7 +96,19 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
                             "indexColumns": [{"columnName": g.record_id, "dataType": DATA_TYPES[types[g.record_id]]}],
                         }})
         entities[g.name] = entity
-        ctx.stack.add(entity, version)
+        feature_set = azapi(ctx, f"featureset_{g.name.replace('-', '_')}", "workspaces/featuresets", g.name,
+                            store.attr("id"), {"properties": {"description": g.description or f"{g.name} features"}})
+        spec = f"azureml://datastores/{datastore.body['name']}/paths/featuresets/{g.name}/spec"
+        feature_set_version = azapi(
+            ctx, f"featureset_{g.name.replace('-', '_')}_v1", "workspaces/featuresets/versions", "1",
+            feature_set.attr("id"), {"properties": {
+                "entities": [f"azureml:{g.name}:1"],
+                "specification": {"path": spec},
+                "stage": "Development",
+                "materializationSettings": {"storeType": "OnlineAndOffline" if g.online else "Offline"},
+            }})
+        feature_set_version.depends_on = (version, datastore)
+        ctx.stack.add(entity, version, feature_set, feature_set_version)
     ctx.stack.add(
         Output("feature_store_id", store.attr("id"), description="The feature store workspace"),
         Output("feature_store_name", store.attr("name"), description="The feature store workspace's name"),

@@ -347,6 +347,35 @@ resource "azurerm_private_dns_zone_virtual_network_link" "notebooks" {
   }
 }
 
+resource "azurerm_private_dns_zone" "redisCache" {
+  name                = "privatelink.redis.cache.windows.net"
+  resource_group_name = azurerm_resource_group.main.name
+  tags = {
+    cost-center     = "ml-platform"
+    environment     = "dev"
+    managed-by      = "mlops-dsl"
+    mlops-namespace = "dev"
+    mlops-platform  = "financial-behavior"
+    mlops-template  = "data"
+  }
+}
+
+resource "azurerm_private_dns_zone_virtual_network_link" "redisCache" {
+  name                  = "link-redisCache"
+  resource_group_name   = azurerm_resource_group.main.name
+  private_dns_zone_name = azurerm_private_dns_zone.redisCache.name
+  virtual_network_id    = azurerm_virtual_network.main.id
+  registration_enabled  = false
+  tags = {
+    cost-center     = "ml-platform"
+    environment     = "dev"
+    managed-by      = "mlops-dsl"
+    mlops-namespace = "dev"
+    mlops-platform  = "financial-behavior"
+    mlops-template  = "data"
+  }
+}
+
 resource "azurerm_storage_account" "lake" {
   # checkov:skip=CKV_AZURE_33:no queues are used; inline queue logging needs shared-key data-plane access, which this account disables
   # checkov:skip=CKV2_AZURE_20:storage analytics via azurerm_log_analytics_storage_insights needs the account key, which is disabled; blob logs go through a diagnostic setting instead
@@ -384,8 +413,6 @@ resource "azurerm_storage_account" "lake" {
   }
 
   blob_properties {
-    change_feed_enabled = true
-
     delete_retention_policy {
       days = 30
     }
@@ -447,7 +474,7 @@ resource "azurerm_storage_management_policy" "lake" {
   storage_account_id = azurerm_storage_account.lake.id
 
   rule {
-    name    = "expire-old-versions"
+    name    = "cool-untouched-data"
     enabled = true
 
     filters {
@@ -455,12 +482,8 @@ resource "azurerm_storage_management_policy" "lake" {
     }
 
     actions {
-      snapshot {
-        delete_after_days_since_creation_greater_than = 90
-      }
-
-      version {
-        delete_after_days_since_creation = 90
+      base_blob {
+        tier_to_cool_after_days_since_modification_greater_than = 90
       }
     }
   }

@@ -51,6 +51,7 @@ resource "azurerm_machine_learning_workspace" "features" {
   feature_store {
     computer_spark_runtime_version = "3.4"
     offline_connection_name        = "offline-store"
+    online_connection_name         = "online-store"
   }
 
   tags = {
@@ -124,6 +125,87 @@ resource "azapi_resource" "offline_store" {
   }
 }
 
+resource "azurerm_redis_cache" "online" {
+  name                               = "redis-financial-behavior-prod"
+  location                           = "westeurope"
+  resource_group_name                = data.terraform_remote_state.data.outputs.resource_group_name
+  sku_name                           = "Premium"
+  family                             = "P"
+  capacity                           = 1
+  replicas_per_primary               = 1
+  minimum_tls_version                = "1.2"
+  non_ssl_port_enabled               = false
+  public_network_access_enabled      = false
+  access_keys_authentication_enabled = false
+
+  redis_configuration {
+    active_directory_authentication_enabled = true
+  }
+
+  tags = {
+    cost-center     = "ml-platform"
+    environment     = "prod"
+    managed-by      = "mlops-dsl"
+    mlops-namespace = "prod"
+    mlops-platform  = "financial-behavior"
+    mlops-template  = "features"
+  }
+}
+
+resource "azurerm_private_endpoint" "online_store" {
+  name                = "pe-financial-behavior-prod-online-store"
+  location            = "westeurope"
+  resource_group_name = data.terraform_remote_state.data.outputs.resource_group_name
+  subnet_id           = data.terraform_remote_state.data.outputs.endpoints_subnet_id
+
+  private_service_connection {
+    name                           = "psc-online-store"
+    private_connection_resource_id = azurerm_redis_cache.online.id
+    subresource_names              = ["redisCache"]
+    is_manual_connection           = false
+  }
+
+  private_dns_zone_group {
+    name = "default"
+    private_dns_zone_ids = [
+      data.terraform_remote_state.data.outputs.private_dns_zone_ids["redisCache"],
+    ]
+  }
+
+  tags = {
+    cost-center     = "ml-platform"
+    environment     = "prod"
+    managed-by      = "mlops-dsl"
+    mlops-namespace = "prod"
+    mlops-platform  = "financial-behavior"
+    mlops-template  = "features"
+  }
+}
+
+resource "azapi_resource" "online_store" {
+  type      = "Microsoft.MachineLearningServices/workspaces/connections@2024-10-01"
+  name      = "online-store"
+  parent_id = azurerm_machine_learning_workspace.features.id
+  body = {
+    properties = {
+      category = "Redis"
+      authType = "ManagedIdentity"
+      target   = azurerm_redis_cache.online.id
+      credentials = {
+        clientId   = data.terraform_remote_state.data.outputs.workload_identity_client_id
+        resourceId = data.terraform_remote_state.data.outputs.workload_identity_id
+      }
+    }
+  }
+}
+
+resource "azurerm_machine_learning_datastore_datalake_gen2" "offline" {
+  name                  = "processed"
+  workspace_id          = azurerm_machine_learning_workspace.features.id
+  storage_container_id  = data.terraform_remote_state.data.outputs.container_ids["processed"]
+  service_data_identity = "WorkspaceUserAssignedIdentity"
+}
+
 resource "azapi_resource" "entity_client" {
   type      = "Microsoft.MachineLearningServices/workspaces/featurestoreEntities@2024-10-01"
   name      = "client"
@@ -144,9 +226,42 @@ resource "azapi_resource" "entity_client_v1" {
       indexColumns = [
         {
           columnName = "client_id"
-          dataType   = "string"
+          dataType   = "String"
         },
       ]
     }
   }
+}
+
+resource "azapi_resource" "featureset_client" {
+  type      = "Microsoft.MachineLearningServices/workspaces/featuresets@2024-10-01"
+  name      = "client"
+  parent_id = azurerm_machine_learning_workspace.features.id
+  body = {
+    properties = {
+      description = "Demographics, balances and campaign contacts per client"
+    }
+  }
+}
+
+resource "azapi_resource" "featureset_client_v1" {
+  type      = "Microsoft.MachineLearningServices/workspaces/featuresets/versions@2024-10-01"
+  name      = "1"
+  parent_id = azapi_resource.featureset_client.id
+  body = {
+    properties = {
+      entities = ["azureml:client:1"]
+      specification = {
+        path = "azureml://datastores/processed/paths/featuresets/client/spec"
+      }
+      stage = "Development"
+      materializationSettings = {
+        storeType = "OnlineAndOffline"
+      }
+    }
+  }
+  depends_on = [
+    azapi_resource.entity_client_v1,
+    azurerm_machine_learning_datastore_datalake_gen2.offline,
+  ]
 }

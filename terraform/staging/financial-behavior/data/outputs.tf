@@ -75,6 +75,7 @@ output "private_dns_zone_ids" {
     registry     = azurerm_private_dns_zone.registry.id
     amlworkspace = azurerm_private_dns_zone.amlworkspace.id
     notebooks    = azurerm_private_dns_zone.notebooks.id
+    redisCache   = azurerm_private_dns_zone.redisCache.id
   }
 }
 

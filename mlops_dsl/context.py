@@ -51,6 +51,20 @@ class StackContext:
         return BlueprintError(
             f"{location(t)}{t.kind} '{t.name}': {field_name}: {message} (namespace '{self.namespace.name}')")
 
+    def state_key(self, template: str) -> str:
+        """Where a template's state lives in the namespace's backend, on every cloud."""
+        return f"{self.platform}/{self.namespace.name}/{template}.tfstate"
+
+    def tags(self, separator: str) -> dict[str, str]:
+        """The namespace's tags plus where each resource comes from (`mlops<sep>platform`, ...),
+        for cost reports and audits; the namespace's own tags win on a clash."""
+        built_in = {
+            f"mlops{separator}platform": self.platform,
+            f"mlops{separator}namespace": self.namespace.name,
+            f"mlops{separator}template": self.template.name,
+        }
+        return dict(sorted({**built_in, **self.namespace.tags}.items()))
+
     def image_tag(self, image: Image) -> Expr:
         """The image's content-hash tag, held in one local so that a code change is a one-line diff."""
         return self.stack.local(f"{image.repository.replace('-', '_')}_image_tag", self.image_tags[image.context])

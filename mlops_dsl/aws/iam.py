@@ -6,6 +6,7 @@ from typing import Any
 
 from ..context import StackContext
 from ..terraform import Resource, Value, jsonencode
+from .provider import partition
 
 
 def statement(sid: str, actions: list[str], resources: Value, condition: dict[str, Any] | None = None,
@@ -48,8 +49,6 @@ def inline_policy(resource_name: str, role_resource: Resource, statements: list[
 
 def arn(ctx: StackContext, service: str, resource: str, region: bool = True) -> str:
     """`arn:<partition>:<service>:<region>:<account>:<resource>` for this namespace."""
-    from .provider import partition
-
     aws = ctx.namespace.aws
     assert aws is not None
     return f"arn:{partition(aws.region)}:{service}:{aws.region if region else ''}:{aws.account_id}:{resource}"

@@ -19,26 +19,12 @@ def partition(region: str) -> str:
     return "aws"
 
 
-def state_key(ctx: StackContext, template: str) -> str:
-    return f"{ctx.platform}/{ctx.namespace.name}/{template}.tfstate"
-
-
-def tags(ctx: StackContext) -> dict[str, str]:
-    """The namespace's tags plus where each resource comes from, for cost reports and audits."""
-    built_in = {
-        "mlops:platform": ctx.platform,
-        "mlops:namespace": ctx.namespace.name,
-        "mlops:template": ctx.template.name,
-    }
-    return dict(sorted({**built_in, **ctx.namespace.tags}.items()))
-
-
 def settings(ctx: StackContext) -> tuple[Settings, list[Provider]]:
     aws = ctx.namespace.aws
     assert aws is not None
     backend: dict[str, Value] = {
         "bucket": aws.backend.bucket,
-        "key": state_key(ctx, ctx.template.name),
+        "key": ctx.state_key(ctx.template.name),
         "region": aws.backend.region,
         "encrypt": True,
         "use_lockfile": True,
@@ -48,7 +34,7 @@ def settings(ctx: StackContext) -> tuple[Settings, list[Provider]]:
         "region": aws.region,
         # Refuses to run against any other account: a dev config can never touch prod.
         "allowed_account_ids": [aws.account_id],
-        "default_tags": Block({"tags": tags(ctx)}),
+        "default_tags": Block({"tags": ctx.tags(":")}),
     })
     return Settings(REQUIRED_VERSION, {"aws": AWS_PROVIDER}, Backend("s3", backend)), [provider]
 
@@ -60,7 +46,7 @@ def remote_state(ctx: StackContext, upstream: str) -> dict[str, Any]:
         "backend": "s3",
         "config": {
             "bucket": aws.backend.bucket,
-            "key": state_key(ctx, upstream),
+            "key": ctx.state_key(upstream),
             "region": aws.backend.region,
         },
     }

@@ -56,18 +56,9 @@ def registry_name(platform: str, namespace: str) -> str:
     return compact_name("cr", platform, namespace, 50)
 
 
-def tags(ctx: StackContext) -> dict[str, str]:
-    """azurerm has no provider-wide default tags: every resource carries these itself."""
-    built_in = {
-        "mlops-platform": ctx.platform,
-        "mlops-namespace": ctx.namespace.name,
-        "mlops-template": ctx.template.name,
-    }
-    return dict(sorted({**built_in, **ctx.namespace.tags}.items()))
-
-
 def tagged(ctx: StackContext, body: dict[str, Value]) -> dict[str, Value]:
-    return {**body, "tags": tags(ctx)}
+    """azurerm has no provider-wide default tags: every taggable resource carries them itself."""
+    return {**body, "tags": ctx.tags("-")}
 
 
 def location(ctx: StackContext) -> str:

@@ -11,10 +11,6 @@ REQUIRED_VERSION = ">= 1.10"
 AZURERM_PROVIDER = RequiredProvider("hashicorp/azurerm", ">= 4.55, < 5.0")
 
 
-def state_key(ctx: StackContext, template: str) -> str:
-    return f"{ctx.platform}/{ctx.namespace.name}/{template}.tfstate"
-
-
 def _backend_config(ctx: StackContext, template: str) -> dict[str, Any]:
     azure = ctx.namespace.azure
     assert azure is not None
@@ -23,7 +19,7 @@ def _backend_config(ctx: StackContext, template: str) -> dict[str, Any]:
         "resource_group_name": azure.backend.resource_group_name,
         "storage_account_name": azure.backend.storage_account_name,
         "container_name": azure.backend.container_name,
-        "key": state_key(ctx, template),
+        "key": ctx.state_key(template),
         # Entra ID instead of the account's shared keys, which a secure state account disables.
         "use_azuread_auth": True,
     }

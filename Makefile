@@ -1,17 +1,21 @@
 # mlops-dsl. `make setup` creates .venv; every other target depends on it, so a fresh clone needs
-# only `make plan ENV=dev` (the main job) and `make test`.
+# only `make plan ENV=local` (the main job) and `make test`.
 SHELL   := /bin/bash
 PYTHON  ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-ENV     ?= dev
+ENV     ?= local
 DATA    ?=
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup synth check plan graph images train promote serve drift mlflow-ui test lint bench clean help
+.PHONY: setup synth check plan apply destroy drift local-down graph images train promote serve mlflow-ui test lint bench clean help
 
 help:
-	@echo "make plan ENV=dev   synthesize a namespace and show what would be planned"
+	@echo "make plan ENV=dev   synthesize a namespace and plan every stack in dependency order (saved plans)"
+	@echo "make apply ENV=dev  apply exactly the saved plans (manual namespaces ask for approval)"
+	@echo "make destroy ENV=dev destroy every stack in reverse order (ENV=local also stops the emulator)"
+	@echo "make drift ENV=dev  report stacks whose real resources drifted from their state (exit 2)"
+	@echo "make local-down     stop the local AWS emulator (everything in it is lost)"
 	@echo "make synth          render every namespace to terraform/"
 	@echo "make check          fail if terraform/ differs from the blueprints"
 	@echo "make graph          print the template dependency graph (Mermaid)"
@@ -29,7 +33,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ml]'
+	$(BIN)/pip install --quiet -e '.[dev,ml,local]'
 	touch $@
 
 synth: setup
@@ -40,6 +44,19 @@ check: setup
 
 plan: setup
 	$(BIN)/mlops plan -n $(ENV)
+
+apply: setup
+	$(BIN)/mlops apply -n $(ENV)
+
+destroy: setup
+	$(BIN)/mlops destroy -n $(ENV)
+	@if [ "$(ENV)" = local ]; then $(BIN)/mlops emulator stop -n local; fi
+
+drift: setup
+	$(BIN)/mlops drift -n $(ENV)
+
+local-down: setup
+	$(BIN)/mlops emulator stop -n local
 
 graph: setup
 	$(BIN)/mlops graph

@@ -167,33 +167,284 @@ def images(wanted: str, dry_run: bool, blueprints: tuple[Path, ...], namespaces_
     click.echo(f"pushed {len(builds)} images: " + ", ".join(b.uri for b in builds))
 
 
+# --- plan, apply, destroy, drift ------------------------------------------------------------------
+
+WORKDIR = Path(".mlops")
+
+
+def run_options(func: F) -> F:
+    """The options every terraform-running command shares."""
+    for option in reversed([
+        click.option("-n", "--namespace", "wanted", required=True, help="The namespace to work on."),
+        click.option("--platform", "platforms", multiple=True, help="Only this platform's stacks (repeatable)."),
+        click.option("--template", "templates", multiple=True, help="Only this template's stacks (repeatable)."),
+        click.option("--changed", is_flag=True,
+                     help="Only stacks whose rendered files changed since --base, plus their dependents."),
+        click.option("--base", default="HEAD", show_default=True, help="The git ref --changed compares with."),
+        click.option("--parallelism", type=click.IntRange(1, 64), default=4, show_default=True,
+                     help="How many independent stacks run at the same time."),
+        click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,
+                     show_default=True, help="Where the stacks are rendered."),
+        blueprint_option,
+        namespaces_option,
+    ]):
+        func = option(func)
+    return func
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def _prompt():
+    if not _interactive():
+        return None
+    return lambda text: click.prompt(text, default="", show_default=False)
+
+
+def _prepare(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], changed: bool, base: str,
+             out: Path, blueprints: tuple[Path, ...], namespaces_file: Path, write: bool):
+    """Render the namespace in memory, pick the stacks, and (for plan, destroy, drift) write them."""
+    from . import synth as s
+    from .runner import git, units
+
+    loaded, spaces = _load(blueprints, namespaces_file, (wanted,), False)
+    namespace = spaces[0]
+    rendered = s.render_tree(loaded, spaces)
+    every = units.units_of(rendered, out)
+    if not every:
+        raise InputError([f"{namespace.source}: namespace {wanted!r} renders no stacks"])
+    chosen = units.select(every, platforms, templates)
+    if changed:
+        stacks = {u.key: (u.path.relative_to(out).as_posix(), dict(u.files)) for u in chosen}
+        seeds = git.changed_since(base, out, stacks)
+        chosen = units.with_dependents(chosen, seeds)
+        click.echo(f"--changed: {len(chosen)} stacks changed since {base} or depend on one that did"
+                   + (": " + ", ".join(u.name for u in chosen) if chosen else ""))
+    if write:
+        s.write(out, rendered, all_namespaces=False)
+    return namespace, chosen
+
+
+def _runner(namespace, parallelism: int, need_binary: bool = True):
+    from . import emulator
+    from .runner.operations import Runner
+    from .runner.terraform import locate
+
+    WORKDIR.mkdir(exist_ok=True)
+    terraform = locate(WORKDIR)
+    if terraform is None:
+        if need_binary:
+            raise click.ClickException("no terraform or tofu binary found on PATH (set TF_BINARY to use another); "
+                                       "this command needs one")
+        return None
+    emulator.ensure(namespace, WORKDIR, click.echo)
+    click.echo(f"using {terraform.label}; logs in {terraform.logs}/")
+    return Runner(terraform, namespace, WORKDIR, parallelism, say=click.echo)
+
+
+def _finish(command: str, namespace, chosen, outcomes) -> bool:
+    from .runner.operations import Report
+
+    report = Report(command, namespace.name, chosen, outcomes)
+    click.echo("")
+    for line in report.lines():
+        click.echo(line)
+    return report.failed
+
+
 @main.command()
-@click.option("-n", "--namespace", "wanted", required=True, multiple=True, help="The namespace to plan.")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT, show_default=True)
-@blueprint_option
+@run_options
+@user_errors
+def plan(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], changed: bool, base: str,
+         parallelism: int, out: Path, blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
+    """Synthesize NAMESPACE and plan its stacks in dependency order, saving each plan.
+
+    Writes .mlops/plans/<ns>/summary.md and prints its hash, which `mlops apply --approve` takes.
+    With no terraform or tofu on PATH it shows a configuration diff against git HEAD instead.
+    """
+    namespace, chosen = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
+                                 write=True)
+    if not chosen:
+        click.echo("nothing to plan")
+        return
+    runner = _runner(namespace, parallelism, need_binary=False)
+    if runner is None:
+        _offline_plan(namespace, chosen, out)
+        return
+    click.echo(f"planning {len(chosen)} stacks of namespace '{namespace.name}' (approval: {namespace.approval})")
+    outcomes, _, digest = runner.plan(chosen)
+    failed = _finish("plan", namespace, chosen, outcomes)
+    summary_path = WORKDIR / "plans" / namespace.name / "summary.md"
+    click.echo(f"\nsummary: {summary_path}")
+    click.echo(f"summary hash: {digest}")
+    if failed:
+        raise click.ClickException("some stacks could not be planned; see the table above")
+    how = (f"mlops apply -n {namespace.name} --approve {digest}" if namespace.approval == "manual"
+           else f"mlops apply -n {namespace.name}")
+    click.echo(f"to apply exactly these plans: {how}")
+
+
+def _offline_plan(namespace, chosen, out: Path) -> None:
+    from .runner.offline import config_diff
+
+    rule = "=" * 78
+    click.echo(rule)
+    click.echo("CONFIGURATION DIFF, NOT A STATE-AWARE PLAN")
+    click.echo("No terraform or tofu binary was found on PATH (TF_BINARY selects one), so this compares the")
+    click.echo(f"rendered stacks with {out}/ as committed at git HEAD. It reads no state: it cannot see what")
+    click.echo("is deployed, drift, or values known only after apply.")
+    click.echo(rule)
+    diffs = config_diff(chosen, out)
+    current = None
+    for i, unit in enumerate(chosen, 1):
+        if unit.platform != current:
+            current = unit.platform
+            click.echo(f"\n{namespace.name} / {unit.platform}  (approval: {namespace.approval})")
+        d = diffs[unit.key]
+        after = f"  after {', '.join(unit.depends_on)}" if unit.depends_on else ""
+        state = "new stack" if d.new_stack else ("no changes" if d.empty else
+                                                 f"+{len(d.added)} ~{len(d.changed)} -{len(d.removed)}")
+        click.echo(f"  {i}. {unit.template:<12} {state}{after}")
+        for sign, names in (("-", d.removed), ("~", d.changed), ("+", d.added)):
+            for name in names:
+                click.echo(f"       {sign} {name}")
+
+
+@main.command()
+@run_options
+@click.option("--approve", "approve", metavar="HASH",
+              help="Approve a manual namespace's plans by the summary hash that was reviewed (for CI).")
+@click.option("--auto-approve", is_flag=True, help="Accepted for approval: auto namespaces; refused for manual ones.")
+@user_errors
+def apply(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], changed: bool, base: str,
+          parallelism: int, out: Path, blueprints: tuple[Path, ...], namespaces_file: Path,
+          approve: str | None, auto_approve: bool) -> None:
+    """Apply exactly the saved plans of NAMESPACE, in dependency order; deferred stacks follow in later waves.
+
+    Refuses plans made from a configuration that has changed since. In an approval: auto namespace
+    with no saved plans, it plans first.
+    """
+    from .runner.plans import plan_dir
+
+    namespace, chosen = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
+                                 write=False)
+    runner = _runner(namespace, parallelism)
+    if namespace.approval == "auto" and not (plan_dir(WORKDIR, namespace.name) / "index.json").exists():
+        click.echo(f"no saved plans for namespace '{namespace.name}' (approval: auto): planning first")
+        _prepare(wanted, platforms, templates, False, base, out, blueprints, namespaces_file, write=True)
+        outcomes, _, _ = runner.plan(chosen)
+        if _finish("plan", namespace, chosen, outcomes):
+            raise click.ClickException("some stacks could not be planned; nothing was applied")
+    outcomes = runner.apply(chosen, approve, auto_approve, _prompt())
+    if _finish("apply", namespace, chosen, outcomes):
+        raise click.ClickException("some stacks were not applied; see the table above")
+    if any(o.status == "deferred" for o in outcomes.values()):
+        sys.exit(3)
+
+
+@main.command()
+@run_options
+@click.option("--auto-approve", is_flag=True, help="Accepted for approval: auto namespaces; refused for manual ones.")
+@user_errors
+def destroy(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], changed: bool, base: str,
+            parallelism: int, out: Path, blueprints: tuple[Path, ...], namespaces_file: Path,
+            auto_approve: bool) -> None:
+    """Destroy NAMESPACE's stacks in exact reverse dependency order."""
+    from . import emulator
+
+    namespace, chosen = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
+                                 write=True)
+    endpoint = namespace.aws.endpoint if namespace.aws else None
+    if endpoint and not emulator.answering(endpoint):
+        click.echo(f"the local emulator is not running on {endpoint}: its resources and state went with it; "
+                   f"nothing to destroy")
+        return
+    runner = _runner(namespace, parallelism)
+    outcomes = runner.destroy(chosen, auto_approve, _prompt())
+    if _finish("destroy", namespace, chosen, outcomes):
+        raise click.ClickException("some stacks were not destroyed; see the table above")
+
+
+@main.command()
+@run_options
+@user_errors
+def drift(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], changed: bool, base: str,
+          parallelism: int, out: Path, blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
+    """Report which stacks of NAMESPACE drifted from their state (refresh-only plans). Exit 2 on drift."""
+    namespace, chosen = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
+                                 write=True)
+    runner = _runner(namespace, parallelism)
+    outcomes = runner.drift(chosen)
+    failed = _finish("drift", namespace, chosen, outcomes)
+    drifted = [k for k, o in outcomes.items() if isinstance(o.data, list) and o.data]
+    if failed:
+        raise click.ClickException("some stacks could not be checked; see the table above")
+    if drifted:
+        click.echo(f"{len(drifted)} of {len(chosen)} stacks drifted from their state", err=True)
+        sys.exit(2)
+    click.echo(f"no drift in {len(chosen)} stacks")
+
+
+@main.group()
+def emulator() -> None:
+    """The local AWS emulator (moto's server on 127.0.0.1) behind namespaces with aws.endpoint."""
+
+
+def _endpoint_of(wanted: str, namespaces_file: Path) -> str:
+    from . import namespaces
+
+    ns = namespaces.load(namespaces_file).get(wanted)
+    if ns is None:
+        raise InputError([f"{namespaces_file}: no namespace {wanted!r}"])
+    if ns.aws is None or not ns.aws.endpoint:
+        raise InputError([f"{namespaces_file}: namespaces.{wanted}.aws.endpoint is not set: that namespace "
+                          f"uses real AWS, not the emulator"])
+    return ns.aws.endpoint
+
+
+@emulator.command("start")
+@click.option("-n", "--namespace", "wanted", default="local", show_default=True)
 @namespaces_option
 @user_errors
-def plan(wanted: tuple[str, ...], out: Path, blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
-    """Synthesize NAMESPACE and show, in deploy order, what would be planned.
+def emulator_start(wanted: str, namespaces_file: Path) -> None:
+    """Start the emulator (if it is not running) and create the namespace's state bucket."""
+    from . import emulator as emu
+    from . import namespaces
 
-    This is a configuration preview: it runs no terraform and knows no state.
-    """
-    from . import synth as s
+    _endpoint_of(wanted, namespaces_file)
+    ns = namespaces.load(namespaces_file)[wanted]
+    WORKDIR.mkdir(exist_ok=True)
+    emu.ensure(ns, WORKDIR, click.echo)
+    click.echo(f"emulator answering on {ns.aws.endpoint if ns.aws else ''}")
 
-    platforms, spaces = _load(blueprints, namespaces_file, wanted, False)
-    rendered = s.render_tree(platforms, spaces)
-    changes = s.write(out, rendered, all_namespaces=False)
-    changed = {"/".join(rel.split("/")[:3]) for rel in changes.written + changes.removed}
-    click.echo("Configuration preview (no terraform run, no state read): stacks in deploy order.")
-    for (ns, platform), builds in rendered.builds.items():
-        approval = next(n.approval for n in spaces if n.name == ns)
-        click.echo(f"\n{ns} / {platform}  (approval: {approval})")
-        for i, build in enumerate(builds, 1):
-            path = f"{ns}/{platform}/{build.template}"
-            after = f" after {', '.join(build.depends_on)}" if build.depends_on else ""
-            state = "changed" if path in changed else "unchanged"
-            click.echo(f"  {i}. {build.template:<12} {len(build.stack.resources):>3} resources  "
-                       f"{out / path}  [{state} since last synth]{after}")
+
+@emulator.command("stop")
+@click.option("-n", "--namespace", "wanted", default="local", show_default=True)
+@namespaces_option
+@user_errors
+def emulator_stop(wanted: str, namespaces_file: Path) -> None:
+    """Stop the emulator; everything in it, state included, is gone."""
+    from . import emulator as emu
+
+    endpoint = _endpoint_of(wanted, namespaces_file)
+    if emu.stop(endpoint, WORKDIR):
+        click.echo(f"stopped the emulator on {endpoint}")
+    elif emu.answering(endpoint):
+        raise click.ClickException(f"something answers on {endpoint} but was not started by mlops; stop it yourself")
+    else:
+        click.echo(f"no emulator was running on {endpoint}")
+
+
+@emulator.command("status")
+@click.option("-n", "--namespace", "wanted", default="local", show_default=True)
+@namespaces_option
+@user_errors
+def emulator_status(wanted: str, namespaces_file: Path) -> None:
+    from . import emulator as emu
+
+    endpoint = _endpoint_of(wanted, namespaces_file)
+    click.echo(f"{endpoint}: {'running' if emu.answering(endpoint) else 'not running'}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ class AwsSettings:
     account_id: str
     region: str
     backend: AwsBackend
+    # A local AWS emulator (moto's server) that the provider and the state backend talk to instead
+    # of AWS: for the `local` namespace, never for a real account.
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class Namespace:
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     alert_emails: tuple[str, ...] = ()
     source: str = "namespaces.yaml"
+    # The platforms rendered in this namespace; None renders every platform.
+    platforms: tuple[str, ...] | None = None
+
+    def renders(self, platform: str) -> bool:
+        return self.platforms is None or platform in self.platforms
 
 
 # --- schema -------------------------------------------------------------------------------------
@@ -110,6 +118,21 @@ def _emails(value: Any) -> str | None:
     return None
 
 
+def _names(value: Any) -> str | None:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        return "expected a non-empty list of platform names"
+    return None
+
+
+_LOCAL_URL = re.compile(r"https?://(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\])(:\d{1,5})?/?")
+
+
+def _endpoint(value: Any) -> str | None:
+    if not isinstance(value, str) or not _LOCAL_URL.fullmatch(value):
+        return "expected the URL of a local AWS emulator on this machine, such as http://127.0.0.1:4566"
+    return None
+
+
 def _overrides(value: Any) -> str | None:
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         return "expected a mapping of template name -> {parameter: value}"
@@ -119,10 +142,12 @@ def _overrides(value: Any) -> str | None:
 _AWS_REGION = _string(r"[a-z]{2}(-[a-z]+)+-\d", "an AWS region such as eu-west-1")
 SCHEMA: dict[str, Any] = {
     "approval": _choice(*APPROVALS),
+    "platforms": _names,
     "tags": _tags,
     "aws": {
         "account_id": _string(r"\d{12}", "a 12-digit AWS account id"),
         "region": _AWS_REGION,
+        "endpoint": _endpoint,
         "backend": {
             "bucket": _string(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name"),
             "region": _AWS_REGION,
@@ -158,6 +183,8 @@ def _check(node: Any, schema: Any, path: str, problems: list[str], source: str) 
             if key not in schema:
                 problems.append(f"{source}: {path}.{key}: unknown key (known keys: {', '.join(schema)})")
                 continue
+            if value is None and key in REQUIRED:
+                continue  # `azure: null`: this namespace has no such cloud, whatever defaults say
             _check(value, schema[key], f"{path}.{key}", problems, source)
         return
     problem = schema(node)
@@ -234,7 +261,8 @@ def parse(text: str, source: str = "namespaces.yaml") -> dict[str, Namespace]:
     for name, section in spaces.items():
         merged = _merge(defaults, section or {})
         for cloud, required in REQUIRED.items():
-            if cloud not in merged:
+            if merged.get(cloud) is None:
+                merged.pop(cloud, None)
                 continue
             for key in required:
                 if _get(merged[cloud], key) is None:
@@ -256,6 +284,7 @@ def _build(name: str, merged: dict[str, Any], source: str) -> Namespace:
             region=a["region"],
             backend=AwsBackend(bucket=backend["bucket"], region=backend.get("region", a["region"]),
                                kms_key_id=backend.get("kms_key_id")),
+            endpoint=(a.get("endpoint") or "").rstrip("/") or None,
         )
     if "azure" in merged:
         z = merged["azure"]
@@ -274,6 +303,7 @@ def _build(name: str, merged: dict[str, Any], source: str) -> Namespace:
         overrides=merged.get("overrides") or {},
         alert_emails=tuple((merged.get("alerts") or {}).get("emails") or ()),
         source=source,
+        platforms=tuple(merged["platforms"]) if "platforms" in merged else None,
     )
 
 

@@ -63,6 +63,10 @@ def check_overrides(platforms: Iterable[Platform], namespaces: Iterable[Namespac
     for clash in sorted(known & set(by_platform)):
         problems.append(f"a platform and a template are both named {clash!r}; overrides.{clash} would be ambiguous")
     for ns in namespaces:
+        for name in ns.platforms or ():
+            if name not in by_platform:
+                problems.append(f"{ns.source}: namespaces.{ns.name}.platforms: no blueprint declares a platform "
+                                f"named {name!r} (platforms: {', '.join(sorted(by_platform))})")
         where = f"{ns.source}: namespaces.{ns.name}.overrides"
         for key, value in ns.overrides.items():
             if key in by_platform:
@@ -100,6 +104,8 @@ def render_tree(platforms: list[Platform], namespaces: list[Namespace], fmt: str
     out = Rendered(namespaces=[ns.name for ns in namespaces])
     for ns in namespaces:
         for platform in platforms:
+            if not ns.renders(platform.name):
+                continue
             builds = platform.synth(ns, header=None, image_tags=tags)
             out.builds[(ns.name, platform.name)] = builds
             stacks = {}

@@ -37,16 +37,25 @@ def find_mirror(provider: str = "aws") -> Path | None:
     return None
 
 
+def mirrored_providers(mirror: Path) -> list[str]:
+    """Source addresses (registry.terraform.io/hashicorp/aws, ...) of the providers a mirror holds."""
+    base = mirror / "registry.terraform.io"
+    return sorted(f"registry.terraform.io/{p.parent.name}/{p.name}" for p in base.glob("*/*")
+                  if any(p.glob("*/*/terraform-provider-*")))
+
+
 def cli_config(mirror: Path, plugin_cache: Path) -> str:
-    """A CLI config that installs hashicorp providers from `mirror` only, sharing one plugin cache."""
+    """A CLI config that installs the providers `mirror` holds from it only (every other provider
+    from its registry as usual), sharing one plugin cache."""
+    listed = ", ".join(f'"{p}"' for p in mirrored_providers(mirror))
     return (
         "provider_installation {\n"
         "  filesystem_mirror {\n"
         f'    path    = "{mirror}"\n'
-        '    include = ["registry.terraform.io/hashicorp/*"]\n'
+        f"    include = [{listed}]\n"
         "  }\n"
         "  direct {\n"
-        '    exclude = ["registry.terraform.io/hashicorp/*"]\n'
+        f"    exclude = [{listed}]\n"
         "  }\n"
         "}\n"
         f'plugin_cache_dir = "{plugin_cache}"\n'

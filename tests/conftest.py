@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -59,11 +60,11 @@ class Project:
         path.write_text(text)
         return path
 
-    def mlops(self, *args: str):
+    def mlops(self, *args: str, input: str | None = None):
         cwd = os.getcwd()
         os.chdir(self.root)
         try:
-            return self.runner.invoke(main, list(args), catch_exceptions=False)
+            return self.runner.invoke(main, list(args), input=input, catch_exceptions=False)
         finally:
             os.chdir(cwd)
 
@@ -157,3 +158,55 @@ def argument_paths(body, prefix=""):
             isinstance(v, Block) for v in value) else []
         for block in blocks:
             yield from argument_paths(block.body, f"{path}.")
+
+
+TWO_PLATFORMS = textwrap.dedent("""\
+    from mlops_dsl import DataInfrastructure, Feature, FeatureGroup, FeatureStore, Platform
+
+    def declare(name):
+        platform = Platform(name, cloud="aws")
+        data = DataInfrastructure(zones=["raw", "models"])
+        features = FeatureStore(data, offline_zone="raw", groups=[FeatureGroup(
+            "customer", record_id="id", event_time="t",
+            features=[Feature("id", "string"), Feature("t", "fractional")])])
+        return platform.add(data, features)
+
+    churn = declare("churn")
+    fraud = declare("fraud")
+    """)
+
+
+@dataclass
+class FakeTerraform:
+    """The fake terraform of tests/fake_terraform.py: its calls and the scenario it plays."""
+
+    home: Path
+
+    def scenario(self, **cases: dict) -> None:
+        (self.home / "scenario.json").write_text(json.dumps(cases))
+
+    def calls(self) -> list[dict]:
+        path = self.home / "calls.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def stacks(self, command: str) -> list[str]:
+        """`platform/template` of each call of `command`, in the order they started."""
+        calls = sorted((c for c in self.calls() if c["args"][:1] == [command]), key=lambda c: c["start"])
+        return ["/".join(Path(c["cwd"]).parts[-2:]) for c in calls]
+
+    def applied(self) -> set[str]:
+        return {p.stem.split("__", 1)[1].replace("__", "/") for p in (self.home / "state").glob("*.json")}
+
+
+@pytest.fixture
+def fake_tf(project: Project, monkeypatch: pytest.MonkeyPatch) -> FakeTerraform:
+    """A project whose blueprint has two platforms of two stacks each, run against the fake terraform."""
+    home = project.root / ".fake-tf"
+    home.mkdir()
+    wrapper = home / "terraform"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {ROOT / 'tests' / 'fake_terraform.py'} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("TF_BINARY", str(wrapper))
+    monkeypatch.setenv("FAKE_TF_DIR", str(home))
+    project.write("blueprints/churn.py", TWO_PLATFORMS)
+    return FakeTerraform(home)

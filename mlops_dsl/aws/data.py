@@ -173,11 +173,6 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
                 "bucket": bucket.attr("id"),
                 "policy": jsonencode({"Version": "2012-10-17", "Statement": [_deny_insecure_transport(bucket)]}),
             }, depends_on=(public_access,)),
-            Resource("aws_s3_bucket_logging", rname, {
-                "bucket": bucket.attr("id"),
-                "target_bucket": logs.attr("id"),
-                "target_prefix": f"{zone}/",
-            }),
             # EventBridge notifications let pipelines start on new data without polling.
             Resource("aws_s3_bucket_notification", rname, {
                 "bucket": bucket.attr("id"),
@@ -187,7 +182,7 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
 
     logs_public_access = next(r for r in ctx.stack.resources
                               if r.address == "aws_s3_bucket_public_access_block.access_logs")
-    ctx.stack.add(Resource("aws_s3_bucket_policy", "access_logs", {
+    logs_policy = Resource("aws_s3_bucket_policy", "access_logs", {
         "bucket": logs.attr("id"),
         "policy": jsonencode({
             "Version": "2012-10-17",
@@ -206,7 +201,16 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
                 _deny_insecure_transport(logs),
             ],
         }),
-    }, depends_on=(logs_public_access,)))
+    }, depends_on=(logs_public_access,))
+    ctx.stack.add(logs_policy)
+    # S3 checks that the target bucket lets the logging service write before it accepts a logging
+    # configuration (InvalidTargetBucketForLogging), so the policy must exist first.
+    for zone, bucket in zone_buckets.items():
+        ctx.stack.add(Resource("aws_s3_bucket_logging", _resource_name(zone), {
+            "bucket": bucket.attr("id"),
+            "target_bucket": logs.attr("id"),
+            "target_prefix": f"{zone}/",
+        }, depends_on=(logs_policy,)))
 
     render_network(t, ctx, key)
     _render_catalog(t, ctx, key, zone_buckets)

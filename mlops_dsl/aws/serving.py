@@ -239,7 +239,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     }, depends_on=(log_group, *rollback_alarms))
     ctx.stack.add(log_group, endpoint)
     a = t.autoscaling
-    for v in t.variants:
+    for v in t.variants if a is not None else ():
         slug = v.name.replace("-", "_")
         target = Resource("aws_appautoscaling_target", f"variant_{slug}", {
             "service_namespace": "sagemaker",
@@ -263,7 +263,21 @@ def render(t: ModelServing, ctx: StackContext) -> None:
             }),
         }))
 
-    # --- drift monitoring and retraining ---------------------------------------------------------
+    if t.monitoring_schedule is not None:
+        _render_monitoring(t, ctx, endpoint, endpoint_name, role_arn, key_arn, buckets, data, training)
+
+    ctx.stack.add(
+        Output("endpoint_name", endpoint.attr("name"), description="The SageMaker endpoint"),
+        Output("endpoint_config_name", config.attr("name"), description="The endpoint's current configuration"),
+        Output("alarm_topic_arn", topic.attr("arn"), description="SNS topic the alarms notify"),
+        Output("model_names", {n: m.attr("name") for n, m in models.items()},
+               description="SageMaker model of each variant"),
+    )
+
+
+def _render_monitoring(t: ModelServing, ctx: StackContext, endpoint: Resource, endpoint_name: str, role_arn: Any,
+                       key_arn: Any, buckets: Any, data: Any, training: Any) -> None:
+    """Model Monitor's data-quality job on a schedule, and retraining when it finds violations."""
     monitor_name = _check_name(ctx, "name", f"{endpoint_name}-data-quality")
     analyzer = DataSource("aws_sagemaker_prebuilt_ecr_image", "model_monitor", {
         "repository_name": "sagemaker-model-monitor-analyzer"})
@@ -332,14 +346,6 @@ def render(t: ModelServing, ctx: StackContext) -> None:
             "sagemaker_pipeline_target": Block({"pipeline_parameter_list": [Block({
                 "name": "ModelApprovalStatus", "value": "PendingManualApproval"})]}),
         }))
-
-    ctx.stack.add(
-        Output("endpoint_name", endpoint.attr("name"), description="The SageMaker endpoint"),
-        Output("endpoint_config_name", config.attr("name"), description="The endpoint's current configuration"),
-        Output("alarm_topic_arn", topic.attr("arn"), description="SNS topic the alarms notify"),
-        Output("model_names", {n: m.attr("name") for n, m in models.items()},
-               description="SageMaker model of each variant"),
-    )
 
 
 __all__ = ["render"]

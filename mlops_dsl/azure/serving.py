@@ -103,7 +103,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     }, depends_on=tuple(deployments.values())))
 
     a = t.autoscaling
-    for v in t.variants:
+    for v in t.variants if a is not None else ():
         target = deployments[v.name].attr("id")
 
         def rule(operator: str, threshold: int, direction: str, target: Any = target) -> Block:

@@ -149,13 +149,17 @@ class ModelServing(Template):
     shadow: Variant | None = None
     """A variant that gets a copy of the traffic; its answers are captured, never returned."""
     deployment: BlueGreen | Rolling = BlueGreen()
-    autoscaling: AutoScaling = AutoScaling()
+    autoscaling: AutoScaling | None = AutoScaling()
+    """Scale each variant on its invocations per instance. None: a fixed capacity of each variant's
+    initial_instance_count (for an environment without Application Auto Scaling, such as the
+    local emulator)."""
     alarms: Alarms = Alarms()
     data_capture_percent: int = 100
     capture_zone: str = "experiments"
     """Data zone that receives captured requests and responses for monitoring."""
-    monitoring_schedule: str = "cron(0 * ? * * *)"
-    """When Model Monitor compares captured data with the baseline. Default hourly."""
+    monitoring_schedule: str | None = "cron(0 * ? * * *)"
+    """When Model Monitor compares captured data with the baseline. Default hourly. None: no
+    monitoring job (data is still captured); then retrain_on_drift must be False."""
     retrain_on_drift: bool = True
     """Start the training pipeline when Model Monitor reports violations. Default True."""
     log_retention_days: int = 365
@@ -168,11 +172,11 @@ class ModelServing(Template):
         "variants": [ListOf(InstanceOf(Variant), min_len=1, max_len=10)],
         "shadow": [InstanceOf(Variant), NoneOK()],
         "deployment": [InstanceOf(BlueGreen), InstanceOf(Rolling)],
-        "autoscaling": [InstanceOf(AutoScaling)],
+        "autoscaling": [InstanceOf(AutoScaling), NoneOK()],
         "alarms": [InstanceOf(Alarms)],
         "data_capture_percent": [Interval(int, 1, 100)],
         "capture_zone": [Pattern(r"[a-z][a-z0-9-]{0,15}", "a zone name")],
-        "monitoring_schedule": [SCHEDULE],
+        "monitoring_schedule": [SCHEDULE, NoneOK()],
         "retrain_on_drift": [Options((True, False))],
         "log_retention_days": [Options(LOG_RETENTION_DAYS)],
         "name": [Pattern(NAME_PATTERN, NAME_RULE)],
@@ -192,7 +196,11 @@ class ModelServing(Template):
                     problems.append(f"{where}: variants[{i}].initial_instance_count must be at least 2 for "
                                     f"{self.deployment.traffic} traffic shifting, which moves part of the "
                                     f"capacity first. Got {v.initial_instance_count} instead.")
-        for i, v in enumerate(self.variants):
+        if self.retrain_on_drift and self.monitoring_schedule is None:
+            problems.append(f"{where}: retrain_on_drift needs a monitoring_schedule, whose reports trigger it; "
+                            f"set retrain_on_drift=False or give a schedule")
+        for i, v in enumerate(self.variants if self.autoscaling is not None else ()):
+            assert self.autoscaling is not None
             if v.initial_instance_count < self.autoscaling.min_capacity:
                 problems.append(f"{where}: variants[{i}].initial_instance_count ({v.initial_instance_count}) must be "
                                 f"at least autoscaling.min_capacity ({self.autoscaling.min_capacity}): an update "

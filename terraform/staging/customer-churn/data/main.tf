@@ -201,12 +201,6 @@ resource "aws_s3_bucket_policy" "raw" {
   depends_on = [aws_s3_bucket_public_access_block.raw]
 }
 
-resource "aws_s3_bucket_logging" "raw" {
-  bucket        = aws_s3_bucket.raw.id
-  target_bucket = aws_s3_bucket.access_logs.id
-  target_prefix = "raw/"
-}
-
 resource "aws_s3_bucket_notification" "raw" {
   bucket      = aws_s3_bucket.raw.id
   eventbridge = true
@@ -296,12 +290,6 @@ resource "aws_s3_bucket_policy" "processed" {
     ]
   })
   depends_on = [aws_s3_bucket_public_access_block.processed]
-}
-
-resource "aws_s3_bucket_logging" "processed" {
-  bucket        = aws_s3_bucket.processed.id
-  target_bucket = aws_s3_bucket.access_logs.id
-  target_prefix = "processed/"
 }
 
 resource "aws_s3_bucket_notification" "processed" {
@@ -395,12 +383,6 @@ resource "aws_s3_bucket_policy" "models" {
   depends_on = [aws_s3_bucket_public_access_block.models]
 }
 
-resource "aws_s3_bucket_logging" "models" {
-  bucket        = aws_s3_bucket.models.id
-  target_bucket = aws_s3_bucket.access_logs.id
-  target_prefix = "models/"
-}
-
 resource "aws_s3_bucket_notification" "models" {
   bucket      = aws_s3_bucket.models.id
   eventbridge = true
@@ -492,12 +474,6 @@ resource "aws_s3_bucket_policy" "experiments" {
   depends_on = [aws_s3_bucket_public_access_block.experiments]
 }
 
-resource "aws_s3_bucket_logging" "experiments" {
-  bucket        = aws_s3_bucket.experiments.id
-  target_bucket = aws_s3_bucket.access_logs.id
-  target_prefix = "experiments/"
-}
-
 resource "aws_s3_bucket_notification" "experiments" {
   bucket      = aws_s3_bucket.experiments.id
   eventbridge = true
@@ -545,6 +521,34 @@ resource "aws_s3_bucket_policy" "access_logs" {
     ]
   })
   depends_on = [aws_s3_bucket_public_access_block.access_logs]
+}
+
+resource "aws_s3_bucket_logging" "raw" {
+  bucket        = aws_s3_bucket.raw.id
+  target_bucket = aws_s3_bucket.access_logs.id
+  target_prefix = "raw/"
+  depends_on    = [aws_s3_bucket_policy.access_logs]
+}
+
+resource "aws_s3_bucket_logging" "processed" {
+  bucket        = aws_s3_bucket.processed.id
+  target_bucket = aws_s3_bucket.access_logs.id
+  target_prefix = "processed/"
+  depends_on    = [aws_s3_bucket_policy.access_logs]
+}
+
+resource "aws_s3_bucket_logging" "models" {
+  bucket        = aws_s3_bucket.models.id
+  target_bucket = aws_s3_bucket.access_logs.id
+  target_prefix = "models/"
+  depends_on    = [aws_s3_bucket_policy.access_logs]
+}
+
+resource "aws_s3_bucket_logging" "experiments" {
+  bucket        = aws_s3_bucket.experiments.id
+  target_bucket = aws_s3_bucket.access_logs.id
+  target_prefix = "experiments/"
+  depends_on    = [aws_s3_bucket_policy.access_logs]
 }
 
 resource "aws_vpc" "main" {

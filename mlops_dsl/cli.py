@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -169,7 +170,11 @@ def images(wanted: str, dry_run: bool, blueprints: tuple[Path, ...], namespaces_
 
 # --- plan, apply, destroy, drift ------------------------------------------------------------------
 
-WORKDIR = Path(".mlops")
+def workdir() -> Path:
+    """Where plans, logs and the emulator's pid live: .mlops, or MLOPS_WORKDIR."""
+    path = Path(os.environ.get("MLOPS_WORKDIR") or ".mlops")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def run_options(func: F) -> F:
@@ -231,16 +236,15 @@ def _runner(namespace, parallelism: int, need_binary: bool = True):
     from .runner.operations import Runner
     from .runner.terraform import locate
 
-    WORKDIR.mkdir(exist_ok=True)
-    terraform = locate(WORKDIR)
+    terraform = locate(workdir())
     if terraform is None:
         if need_binary:
             raise click.ClickException("no terraform or tofu binary found on PATH (set TF_BINARY to use another); "
                                        "this command needs one")
         return None
-    emulator.ensure(namespace, WORKDIR, click.echo)
+    emulator.ensure(namespace, workdir(), click.echo)
     click.echo(f"using {terraform.label}; logs in {terraform.logs}/")
-    return Runner(terraform, namespace, WORKDIR, parallelism, say=click.echo)
+    return Runner(terraform, namespace, workdir(), parallelism, say=click.echo)
 
 
 def _finish(command: str, namespace, chosen, outcomes) -> bool:
@@ -275,7 +279,7 @@ def plan(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], ch
     click.echo(f"planning {len(chosen)} stacks of namespace '{namespace.name}' (approval: {namespace.approval})")
     outcomes, _, digest = runner.plan(chosen)
     failed = _finish("plan", namespace, chosen, outcomes)
-    summary_path = WORKDIR / "plans" / namespace.name / "summary.md"
+    summary_path = workdir() / "plans" / namespace.name / "summary.md"
     click.echo(f"\nsummary: {summary_path}")
     click.echo(f"summary hash: {digest}")
     if failed:
@@ -330,7 +334,7 @@ def apply(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], c
     namespace, chosen = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
                                  write=False)
     runner = _runner(namespace, parallelism)
-    if namespace.approval == "auto" and not (plan_dir(WORKDIR, namespace.name) / "index.json").exists():
+    if namespace.approval == "auto" and not (plan_dir(workdir(), namespace.name) / "index.json").exists():
         click.echo(f"no saved plans for namespace '{namespace.name}' (approval: auto): planning first")
         _prepare(wanted, platforms, templates, False, base, out, blueprints, namespaces_file, write=True)
         outcomes, _, _ = runner.plan(chosen)
@@ -414,8 +418,7 @@ def emulator_start(wanted: str, namespaces_file: Path) -> None:
 
     _endpoint_of(wanted, namespaces_file)
     ns = namespaces.load(namespaces_file)[wanted]
-    WORKDIR.mkdir(exist_ok=True)
-    emu.ensure(ns, WORKDIR, click.echo)
+    emu.ensure(ns, workdir(), click.echo)
     click.echo(f"emulator answering on {ns.aws.endpoint if ns.aws else ''}")
 
 
@@ -428,7 +431,7 @@ def emulator_stop(wanted: str, namespaces_file: Path) -> None:
     from . import emulator as emu
 
     endpoint = _endpoint_of(wanted, namespaces_file)
-    if emu.stop(endpoint, WORKDIR):
+    if emu.stop(endpoint, workdir()):
         click.echo(f"stopped the emulator on {endpoint}")
     elif emu.answering(endpoint):
         raise click.ClickException(f"something answers on {endpoint} but was not started by mlops; stop it yourself")

@@ -1,11 +1,13 @@
-"""moto's server, with the two fixes the generated stacks need (run as `python -m mlops_dsl.emulator_server`).
+"""moto's server, with the few fixes the generated stacks need (run as `python -m mlops_dsl.emulator_server`).
 
 moto 5.2.5, which pyproject pins for this reason:
 - resolves SageMaker ARNs for tagging from a fixed table that lacks feature groups, so
   `ListTags` on one fails with an internal error and the AWS provider retries until it times
   out. The group is created by moto's own API; only the ARN lookup is widened here.
-- has no `DeleteModelPackageGroup`, so `destroy` of the training stack could never finish. It is
-  added here the way moto's other deletes work: the group leaves the backend's table.
+- has no `DeleteModelPackageGroup` and no `DeleteFeatureGroup`, and answers `DescribeFeatureGroup`
+  for a missing group with an internal error instead of ResourceNotFound, so `destroy` of the
+  training and feature stacks could never finish. The deletes are added the way moto's others
+  work (the item leaves the backend's table), and a missing group is ResourceNotFound.
 Nothing else of moto is changed.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 def _patch() -> None:
     from moto.core.responses import ActionResult
     from moto.sagemaker import models, responses
+    from moto.sagemaker.exceptions import ResourceNotFound
 
     original = models.SageMakerModelBackend._get_resource_from_arn
 
@@ -40,6 +43,25 @@ def _patch() -> None:
 
     models.SageMakerModelBackend.delete_model_package_group = delete_group
     responses.SageMakerResponse.delete_model_package_group = delete_group_response
+
+    describe_feature_group = models.SageMakerModelBackend.describe_feature_group
+
+    def describe_feature_group_or_not_found(backend: Any, feature_group_name: str) -> Any:
+        try:
+            return describe_feature_group(backend, feature_group_name)
+        except KeyError:
+            raise ResourceNotFound(f"Resource Not Found: FeatureGroup {feature_group_name} not found") from None
+
+    def delete_feature_group(self: Any) -> Any:
+        name = self._get_param("FeatureGroupName")
+        backend = self.sagemaker_backend
+        backend.describe_feature_group(name)  # ResourceNotFound when there is no such group
+        for arn in [a for a, g in backend.feature_groups.items() if g.feature_group_name.lower() == name.lower()]:
+            del backend.feature_groups[arn]
+        return ActionResult({})
+
+    models.SageMakerModelBackend.describe_feature_group = describe_feature_group_or_not_found
+    responses.SageMakerResponse.delete_feature_group = delete_feature_group
 
 
 def main() -> None:

@@ -62,9 +62,19 @@ def changes_of(plan: Mapping[str, Any]) -> PlanChanges:
 
 
 def drift_of(plan: Mapping[str, Any]) -> list[str]:
-    """Addresses whose real state differs from the recorded state (a refresh-only plan's `resource_drift`)."""
-    return [d.get("address", "?") for d in plan.get("resource_drift") or []
-            if d.get("change", {}).get("actions", ["no-op"]) != ["no-op"]]
+    """Each resource whose real state differs from the recorded state (a refresh-only plan's
+    `resource_drift`), as `address` or `address (attribute, ...)` naming the top-level attributes
+    that differ, so a reviewer sees at once whether it matters."""
+    found = []
+    for d in plan.get("resource_drift") or []:
+        change = d.get("change", {})
+        if change.get("actions", ["no-op"]) == ["no-op"]:
+            continue
+        before, after = change.get("before") or {}, change.get("after") or {}
+        keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        address = d.get("address", "?")
+        found.append(f"{address} ({', '.join(keys)})" if keys else address)
+    return found
 
 
 # --- what a plan run leaves on disk -------------------------------------------------------------

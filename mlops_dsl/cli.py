@@ -299,7 +299,9 @@ def _offline_plan(namespace, chosen, out: Path) -> None:
     click.echo(f"rendered stacks with {out}/ as committed at git HEAD. It reads no state: it cannot see what")
     click.echo("is deployed, drift, or values known only after apply.")
     click.echo(rule)
-    diffs = config_diff(chosen, out)
+    diffs, compared = config_diff(chosen, out)
+    if not compared:
+        click.echo(f"(nothing of {out}/ is committed at HEAD here: every stack is shown as new)")
     current = None
     for i, unit in enumerate(chosen, 1):
         if unit.platform != current:
@@ -395,7 +397,8 @@ def emulator() -> None:
     """The local AWS emulator (moto's server on 127.0.0.1) behind namespaces with aws.endpoint."""
 
 
-def _endpoint_of(wanted: str, namespaces_file: Path) -> str:
+def _emulated(wanted: str, namespaces_file: Path):
+    """The namespace and its emulator's URL; an error for a namespace on real AWS."""
     from . import namespaces
 
     ns = namespaces.load(namespaces_file).get(wanted)
@@ -404,33 +407,34 @@ def _endpoint_of(wanted: str, namespaces_file: Path) -> str:
     if ns.aws is None or not ns.aws.endpoint:
         raise InputError([f"{namespaces_file}: namespaces.{wanted}.aws.endpoint is not set: that namespace "
                           f"uses real AWS, not the emulator"])
-    return ns.aws.endpoint
+    return ns, ns.aws.endpoint
 
 
-@emulator.command("start")
-@click.option("-n", "--namespace", "wanted", default="local", show_default=True)
-@namespaces_option
-@user_errors
+def emulator_command(name: str) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        func = user_errors(func)
+        func = namespaces_option(func)
+        func = click.option("-n", "--namespace", "wanted", default="local", show_default=True)(func)
+        return emulator.command(name)(func)  # type: ignore[return-value]
+    return decorate
+
+
+@emulator_command("start")
 def emulator_start(wanted: str, namespaces_file: Path) -> None:
     """Start the emulator (if it is not running) and create the namespace's state bucket."""
     from . import emulator as emu
-    from . import namespaces
 
-    _endpoint_of(wanted, namespaces_file)
-    ns = namespaces.load(namespaces_file)[wanted]
+    ns, endpoint = _emulated(wanted, namespaces_file)
     emu.ensure(ns, workdir(), click.echo)
-    click.echo(f"emulator answering on {ns.aws.endpoint if ns.aws else ''}")
+    click.echo(f"emulator answering on {endpoint}")
 
 
-@emulator.command("stop")
-@click.option("-n", "--namespace", "wanted", default="local", show_default=True)
-@namespaces_option
-@user_errors
+@emulator_command("stop")
 def emulator_stop(wanted: str, namespaces_file: Path) -> None:
     """Stop the emulator; everything in it, state included, is gone."""
     from . import emulator as emu
 
-    endpoint = _endpoint_of(wanted, namespaces_file)
+    _, endpoint = _emulated(wanted, namespaces_file)
     if emu.stop(endpoint, workdir()):
         click.echo(f"stopped the emulator on {endpoint}")
     elif emu.answering(endpoint):
@@ -439,14 +443,12 @@ def emulator_stop(wanted: str, namespaces_file: Path) -> None:
         click.echo(f"no emulator was running on {endpoint}")
 
 
-@emulator.command("status")
-@click.option("-n", "--namespace", "wanted", default="local", show_default=True)
-@namespaces_option
-@user_errors
+@emulator_command("status")
 def emulator_status(wanted: str, namespaces_file: Path) -> None:
+    """Say whether the emulator answers."""
     from . import emulator as emu
 
-    endpoint = _endpoint_of(wanted, namespaces_file)
+    _, endpoint = _emulated(wanted, namespaces_file)
     click.echo(f"{endpoint}: {'running' if emu.answering(endpoint) else 'not running'}")
 
 

@@ -252,7 +252,17 @@ def test_shadow_rolling_and_nvme_variants() -> None:
     assert "aws_cloudwatch_event_target" not in {r.type for r in stack.resources}
 
 
+def test_serving_at_fixed_capacity_and_unmonitored() -> None:
+    serving = {"autoscaling": None, "monitoring_schedule": None, "retrain_on_drift": False}
+    types = {r.type for r in _stacks(_platform(serving_kwargs=serving))["serving"].stack.resources}
+    assert "aws_sagemaker_endpoint" in types
+    assert not types & {"aws_appautoscaling_target", "aws_appautoscaling_policy", "aws_sagemaker_monitoring_schedule",
+                        "aws_sagemaker_data_quality_job_definition", "aws_cloudwatch_event_rule"}
+
+
 @pytest.mark.parametrize(("build", "expected"), [
+    (lambda t: ModelServing(t, monitoring_schedule=None),
+     "retrain_on_drift needs a monitoring_schedule, whose reports trigger it"),
     (lambda t: ModelServing(t, variants=[Variant("a", weight=0)]),
      "The 'variants[0].weight' parameter of ModelServing 'serving' must be a float in the range [1e-06, inf]. "
      "Got 0 instead."),

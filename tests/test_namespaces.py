@@ -37,7 +37,8 @@ def test_shipped_namespaces_file_is_valid() -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("namespaces:\n  dev:\n    aproval: auto\n",
-     "ns.yaml: namespaces.dev.aproval: unknown key (known keys: approval, tags, aws, azure, alerts, overrides)"),
+     "ns.yaml: namespaces.dev.aproval: unknown key (known keys: approval, platforms, tags, aws, azure, alerts, "
+     "overrides)"),
     ("namespaces:\n  dev:\n    approval: sometimes\n",
      "ns.yaml: namespaces.dev.approval: expected one of auto, manual; got 'sometimes'"),
     ("namespaces:\n  dev:\n    aws: {account_id: 123456789012, region: eu-west-1, backend: {bucket: b-1}}\n",
@@ -57,7 +58,12 @@ def test_shipped_namespaces_file_is_valid() -> None:
     ("namespaces:\n  dev:\n    overrides: {data: 3}\n",
      "ns.yaml: namespaces.dev.overrides: expected a mapping of template name -> {parameter: value}; got {'data': 3}"),
     ("defaults:\n  aws: {regionn: eu-west-1}\nnamespaces:\n  dev: {}\n",
-     "ns.yaml: defaults.aws.regionn: unknown key (known keys: account_id, region, backend)"),
+     "ns.yaml: defaults.aws.regionn: unknown key (known keys: account_id, region, endpoint, backend)"),
+    ("namespaces:\n  dev:\n    aws: {account_id: '111111111111', region: eu-west-1, endpoint: 'http://10.1.2.3:4566', "
+     "backend: {bucket: b-1}}\n",
+     "ns.yaml: namespaces.dev.aws.endpoint: expected the URL of a local AWS emulator on this machine"),
+    ("namespaces:\n  dev:\n    platforms: churn\n",
+     "ns.yaml: namespaces.dev.platforms: expected a non-empty list of platform names; got 'churn'"),
     ("namespaces:\n  dev:\n    alerts: {emails: [not-an-address]}\n",
      "ns.yaml: namespaces.dev.alerts.emails: expected a list of e-mail addresses; got ['not-an-address']"),
     ("spaces: {}\n", "ns.yaml: spaces: unknown top-level key (known keys: defaults, namespaces)"),
@@ -109,3 +115,31 @@ def test_bad_overrides_name_file_namespace_key_and_value(overrides: str, expecte
     with pytest.raises(NamespaceError) as err:
         platform.resolve(_ns_with_overrides(overrides))
     assert any(p.startswith(expected) for p in err.value.problems), err.value.problems
+
+
+def test_local_namespace_renders_only_its_platform_into_the_emulator() -> None:
+    from mlops_dsl import blueprints, synth
+
+    spaces = load(ROOT / "namespaces.yaml")
+    local = spaces["local"]
+    assert local.azure is None and local.platforms == ("customer-churn",)
+    assert local.aws is not None and local.aws.endpoint == "http://127.0.0.1:4566"
+    rendered = synth.render_tree(blueprints.load(None), [local], root=ROOT)
+    assert {rel.split("/")[1] for rel in rendered.files} == {"customer-churn"}
+    versions = rendered.files["local/customer-churn/serving/versions.tf"]
+    assert 'sagemaker              = "http://127.0.0.1:4566"' in versions
+    assert "use_path_style              = true" in versions  # the S3 backend keeps state in the emulator
+    remote = rendered.files["local/customer-churn/serving/remote_state.tf"]
+    assert 's3  = "http://127.0.0.1:4566"' in remote
+    assert "endpoint" not in (ROOT / "terraform/dev/customer-churn/serving/versions.tf").read_text()
+
+
+def test_a_platform_list_must_name_declared_platforms() -> None:
+    from mlops_dsl import blueprints, synth
+
+    text = (ROOT / "namespaces.yaml").read_text().replace("platforms: [customer-churn]", "platforms: [customer-chrun]")
+    spaces = parse(text, "ns.yaml")
+    with pytest.raises(NamespaceError) as err:
+        synth.render_tree(blueprints.load(None), [spaces["local"]], root=ROOT)
+    assert err.value.problems == ["ns.yaml: namespaces.local.platforms: no blueprint declares a platform named "
+                                  "'customer-chrun' (platforms: customer-churn, financial-behavior)"]

@@ -339,3 +339,32 @@ def test_changed_limits_a_run_to_changed_stacks_and_their_dependents(project: Pr
     bad = project.mlops("plan", "-n", "dev", "--changed", "--base", "no-such-ref")
     assert bad.exit_code == 2 and "--base no-such-ref: not a commit" in bad.output
 
+
+
+def test_emulator_starts_keeps_state_and_stops(project: Project) -> None:
+    import socket
+    import urllib.request
+
+    pytest.importorskip("moto", reason="moto (pip install '.[local]') is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    namespaces = project.root / "namespaces.yaml"
+    namespaces.write_text(namespaces.read_text() + f"  local:\n    aws:\n      account_id: '123456789012'\n"
+                          f"      endpoint: {endpoint}\n      backend: {{bucket: state-local}}\n")
+    try:
+        started = project.mlops("emulator", "start")
+        assert started.exit_code == 0, started.output
+        assert f"started the local AWS emulator on {endpoint}" in started.output
+        with urllib.request.urlopen(f"{endpoint}/state-local", timeout=10) as answer:  # the state bucket exists
+            assert answer.status == 200
+        assert "started" not in project.mlops("emulator", "start").output  # already running: left alone
+        assert project.mlops("emulator", "status").output == f"{endpoint}: running\n"
+    finally:
+        stopped = project.mlops("emulator", "stop")
+    assert stopped.output == f"stopped the emulator on {endpoint}\n"
+    assert project.mlops("emulator", "status").output == f"{endpoint}: not running\n"
+    gone = project.mlops("destroy", "-n", "local")
+    assert gone.exit_code == 0 and "nothing to destroy" in gone.output
+    assert project.mlops("emulator", "stop", "-n", "dev").exit_code == 2

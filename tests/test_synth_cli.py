@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+from mlops_dsl import toolchain
+
 from .conftest import BLUEPRINT, ROOT, Project
 
 
@@ -213,14 +215,16 @@ def test_graph_formats(project: Project) -> None:
     assert '"churn/data" [label="data\\nDataInfrastructure"];' in dot.output
 
 
-def test_plan_preview_synthesizes_and_lists_stacks_in_order(project: Project) -> None:
+def test_plan_without_terraform_or_git_synthesizes_and_lists_new_stacks(project: Project, monkeypatch) -> None:
+    monkeypatch.delenv("TF_BINARY", raising=False)
+    monkeypatch.setattr(toolchain, "find_binary", lambda: None)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(project.root.parent))
     result = project.mlops("plan", "-n", "prod")
     assert result.exit_code == 0, result.output
-    assert "Configuration preview (no terraform run, no state read)" in result.output
-    assert "prod / churn  (approval: manual)" in result.output
-    assert "1. data" in result.output and "[changed since last synth]" in result.output
+    assert "CONFIGURATION DIFF, NOT A STATE-AWARE PLAN" in result.output
+    assert "every stack is shown as new" in result.output
+    assert "prod / churn  (approval: manual)" in result.output and "1. data         new stack" in result.output
     assert (project.root / "terraform/prod/churn/data/main.tf").exists()
-    assert "[unchanged since last synth]" in project.mlops("plan", "-n", "prod").output
 
 
 def test_committed_tree_matches_the_blueprints() -> None:

@@ -13,6 +13,10 @@ from pathlib import Path
 from ..errors import MlopsError
 
 
+class NoHistory(MlopsError):
+    """The directory is not inside a git repository."""
+
+
 def blob_hash(text: str) -> str:
     """git's object id of a file with this text."""
     data = text.encode()
@@ -36,7 +40,7 @@ def tree_at(ref: str, directory: Path) -> dict[str, str]:
     try:
         _git(directory, "rev-parse", "--is-inside-work-tree")
     except MlopsError:
-        raise MlopsError(f"{directory}: not inside a git repository, so there is no history to compare with") from None
+        raise NoHistory(f"{directory}: not inside a git repository, so there is no history to compare with") from None
     try:
         _git(directory, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     except MlopsError:

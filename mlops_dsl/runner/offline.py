@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .git import read_blobs, tree_at
+from .git import NoHistory, read_blobs, tree_at
 from .units import Unit
 
 # Top-level blocks as the HCL writer emits them: a header line at column 0, the body, then `}`.
@@ -50,9 +50,13 @@ class ConfigDiff:
         return not (self.added or self.removed or self.changed)
 
 
-def config_diff(units: list[Unit], out: Path, ref: str = "HEAD") -> dict[str, ConfigDiff]:
-    """Per unit key, the resources added, removed and changed against `out` as committed at `ref`."""
-    tree = tree_at(ref, out)
+def config_diff(units: list[Unit], out: Path, ref: str = "HEAD") -> tuple[dict[str, ConfigDiff], bool]:
+    """Per unit key, the resources added, removed and changed against `out` as committed at `ref`,
+    and whether there was a history to compare with (outside git, every stack is new)."""
+    try:
+        tree = tree_at(ref, out)
+    except NoHistory:
+        tree = {}
     wanted: dict[str, dict[str, str]] = {}
     for unit in units:
         prefix = unit.path.relative_to(out).as_posix() + "/"
@@ -69,4 +73,4 @@ def config_diff(units: list[Unit], out: Path, ref: str = "HEAD") -> dict[str, Co
             changed=sorted(a for a in set(after) & set(before) if after[a] != before[a]),
             new_stack=not committed,
         )
-    return diffs
+    return diffs, bool(tree)

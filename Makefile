@@ -33,7 +33,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ml,local]'
+	$(BIN)/pip install --quiet -e '.[dev,ml,local,cdktf]'
 	touch $@
 
 synth: setup
@@ -81,6 +81,7 @@ mlflow-ui: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mlops synth --all --check
+	$(BIN)/mlops validate --schema
 	$(BIN)/python -m pytest -q
 
 lint: setup

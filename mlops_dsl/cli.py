@@ -168,6 +168,36 @@ def images(wanted: str, dry_run: bool, blueprints: tuple[Path, ...], namespaces_
     click.echo(f"pushed {len(builds)} images: " + ", ".join(b.uri for b in builds))
 
 
+@main.command()
+@click.option("-n", "--namespace", "wanted", multiple=True, help="A namespace to check (repeatable; default all).")
+@click.option("--schema", is_flag=True,
+              help="Also check every type, argument and nested block against the pinned provider bindings.")
+@blueprint_option
+@namespaces_option
+@user_errors
+def validate(wanted: tuple[str, ...], schema: bool, blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
+    """Check the rendered stacks: references and names; with --schema, the provider schemas too."""
+    from . import bindings
+    from . import synth as s
+    from .validate import validate as check
+
+    platforms, spaces = _load(blueprints, namespaces_file, wanted, False)
+    rendered = s.render_tree(platforms, spaces)
+    stacks = [(f"{ns}/{platform}/{b.template}", b.stack) for (ns, platform), builds in rendered.builds.items()
+              for b in builds]
+    try:
+        report = check(stacks, schema)
+    except bindings.NoBindings as exc:
+        raise click.ClickException(str(exc)) from None
+    if report.problems:
+        raise InputError(report.problems)
+    checked = (f"; {report.checked} resources, data sources and providers match the pinned provider schemas"
+               if schema else "")
+    unchecked = (f" (no bindings to check {', '.join(sorted(report.unchecked))} against)"
+                 if report.unchecked else "")
+    click.echo(f"{len(stacks)} stacks in {len(spaces)} namespaces are valid{checked}{unchecked}")
+
+
 # --- plan, apply, destroy, drift ------------------------------------------------------------------
 
 def workdir() -> Path:

@@ -1,0 +1,149 @@
+"""`mlops validate`: structural checks of the rendered stacks, and with `schema=True` every name
+and nested block the native writer emits checked against the pinned provider bindings.
+
+Structural: every reference resolves, nothing is declared twice, every name is a valid Terraform
+identifier. Schema: each resource and data source type exists; each argument exists and is an
+argument (`tags = {}`), each nested block is a block (`rule {}`), a single block is not repeated,
+required arguments are present, and literal values have a kind the argument accepts. Expressions
+are known only at apply time and are not type-checked. Problems name the platform, template,
+resource and attribute path, with the closest valid name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from . import bindings
+from .terraform import Block, Stack, check_references
+from .terraform.values import Value
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+BUILT_IN = {"terraform"}  # terraform_remote_state, terraform_data: no provider schema
+
+
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)
+    unchecked: set[str] = field(default_factory=set)  # providers without bindings
+    checked: int = 0  # resources, data sources and providers checked against a schema
+
+
+def structural(where: str, stack: Stack) -> list[str]:
+    problems = [f"{where}: {p.split(': ', 1)[1]}" for p in check_references(stack)]
+    for kind, names in (("resource", [r.name for r in stack.resources]), ("data source", [d.name for d in stack.data]),
+                        ("output", [o.name for o in stack.outputs]), ("local", list(stack.locals))):
+        for name in names:
+            if not IDENTIFIER.match(name):
+                problems.append(f"{where}: {kind} name {name!r} is not a valid Terraform identifier (letters, digits, "
+                                f"underscores and hyphens, not starting with a digit)")
+    return problems
+
+
+def _closest(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _is_blocks(value: Value) -> bool:
+    return isinstance(value, Block) or (isinstance(value, (list, tuple)) and bool(value)
+                                        and all(isinstance(v, Block) for v in value))
+
+
+def _literal_problem(kind: str, value: Value) -> str | None:
+    """Why a literal cannot be the value of an argument of this kind (None when it can, or is no literal)."""
+    if isinstance(value, bool):
+        return None if kind in ("bool", "string", "any") else f"expects a {kind}, got the bool {value}"
+    if isinstance(value, (int, float)):
+        return None if kind in ("number", "string", "any") else f"expects a {kind}, got the number {value}"
+    if isinstance(value, str):
+        if kind == "bool" and value not in ("true", "false"):
+            return f"expects a bool, got the string {value!r}"
+        if kind == "number" and not re.fullmatch(r"-?\d+(\.\d+)?", value):
+            return f"expects a number, got the string {value!r}"
+        return f"expects a {kind}, got the string {value!r}" if kind in ("list", "map") else None
+    if isinstance(value, Mapping) and kind in ("string", "number", "bool", "list"):
+        return f"expects a {kind}, got a map"
+    if isinstance(value, (list, tuple)) and kind in ("string", "number", "bool", "map"):
+        return f"expects a {kind}, got a list"
+    return None
+
+
+def check_body(schema: bindings.Schema, provider: str, body: Mapping[str, Value], where: str,
+               path: str = "") -> list[str]:
+    problems = []
+    for key, value in body.items():
+        if value is None:
+            continue
+        at = f"{where}: {path}{key}"
+        spec = schema.fields.get(key)
+        if spec is None:
+            problems.append(f"{at}: no such argument or block in {schema.name}{_closest(key, schema.fields)}")
+            continue
+        if _is_blocks(value):
+            if spec.kind != "block":
+                problems.append(f"{at}: is an argument ({spec.kind}), not a block: write `{key} = ...`")
+                continue
+            items = [value] if isinstance(value, Block) else list(value)  # type: ignore[arg-type]
+            if len(items) > 1 and not spec.many:
+                problems.append(f"{at}: a single block, given {len(items)} times")
+            sub = bindings.block(schema, provider, spec.block or "")
+            for i, item in enumerate(items):
+                index = f"[{i}]" if len(items) > 1 else ""
+                problems += check_body(sub, provider, item.body, where, f"{path}{key}{index}.")
+            continue
+        if spec.kind == "block":
+            if isinstance(value, (list, tuple)) and not value:
+                continue  # no blocks at all: the writer emits nothing
+            problems.append(f"{at}: is a block, not an argument: write `{key} {{ ... }}`")
+            continue
+        wrong = _literal_problem(spec.kind, value)
+        if wrong:
+            problems.append(f"{at}: {wrong}")
+    for spec in schema.fields.values():
+        if spec.required and spec.name not in body and spec.name != "id":
+            problems.append(f"{where}: {path}{spec.name}: required by {schema.name}, and not set")
+    return problems
+
+
+def check_schema(where: str, stack: Stack, report: Report) -> None:
+    items: list[tuple[str, str, Mapping[str, Value], bool]] = [
+        *((r.type, r.address, r.body, False) for r in stack.resources),
+        *((d.type, d.address, d.body, True) for d in stack.data),
+    ]
+    for provider in stack.providers:
+        if provider.name not in bindings.PACKAGES:
+            report.unchecked.add(provider.name)
+            continue
+        schema = bindings.provider_config(provider.name)
+        if schema is not None:
+            report.checked += 1
+            report.problems += check_body(schema, provider.name, provider.body, f"{where}: provider.{provider.name}")
+    for type_name, address, body, data in items:
+        provider = type_name.split("_", 1)[0]
+        if provider in BUILT_IN:
+            continue
+        if provider not in bindings.PACKAGES:
+            report.unchecked.add(provider)
+            continue
+        schema = bindings.resource(type_name, data)
+        if schema is None:
+            kind = "data source" if data else "resource"
+            known = bindings.known_types(provider, data)
+            report.problems.append(f"{where}: {address}: {type_name} is not a {kind} type of {provider} "
+                                   f"({bindings.PINNED[provider]}){_closest(type_name, known)}")
+            continue
+        report.checked += 1
+        report.problems += check_body(schema, provider, body, f"{where}: {address}")
+
+
+def validate(stacks: Iterable[tuple[str, Stack]], schema: bool) -> Report:
+    """Check each (where, stack); `where` names namespace, platform and template for messages."""
+    report = Report()
+    for where, stack in stacks:
+        report.problems += structural(where, stack)
+        if schema:
+            check_schema(where, stack, report)
+    return report

@@ -91,6 +91,7 @@ bench: setup
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/drift.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/engines.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

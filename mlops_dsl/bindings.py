@@ -39,6 +39,7 @@ class Field:
     required: bool = False
     block: str | None = None  # the struct class of a nested block
     many: bool = False  # a block that may repeat (a list of blocks)
+    python: str = ""  # the keyword the binding takes it as
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ def _module(provider: str, module: str) -> dict[str, tuple[bool, Schema]]:
                 continue
             kind, block, many = _kind(annotation, names)
             tf_name = tf_names.get(python_name, python_name)
-            fields[tf_name] = Field(tf_name, kind, not annotation.startswith("typing.Optional["), block, many)
+            fields[tf_name] = Field(tf_name, kind, not annotation.startswith("typing.Optional["), block, many,
+                                    python_name)
         classes[name] = ("TerraformMetaArguments" in bases, Schema(name, fields, module))
     return classes
 

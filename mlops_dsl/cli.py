@@ -21,6 +21,7 @@ from .errors import MlopsError, OperationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_OUT = Path("terraform")
+CDKTF_OUT = Path("cdktf.out")
 DEFAULT_NAMESPACES = Path("namespaces.yaml")
 
 
@@ -96,18 +97,25 @@ def _load(blueprints: tuple[Path, ...], namespaces_file: Path, wanted: tuple[str
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the tree differs from the blueprints.")
 @click.option("--format", "fmt", type=click.Choice(["hcl", "json"]), default="hcl", show_default=True,
               help="HCL (.tf) or Terraform JSON (.tf.json).")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT, show_default=True,
-              help="Where the stacks go: <out>/<namespace>/<platform>/<template>/.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where the stacks go: <out>/<namespace>/<platform>/<template>/. "
+                   "Default: terraform (native), cdktf.out (cdktf).")
+@click.option("--engine", type=click.Choice(["native", "cdktf"]), default="native", show_default=True,
+              help="native writers, or CDK for Terraform and its provider bindings (cdk.tf.json per stack).")
 @blueprint_option
 @namespaces_option
 @user_errors
-def synth(wanted: tuple[str, ...], all_flag: bool, check: bool, fmt: str, out: Path,
+def synth(wanted: tuple[str, ...], all_flag: bool, check: bool, fmt: str, out: Path | None, engine: str,
           blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
     """Render the blueprints to Terraform under OUT."""
     from . import synth as s
 
     platforms, spaces = _load(blueprints, namespaces_file, wanted, all_flag)
     rendered = s.render_tree(platforms, spaces, fmt)
+    if engine == "cdktf":
+        _synth_cdktf(rendered, out or CDKTF_OUT, check)
+        return
+    out = out or DEFAULT_OUT
     whole = all_flag or not wanted
     stacks = sum(len(b) for b in rendered.builds.values())
     if check:
@@ -129,6 +137,27 @@ def synth(wanted: tuple[str, ...], all_flag: bool, check: bool, fmt: str, out: P
     click.echo(f"synth: {stacks} stacks in {len(spaces)} namespaces -> {out}/ "
                f"({len(changes.written)} written, {len(changes.removed)} removed, "
                f"{changes.unchanged} unchanged)")
+
+
+def _synth_cdktf(rendered, out: Path, check: bool) -> None:
+    import time
+
+    from . import cdktf_engine
+
+    if check:
+        raise InputError(["--check compares the committed native tree; it does not apply to --engine cdktf"])
+    stacks = [(f"{ns}/{platform}/{b.template}", b.stack) for (ns, platform), builds in rendered.builds.items()
+              for b in builds]
+    clashes = [path for path, _ in stacks if any((out / path).glob("*.tf"))]
+    if clashes:
+        raise InputError([f"--out {out}: {out / clashes[0]} holds native .tf files; cdk.tf.json beside them would "
+                          f"declare every resource twice. Choose another --out (default {CDKTF_OUT})."])
+    click.echo(f"cdktf: building {len(stacks)} stacks through the provider bindings (starts Node; about a "
+               f"minute)...", err=True)
+    started = time.monotonic()
+    written = cdktf_engine.synth(stacks, out)
+    click.echo(f"synth --engine cdktf: {len(written)} stacks -> {out}/<namespace>/<platform>/<template>/"
+               f"{cdktf_engine.OUTPUT} in {time.monotonic() - started:.1f} s")
 
 
 @main.command()

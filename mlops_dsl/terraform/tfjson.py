@@ -31,7 +31,7 @@ def _value(value: Value) -> Any:
     if isinstance(value, Call):
         return "${" + "\n".join(hcl.expression(value, 0)) + "}"
     if isinstance(value, Block):
-        return _body(value.body)
+        return body_json(value.body)
     if isinstance(value, Mapping):
         return {_escape(k): _value(v) for k, v in value.items() if v is not None}
     if isinstance(value, Sequence):
@@ -39,13 +39,13 @@ def _value(value: Value) -> Any:
     raise TypeError(f"cannot render {type(value).__name__} as Terraform JSON")
 
 
-def _body(items: Mapping[str, Value]) -> dict[str, Any]:
+def body_json(items: Mapping[str, Value]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in items.items():
         if value is None:
             continue
         if isinstance(value, Block) and value.labels:
-            inner: Any = _body(value.body)
+            inner: Any = body_json(value.body)
             for label in reversed(value.labels):
                 inner = {label: inner}
             out[key] = inner
@@ -54,8 +54,8 @@ def _body(items: Mapping[str, Value]) -> dict[str, Any]:
     return out
 
 
-def _resource(resource: Resource | DataSource) -> dict[str, Any]:
-    out = _body(resource.body)
+def resource_json(resource: Resource | DataSource) -> dict[str, Any]:
+    out = body_json(resource.body)
     if isinstance(resource, Resource):
         for meta in ("provider", "count", "for_each"):
             value = getattr(resource, meta)
@@ -84,7 +84,7 @@ def _document(header: str | None, content: dict[str, Any]) -> str:
 def _grouped(items: Sequence[Resource | DataSource]) -> dict[str, dict[str, Any]]:
     grouped: dict[str, dict[str, Any]] = {}
     for item in items:
-        grouped.setdefault(item.type, {})[item.name] = _resource(item)
+        grouped.setdefault(item.type, {})[item.name] = resource_json(item)
     return grouped
 
 
@@ -100,12 +100,12 @@ def render_stack(stack: Stack) -> dict[str, str]:
             name: {"source": p.source, "version": p.version} for name, p in settings.required_providers.items()
         }
     if settings.backend is not None:
-        terraform["backend"] = {settings.backend.type: _body(settings.backend.config)}
+        terraform["backend"] = {settings.backend.type: body_json(settings.backend.config)}
     versions: dict[str, Any] = {"terraform": terraform}
     if stack.providers:
         providers: dict[str, list[dict[str, Any]]] = {}
         for p in stack.providers:
-            providers.setdefault(p.name, []).append(_body({"alias": p.alias, **p.body}))
+            providers.setdefault(p.name, []).append(body_json({"alias": p.alias, **p.body}))
         versions["provider"] = providers
     files["versions.tf.json"] = _document(stack.header, versions)
 
@@ -113,7 +113,7 @@ def render_stack(stack: Stack) -> dict[str, str]:
     other_data = [d for d in stack.data if d.type != "terraform_remote_state"]
     main: dict[str, Any] = {}
     if stack.locals:
-        main["locals"] = _body(stack.locals)
+        main["locals"] = body_json(stack.locals)
     if other_data:
         main["data"] = _grouped(other_data)
     if stack.resources:
@@ -121,7 +121,7 @@ def render_stack(stack: Stack) -> dict[str, str]:
     files["main.tf.json"] = _document(stack.header, main)
     if stack.variables:
         files["variables.tf.json"] = _document(stack.header, {"variable": {
-            v.name: _body({
+            v.name: body_json({
                 "description": v.description,
                 "type": v.type,
                 "default": v.default,
@@ -130,7 +130,7 @@ def render_stack(stack: Stack) -> dict[str, str]:
         }})
     if stack.outputs:
         files["outputs.tf.json"] = _document(stack.header, {"output": {
-            o.name: _body({
+            o.name: body_json({
                 "description": o.description,
                 "value": o.value,
                 "sensitive": True if o.sensitive else None,

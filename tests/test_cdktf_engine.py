@@ -1,0 +1,65 @@
+"""The cdktf engine builds the same stacks as the native writers, through the provider bindings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from mlops_dsl import blueprints, namespaces, synth
+from mlops_dsl.cdktf_engine import OUTPUT, comparable
+from mlops_dsl.terraform import render
+
+from .conftest import ROOT, Project
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("cdktf") is None or shutil.which("node") is None,
+    reason="the cdktf engine needs `pip install '.[cdktf]'` and Node.js")
+
+
+def _merge(into: dict, doc: dict) -> dict:
+    for key, value in doc.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+def _native(stack) -> dict:
+    """The native .tf.json files of a stack as one document."""
+    merged: dict = {}
+    for text in render(stack, "json").values():
+        doc = json.loads(text)
+        doc.pop("//", None)
+        _merge(merged, doc)
+    return comparable(merged)
+
+
+def test_both_engines_produce_the_same_stacks(tmp_path) -> None:
+    """Every resource, data source, provider, backend, local and output of both example blueprints
+    (AWS and Azure) in one namespace, with the same names and arguments; only cdktf's metadata
+    differs."""
+    out = tmp_path / "cdktf.out"
+    result = subprocess.run([sys.executable, "-m", "mlops_dsl.cli", "synth", "--engine", "cdktf", "-n", "dev",
+                             "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "synth --engine cdktf: 8 stacks" in result.stdout
+    rendered = synth.render_tree(blueprints.load(None), [namespaces.load(ROOT / "namespaces.yaml")["dev"]], root=ROOT)
+    for (ns, platform), builds in rendered.builds.items():
+        for build in builds:
+            cdk = comparable(json.loads((out / ns / platform / build.template / OUTPUT).read_text()))
+            assert cdk == _native(build.stack), f"{ns}/{platform}/{build.template}"
+    assert sum(len(b) for b in rendered.builds.values()) == 8
+
+
+def test_cdktf_output_never_lands_beside_native_files(project: Project) -> None:
+    assert project.mlops("synth").exit_code == 0
+    result = project.mlops("synth", "--engine", "cdktf", "--out", "terraform")
+    assert result.exit_code == 2
+    assert "holds native .tf files; cdk.tf.json beside them would declare every resource twice" in result.output
+    assert project.mlops("synth", "--engine", "cdktf", "--check").exit_code == 2

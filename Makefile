@@ -26,7 +26,7 @@ help:
 	@echo "make mlflow-ui      the MLflow UI on http://127.0.0.1:5000"
 	@echo "make test           run the test suite"
 	@echo "make lint           ruff"
-	@echo "make bench          synth benchmark"
+	@echo "make bench          benchmarks: synth, engines (native vs cdktf), drift, serving"
 
 setup: $(STAMP)
 

@@ -267,8 +267,9 @@ def _prompt():
 
 
 def _prepare(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], changed: bool, base: str,
-             out: Path, blueprints: tuple[Path, ...], namespaces_file: Path, write: bool):
-    """Render the namespace in memory, pick the stacks, and (for plan, destroy, drift) write them."""
+             out: Path, blueprints: tuple[Path, ...], namespaces_file: Path, write: bool | Callable[[Any], bool]):
+    """Render the namespace in memory, pick the stacks, and write them where `write` says so (plan,
+    destroy and drift always; apply only when it must plan first)."""
     from . import synth as s
     from .runner import git, units
 
@@ -285,7 +286,7 @@ def _prepare(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...]
         chosen = units.with_dependents(chosen, seeds)
         click.echo(f"--changed: {len(chosen)} stacks changed since {base} or depend on one that did"
                    + (": " + ", ".join(u.name for u in chosen) if chosen else ""))
-    if write:
+    if write(namespace) if callable(write) else write:
         s.write(out, rendered, all_namespaces=False)
     return namespace, chosen
 
@@ -392,12 +393,14 @@ def apply(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], c
     """
     from .runner.plans import plan_dir
 
+    def plans_first(ns) -> bool:
+        return ns.approval == "auto" and not (plan_dir(workdir(), ns.name) / "index.json").exists()
+
     namespace, chosen = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
-                                 write=False)
+                                 write=plans_first)
     runner = _runner(namespace, parallelism)
-    if namespace.approval == "auto" and not (plan_dir(workdir(), namespace.name) / "index.json").exists():
+    if plans_first(namespace):
         click.echo(f"no saved plans for namespace '{namespace.name}' (approval: auto): planning first")
-        _prepare(wanted, platforms, templates, False, base, out, blueprints, namespaces_file, write=True)
         outcomes, _, _ = runner.plan(chosen)
         if _finish("plan", namespace, chosen, outcomes):
             raise click.ClickException("some stacks could not be planned; nothing was applied")

@@ -249,3 +249,11 @@ def test_help_and_synth_import_no_ml_library_or_cdktf(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_cdktf_engine_without_cdktf_is_a_clear_error(project: Project, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "cdktf", None)  # import cdktf now raises ImportError
+    result = project.mlops("synth", "--engine", "cdktf")
+    assert result.exit_code == 1
+    assert "the cdktf engine needs `pip install 'mlops-dsl[cdktf]'` and Node.js >= 18" in result.output
+    assert not (project.root / "cdktf.out").exists()

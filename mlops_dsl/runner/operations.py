@@ -113,9 +113,9 @@ class Runner:
         records = []
         for unit in units:
             outcome = outcomes[unit.key]
-            record = outcome.data if isinstance(outcome.data, StackPlan) else StackPlan(
-                unit.platform, unit.template, unit.digest, outcome.status, detail=outcome.detail)
-            if outcome.status == SKIPPED:
+            record = outcome.data
+            if not isinstance(record, StackPlan):  # skipped, or failed outside terraform
+                record = StackPlan(unit.platform, unit.template, unit.digest, outcome.status, detail=outcome.detail)
                 _save(self.workdir, unit, record)
             records.append(record)
         text = summary(self.namespace.name, self.terraform.label, records)

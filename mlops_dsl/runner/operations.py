@@ -10,6 +10,7 @@ cannot know yet: it is deferred, and apply plans and applies it in a later wave.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -228,10 +229,11 @@ class Runner:
     def _destroy_one(self, unit: Unit, seen: Mapping[str, Outcome]) -> Outcome:
         try:
             self.init(unit, "destroy")
-            self.tf(unit, "destroy", "destroy", "-auto-approve", "-input=false", "-no-color", LOCK_TIMEOUT)
+            result = self.tf(unit, "destroy", "destroy", "-auto-approve", "-input=false", "-no-color", LOCK_TIMEOUT)
         except StackFailed as exc:
             return Outcome(FAILED, str(exc))
-        return Outcome(DONE, "destroyed")
+        count = re.search(r"Resources: (\d+) destroyed", result.stdout)
+        return Outcome(DONE, f"{count.group(1)} resources" if count else "")
 
     def destroy(self, units: list[Unit], auto_approve: bool, prompt: approval.Prompt | None) -> dict[str, Outcome]:
         how = approval.check_destroy(self.namespace, auto_approve, prompt)

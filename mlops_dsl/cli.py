@@ -288,7 +288,7 @@ def _prepare(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...]
                    + (": " + ", ".join(u.name for u in chosen) if chosen else ""))
     if write(namespace) if callable(write) else write:
         s.write(out, rendered, all_namespaces=False)
-    return namespace, chosen
+    return namespace, chosen, rendered
 
 
 def _runner(namespace, parallelism: int, need_binary: bool = True):
@@ -327,14 +327,14 @@ def plan(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], ch
     Writes .mlops/plans/<ns>/summary.md and prints its hash, which `mlops apply --approve` takes.
     With no terraform or tofu on PATH it shows a configuration diff against git HEAD instead.
     """
-    namespace, chosen = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
-                                 write=True)
+    namespace, chosen, rendered = _prepare(wanted, platforms, templates, changed, base, out, blueprints,
+                                           namespaces_file, write=True)
     if not chosen:
         click.echo("nothing to plan")
         return
     runner = _runner(namespace, parallelism, need_binary=False)
     if runner is None:
-        _offline_plan(namespace, chosen, out)
+        _offline_plan(namespace, chosen, rendered, out)
         return
     click.echo(f"planning {len(chosen)} stacks of namespace '{namespace.name}' (approval: {namespace.approval})")
     outcomes, _, digest = runner.plan(chosen)
@@ -349,8 +349,20 @@ def plan(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], ch
     click.echo(f"to apply exactly these plans: {how}")
 
 
-def _offline_plan(namespace, chosen, out: Path) -> None:
+def _offline_plan(namespace, chosen, rendered, out: Path) -> None:
+    from . import bindings
     from .runner.offline import config_diff
+    from .validate import validate as check
+
+    keys = {u.key for u in chosen}
+    stacks = [(f"{ns}/{platform}/{b.template}", b.stack) for (ns, platform), builds in rendered.builds.items()
+              for b in builds if f"{ns}/{platform}/{b.template}" in keys]
+    try:
+        report, how = check(stacks, schema=True), "references, names and the pinned provider schemas"
+    except bindings.NoBindings:
+        report, how = check(stacks, schema=False), "references and names (no provider bindings installed)"
+    if report.problems:
+        raise InputError(report.problems)
 
     rule = "=" * 78
     click.echo(rule)
@@ -360,6 +372,7 @@ def _offline_plan(namespace, chosen, out: Path) -> None:
     click.echo("is deployed, drift, or values known only after apply.")
     click.echo(rule)
     diffs, compared = config_diff(chosen, out)
+    click.echo(f"validated {len(stacks)} stacks: {how}")
     if not compared:
         click.echo(f"(nothing of {out}/ is committed at HEAD here: every stack is shown as new)")
     current = None
@@ -396,8 +409,8 @@ def apply(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], c
     def plans_first(ns) -> bool:
         return ns.approval == "auto" and not (plan_dir(workdir(), ns.name) / "index.json").exists()
 
-    namespace, chosen = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
-                                 write=plans_first)
+    namespace, chosen, _ = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
+                                    write=plans_first)
     runner = _runner(namespace, parallelism)
     if plans_first(namespace):
         click.echo(f"no saved plans for namespace '{namespace.name}' (approval: auto): planning first")
@@ -421,8 +434,8 @@ def destroy(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...],
     """Destroy NAMESPACE's stacks in exact reverse dependency order."""
     from . import emulator
 
-    namespace, chosen = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
-                                 write=True)
+    namespace, chosen, _ = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
+                                    write=True)
     endpoint = namespace.aws.endpoint if namespace.aws else None
     if endpoint and not emulator.answering(endpoint):
         click.echo(f"the local emulator is not running on {endpoint}: its resources and state went with it; "
@@ -440,8 +453,8 @@ def destroy(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...],
 def drift(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], changed: bool, base: str,
           parallelism: int, out: Path, blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
     """Report which stacks of NAMESPACE drifted from their state (refresh-only plans). Exit 2 on drift."""
-    namespace, chosen = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
-                                 write=True)
+    namespace, chosen, _ = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
+                                    write=True)
     runner = _runner(namespace, parallelism)
     outcomes = runner.drift(chosen)
     failed = _finish("drift", namespace, chosen, outcomes)

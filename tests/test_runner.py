@@ -319,6 +319,7 @@ def test_offline_plan_is_a_configuration_diff_against_head(project: Project, mon
     result = project.mlops("plan", "-n", "dev")
     assert result.exit_code == 0, result.output
     assert "CONFIGURATION DIFF, NOT A STATE-AWARE PLAN" in result.output
+    assert "validated 1 stacks: references, names" in result.output
     assert "+ aws_s3_bucket.extra" in result.output
     assert "~ aws_s3_bucket_policy.access_logs" in result.output
     assert "- aws_s3_bucket.extra" not in result.output

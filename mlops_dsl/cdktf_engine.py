@@ -144,17 +144,13 @@ def _stack(cdktf: Any, scope: Any, stack: Stack) -> None:
             scope.add_override(f"terraform.backend.{settings.backend.type}.{key}", value)
     for provider in stack.providers:
         _provider(cdktf, scope, provider)
-    terraform: dict[str, Any] = {}
+    # Our pinned ranges, over the exact versions the bindings were generated for.
     if settings.required_version:
-        terraform["required_version"] = settings.required_version
-    for key, value in {"required_providers": {n: {"source": p.source, "version": p.version}
-                                              for n, p in settings.required_providers.items()}}.items():
-        terraform[key] = value
-    for key, value in terraform.items():
-        scope.add_override(f"terraform.{key}", value)
-    if stack.locals:
-        for key, value in body_json(stack.locals).items():
-            scope.add_override(f"locals.{key}", value)
+        scope.add_override("terraform.required_version", settings.required_version)
+    scope.add_override("terraform.required_providers", {
+        n: {"source": p.source, "version": p.version} for n, p in settings.required_providers.items()})
+    for key, value in body_json(stack.locals).items():
+        scope.add_override(f"locals.{key}", value)
     for item in [*stack.data, *stack.resources]:
         body = resource_json(item)
         if isinstance(item, DataSource) and item.type == "terraform_remote_state":
@@ -168,11 +164,9 @@ def _stack(cdktf: Any, scope: Any, stack: Stack) -> None:
         _construct(cdktf, scope, item.type, item.name, body, isinstance(item, DataSource))
     for variable in stack.variables:
         element = cdktf.TerraformVariable(scope, f"var.{variable.name}", **body_json({
-            "type": None, "default": variable.default, "description": variable.description,
+            "type": variable.type, "default": variable.default, "description": variable.description,
             "sensitive": variable.sensitive or None}))
         element.override_logical_id(variable.name)
-        if variable.type:
-            element.add_override("type", variable.type)
     for output in stack.outputs:
         values = body_json({"value": output.value, "description": output.description,
                             "sensitive": output.sensitive or None})

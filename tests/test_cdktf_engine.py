@@ -63,3 +63,44 @@ def test_cdktf_output_never_lands_beside_native_files(project: Project) -> None:
     assert result.exit_code == 2
     assert "holds native .tf files; cdk.tf.json beside them would declare every resource twice" in result.output
     assert project.mlops("synth", "--engine", "cdktf", "--check").exit_code == 2
+
+
+def test_meta_arguments_variables_and_types_without_bindings_survive_the_engine(tmp_path) -> None:
+    from mlops_dsl import cdktf_engine
+    from mlops_dsl.terraform import (
+        Backend,
+        Block,
+        DataSource,
+        Expr,
+        Lifecycle,
+        Output,
+        Provider,
+        RequiredProvider,
+        Resource,
+        Settings,
+        Stack,
+        Variable,
+        interp,
+    )
+
+    stack = Stack("t")
+    stack.settings = Settings(">= 1.10", {"aws": RequiredProvider("hashicorp/aws", ">= 5.100, < 7.0")},
+                              Backend("s3", {"bucket": "b", "key": "k", "region": "eu-west-1", "use_lockfile": True}))
+    stack.providers = [Provider("aws", {"region": "eu-west-1", "default_tags": Block({"tags": {"a": "b"}})})]
+    key = Resource("aws_kms_key", "k", {"enable_key_rotation": True}, lifecycle=Lifecycle(prevent_destroy=True))
+    doc = DataSource("aws_iam_policy_document", "p", {"statement": [Block({"actions": ["s3:*"]})]})
+    stack.add(
+        Variable("suffix", type="string", default="x", description="a suffix"),
+        key, doc,
+        Resource("aws_s3_bucket", "b", {"bucket": interp("b-", Expr("var.suffix", ("var.suffix",)), "-${x}")},
+                 depends_on=(key,), count=2),
+        Resource("azapi_resource", "x", {"type": "Microsoft.Foo/bars@2024-01-01", "body": {"properties": {}}}),
+        Output("arn", key.attr("arn"), description="the key", sensitive=True),
+    )
+    stack.local("name", "literal ${not an expression}")
+    out = tmp_path / "out"
+    cdktf_engine.synth([("dev/p/t", stack)], out)
+    cdk = comparable(json.loads((out / "dev/p/t" / OUTPUT).read_text()))
+    assert cdk == _native(stack)
+    assert cdk["resource"]["aws_s3_bucket"]["b"]["bucket"] == "b-${var.suffix}-$${x}"
+    assert cdk["resource"]["aws_kms_key"]["k"]["lifecycle"] == {"prevent_destroy": True}

@@ -79,41 +79,35 @@ def _keywords(module: Any, schema: bindings.Schema, provider: str, body: dict[st
     return out
 
 
-def _construct(cdktf: Any, scope: Any, type_name: str, name: str, body: dict[str, Any], data: bool) -> Any:
-    """An instance of the binding's class with its required arguments; the rest as overrides."""
-    found = _binding_class(type_name, data)
-    required: dict[str, Any] = {}
-    construct_id = f"{'data.' if data else ''}{type_name}.{name}"  # unique in the stack, unlike `name`
-    if found is not None:
+def _element(scope: Any, construct_id: str, found: tuple[Any, bindings.Schema] | None, provider: str,
+             body: dict[str, Any], generic: Any) -> Any:
+    """An instance of the binding's class with its required arguments, every other argument as an
+    override; `generic()` where the provider has no bindings."""
+    if found is None:
+        element, passed = generic(), set()
+    else:
         cls, schema = found
-        required = _keywords(importlib.import_module(cls.__module__), schema, type_name.split("_", 1)[0], body, True)
+        required = _keywords(importlib.import_module(cls.__module__), schema, provider, body, True)
         element = cls(scope, construct_id, **required)
         passed = {f.name for f in schema.fields.values() if f.python in required}
-    else:
-        generic = cdktf.TerraformDataSource if data else cdktf.TerraformResource
-        element = generic(scope, construct_id, terraform_resource_type=type_name)
-        passed = set()
-    element.override_logical_id(name)
     for key, value in body.items():
         if key not in passed:
             element.add_override(key, value)
     return element
 
 
+def _construct(cdktf: Any, scope: Any, type_name: str, name: str, body: dict[str, Any], data: bool) -> None:
+    construct_id = f"{'data.' if data else ''}{type_name}.{name}"  # unique in the stack, unlike `name`
+    generic = cdktf.TerraformDataSource if data else cdktf.TerraformResource
+    element = _element(scope, construct_id, _binding_class(type_name, data), type_name.split("_", 1)[0], body,
+                       lambda: generic(scope, construct_id, terraform_resource_type=type_name))
+    element.override_logical_id(name)
+
+
 def _provider(cdktf: Any, scope: Any, provider: Provider) -> None:
-    body = body_json({"alias": provider.alias, **provider.body})
-    found = _binding_class(f"{provider.name}_provider", False, provider=True)
-    if found is None:
-        element = cdktf.TerraformProvider(scope, provider.name, terraform_resource_type=provider.name)
-        passed: set[str] = set()
-    else:
-        cls, schema = found
-        required = _keywords(importlib.import_module(cls.__module__), schema, provider.name, body, True)
-        element = cls(scope, provider.name, **required)
-        passed = {f.name for f in schema.fields.values() if f.python in required}
-    for key, value in body.items():
-        if key not in passed:
-            element.add_override(key, value)
+    _element(scope, provider.name, _binding_class(provider.name, False, provider=True), provider.name,
+             body_json({"alias": provider.alias, **provider.body}),
+             lambda: cdktf.TerraformProvider(scope, provider.name, terraform_resource_type=provider.name))
 
 
 _BACKENDS = {"s3": ("S3Backend", "DataTerraformRemoteStateS3"),

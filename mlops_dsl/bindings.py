@@ -55,7 +55,9 @@ class NoBindings(Exception):
 
 def _parameters(signature: str) -> list[tuple[str, str]]:
     """(name, annotation) of each keyword-only parameter of `self, *, a: T, b: U = None`."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in signature:
         if char == "," and depth == 0:
             parts.append("".join(current).strip())

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import bindings
 from .errors import OperationError
-from .terraform import DataSource, Provider, Stack
+from .terraform import DataSource, Provider, Resource, Stack
 from .terraform.tfjson import body_json, resource_json
 
 OUTPUT = "cdk.tf.json"
@@ -145,7 +145,8 @@ def _stack(cdktf: Any, scope: Any, stack: Stack) -> None:
         n: {"source": p.source, "version": p.version} for n, p in settings.required_providers.items()})
     for key, value in body_json(stack.locals).items():
         scope.add_override(f"locals.{key}", value)
-    for item in [*stack.data, *stack.resources]:
+    items: list[DataSource | Resource] = [*stack.data, *stack.resources]
+    for item in items:
         body = resource_json(item)
         if isinstance(item, DataSource) and item.type == "terraform_remote_state":
             cls = _backend_class(cdktf, body["backend"], True)

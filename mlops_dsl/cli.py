@@ -13,11 +13,18 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .errors import MlopsError, OperationError
+
+if TYPE_CHECKING:  # only for hints: the commands import what they use when they run
+    from .namespaces import Namespace
+    from .runner.operations import Runner
+    from .runner.schedule import Outcome
+    from .runner.units import Unit
+    from .synth import Rendered
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_OUT = Path("terraform")
@@ -139,7 +146,7 @@ def synth(wanted: tuple[str, ...], all_flag: bool, check: bool, fmt: str, out: P
                f"{changes.unchanged} unchanged)")
 
 
-def _synth_cdktf(rendered, out: Path, check: bool) -> None:
+def _synth_cdktf(rendered: Rendered, out: Path, check: bool) -> None:
     import time
 
     from . import cdktf_engine
@@ -260,14 +267,15 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _prompt():
+def _prompt() -> Callable[[str], str] | None:
     if not _interactive():
         return None
     return lambda text: click.prompt(text, default="", show_default=False)
 
 
 def _prepare(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], changed: bool, base: str,
-             out: Path, blueprints: tuple[Path, ...], namespaces_file: Path, write: bool | Callable[[Any], bool]):
+             out: Path, blueprints: tuple[Path, ...], namespaces_file: Path,
+             write: bool | Callable[[Namespace], bool]) -> tuple[Namespace, list[Unit], Rendered]:
     """Render the namespace in memory, pick the stacks, and write them where `write` says so (plan,
     destroy and drift always; apply only when it must plan first)."""
     from . import synth as s
@@ -291,23 +299,29 @@ def _prepare(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...]
     return namespace, chosen, rendered
 
 
-def _runner(namespace, parallelism: int, need_binary: bool = True):
+def _runner_if_any(namespace: Namespace, parallelism: int) -> Runner | None:
+    """A runner on the terraform/tofu binary, the namespace's emulator started; None without a binary."""
     from . import emulator
     from .runner.operations import Runner
     from .runner.terraform import locate
 
     terraform = locate(workdir())
     if terraform is None:
-        if need_binary:
-            raise click.ClickException("no terraform or tofu binary found on PATH (set TF_BINARY to use another); "
-                                       "this command needs one")
         return None
     emulator.ensure(namespace, workdir(), click.echo)
     click.echo(f"using {terraform.label}; logs in {terraform.logs}/")
     return Runner(terraform, namespace, workdir(), parallelism, say=click.echo)
 
 
-def _finish(command: str, namespace, chosen, outcomes) -> bool:
+def _runner(namespace: Namespace, parallelism: int) -> Runner:
+    runner = _runner_if_any(namespace, parallelism)
+    if runner is None:
+        raise click.ClickException("no terraform or tofu binary found on PATH (set TF_BINARY to use another); "
+                                   "this command needs one")
+    return runner
+
+
+def _finish(command: str, namespace: Namespace, chosen: list[Unit], outcomes: dict[str, Outcome]) -> bool:
     from .runner.operations import Report
 
     report = Report(command, namespace.name, chosen, outcomes)
@@ -332,7 +346,7 @@ def plan(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], ch
     if not chosen:
         click.echo("nothing to plan")
         return
-    runner = _runner(namespace, parallelism, need_binary=False)
+    runner = _runner_if_any(namespace, parallelism)
     if runner is None:
         _offline_plan(namespace, chosen, rendered, out)
         return
@@ -349,7 +363,7 @@ def plan(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], ch
     click.echo(f"to apply exactly these plans: {how}")
 
 
-def _offline_plan(namespace, chosen, rendered, out: Path) -> None:
+def _offline_plan(namespace: Namespace, chosen: list[Unit], rendered: Rendered, out: Path) -> None:
     from . import bindings
     from .runner.offline import config_diff
     from .validate import validate as check
@@ -406,7 +420,7 @@ def apply(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], c
     """
     from .runner.plans import plan_dir
 
-    def plans_first(ns) -> bool:
+    def plans_first(ns: Namespace) -> bool:
         return ns.approval == "auto" and not (plan_dir(workdir(), ns.name) / "index.json").exists()
 
     namespace, chosen, _ = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
@@ -472,7 +486,7 @@ def emulator() -> None:
     """The local AWS emulator (moto's server on 127.0.0.1) behind namespaces with aws.endpoint."""
 
 
-def _emulated(wanted: str, namespaces_file: Path):
+def _emulated(wanted: str, namespaces_file: Path) -> tuple[Namespace, str]:
     """The namespace and its emulator's URL; an error for a namespace on real AWS."""
     from . import namespaces
 

@@ -31,7 +31,7 @@ def _patch() -> None:
                     return group
         return original(self, arn)
 
-    models.SageMakerModelBackend._get_resource_from_arn = lookup
+    setattr(models.SageMakerModelBackend, "_get_resource_from_arn", lookup)  # noqa: B010 - patching moto
 
     def delete_group(backend: Any, model_package_group_name: str) -> None:
         if backend.model_package_groups.pop(model_package_group_name, None) is None:
@@ -41,8 +41,8 @@ def _patch() -> None:
         self.sagemaker_backend.delete_model_package_group(self._get_param("ModelPackageGroupName"))
         return ActionResult({})
 
-    models.SageMakerModelBackend.delete_model_package_group = delete_group
-    responses.SageMakerResponse.delete_model_package_group = delete_group_response
+    setattr(models.SageMakerModelBackend, "delete_model_package_group", delete_group)  # noqa: B010
+    setattr(responses.SageMakerResponse, "delete_model_package_group", delete_group_response)  # noqa: B010
 
     describe_feature_group = models.SageMakerModelBackend.describe_feature_group
 
@@ -60,8 +60,8 @@ def _patch() -> None:
             del backend.feature_groups[arn]
         return ActionResult({})
 
-    models.SageMakerModelBackend.describe_feature_group = describe_feature_group_or_not_found
-    responses.SageMakerResponse.delete_feature_group = delete_feature_group
+    setattr(models.SageMakerModelBackend, "describe_feature_group", describe_feature_group_or_not_found)  # noqa: B010
+    setattr(responses.SageMakerResponse, "delete_feature_group", delete_feature_group)  # noqa: B010
 
 
 def main() -> None:

@@ -86,7 +86,7 @@ def check_body(schema: bindings.Schema, provider: str, body: Mapping[str, Value]
             if spec.kind != "block":
                 problems.append(f"{at}: is an argument ({spec.kind}), not a block: write `{key} = ...`")
                 continue
-            items = [value] if isinstance(value, Block) else list(value)  # type: ignore[arg-type]
+            items = [value] if isinstance(value, Block) else [v for v in value if isinstance(v, Block)]  # type: ignore[union-attr]
             if len(items) > 1 and not spec.many:
                 problems.append(f"{at}: a single block, given {len(items)} times")
             sub = bindings.block(schema, provider, spec.block or "")
@@ -113,14 +113,14 @@ def check_schema(where: str, stack: Stack, report: Report) -> None:
         *((r.type, r.address, r.body, False) for r in stack.resources),
         *((d.type, d.address, d.body, True) for d in stack.data),
     ]
-    for provider in stack.providers:
-        if provider.name not in bindings.PACKAGES:
-            report.unchecked.add(provider.name)
+    for block in stack.providers:
+        if block.name not in bindings.PACKAGES:
+            report.unchecked.add(block.name)
             continue
-        schema = bindings.provider_config(provider.name)
-        if schema is not None:
+        provider_schema = bindings.provider_config(block.name)
+        if provider_schema is not None:
             report.checked += 1
-            report.problems += check_body(schema, provider.name, provider.body, f"{where}: provider.{provider.name}")
+            report.problems += check_body(provider_schema, block.name, block.body, f"{where}: provider.{block.name}")
     for type_name, address, body, data in items:
         provider = type_name.split("_", 1)[0]
         if provider in BUILT_IN:

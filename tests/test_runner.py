@@ -362,6 +362,7 @@ def test_emulator_starts_keeps_state_and_stops(project: Project) -> None:
             assert answer.status == 200
         assert "started" not in project.mlops("emulator", "start").output  # already running: left alone
         assert project.mlops("emulator", "status").output == f"{endpoint}: running\n"
+        _emulator_fixes_hold(endpoint)
     finally:
         stopped = project.mlops("emulator", "stop")
     assert stopped.output == f"stopped the emulator on {endpoint}\n"
@@ -369,3 +370,27 @@ def test_emulator_starts_keeps_state_and_stops(project: Project) -> None:
     gone = project.mlops("destroy", "-n", "local")
     assert gone.exit_code == 0 and "nothing to destroy" in gone.output
     assert project.mlops("emulator", "stop", "-n", "dev").exit_code == 2
+
+
+def _emulator_fixes_hold(endpoint: str) -> None:
+    """What mlops_dsl/emulator_server.py adds to moto: tags of feature groups, and deleting feature
+    and model package groups (a missing group is ResourceNotFound, not an internal error)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    sm = boto3.client("sagemaker", endpoint_url=endpoint, region_name="eu-west-1",
+                      aws_access_key_id="mlops-local", aws_secret_access_key="mlops-local")
+    group = sm.create_feature_group(
+        FeatureGroupName="g", RecordIdentifierFeatureName="id", EventTimeFeatureName="t",
+        FeatureDefinitions=[{"FeatureName": "id", "FeatureType": "String"},
+                            {"FeatureName": "t", "FeatureType": "Fractional"}],
+        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://b/p"}}, RoleArn="arn:aws:iam::123456789012:role/r",
+        Tags=[{"Key": "team", "Value": "ml"}])
+    assert sm.list_tags(ResourceArn=group["FeatureGroupArn"])["Tags"] == [{"Key": "team", "Value": "ml"}]
+    sm.delete_feature_group(FeatureGroupName="g")
+    with pytest.raises(ClientError, match="ResourceNotFound"):
+        sm.describe_feature_group(FeatureGroupName="g")
+    sm.create_model_package_group(ModelPackageGroupName="m")
+    sm.delete_model_package_group(ModelPackageGroupName="m")
+    with pytest.raises(ClientError):
+        sm.describe_model_package_group(ModelPackageGroupName="m")

@@ -416,7 +416,8 @@ def apply(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], c
     """Apply exactly the saved plans of NAMESPACE, in dependency order; deferred stacks follow in later waves.
 
     Refuses plans made from a configuration that has changed since. In an approval: auto namespace
-    with no saved plans, it plans first.
+    with no saved plans, it plans first. Exits 3 when it applied what was approved and deferred
+    stacks of a manual namespace await their own review.
     """
     from .runner.plans import plan_dir
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,7 +61,8 @@ class Runner:
             self.say(f"  {unit.name}: {verb} {what}")
         return on_event
 
-    def tf(self, unit: Unit, verb: str, *args: str, ok_codes: tuple[int, ...] = (0,)):
+    def tf(self, unit: Unit, verb: str, *args: str,
+           ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
         return self.terraform.run(unit.path, self.log_name(unit, verb), *args, env=self.env(), ok_codes=ok_codes)
 
     def init(self, unit: Unit, verb: str) -> None:

@@ -17,7 +17,9 @@ import importlib
 import inspect
 import json
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,11 +33,26 @@ from .terraform.tfjson import body_json, resource_json
 OUTPUT = "cdk.tf.json"
 
 
+def _node_problem() -> str | None:
+    """Why jsii could not start Node (checked first: a failed start leaves jsii printing tracebacks)."""
+    node = shutil.which("node")
+    if node is None:
+        return "Node.js >= 18 is not on PATH"
+    result = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
+    match = re.match(r"v(\d+)\.", result.stdout.strip())
+    if not match or int(match.group(1)) < 18:
+        return f"{node} is {result.stdout.strip() or 'not a working Node.js'}; it needs Node.js >= 18"
+    return None
+
+
 def _cdktf() -> Any:
     # jsii prints a ten-line banner on every start that Node 18/20 are past their end of life; the
     # engine works on them (the README says so), so the banner would only bury its output.
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    problem = _node_problem()
+    if problem:
+        raise OperationError(f"the cdktf engine runs on jsii, which needs Node.js: {problem}")
     try:
         import cdktf
     except ImportError:

@@ -257,3 +257,16 @@ def test_cdktf_engine_without_cdktf_is_a_clear_error(project: Project, monkeypat
     assert result.exit_code == 1
     assert "the cdktf engine needs `pip install 'mlops-dsl[cdktf]'` and Node.js >= 18" in result.output
     assert not (project.root / "cdktf.out").exists()
+
+
+def test_cdktf_engine_without_a_recent_node_is_a_clear_error(project: Project, monkeypatch, tmp_path) -> None:
+    old = tmp_path / "bin" / "node"
+    old.parent.mkdir()
+    old.write_text("#!/bin/sh\necho v16.20.2\n")
+    old.chmod(0o755)
+    monkeypatch.setenv("PATH", str(old.parent))
+    result = project.mlops("synth", "--engine", "cdktf")
+    assert result.exit_code == 1
+    assert f"needs Node.js: {old} is v16.20.2; it needs Node.js >= 18" in result.output
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert "Node.js >= 18 is not on PATH" in project.mlops("synth", "--engine", "cdktf").output

@@ -14,6 +14,7 @@ Importing this module starts nothing; `synth` imports cdktf, which starts the js
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -50,14 +51,14 @@ def _cdktf() -> Any:
     # engine works on them (the README says so), so the banner would only bury its output.
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    if importlib.util.find_spec("cdktf") is None:
+        raise OperationError("the cdktf engine needs `pip install 'mlops-dsl[cdktf]'` and Node.js >= 18")
     problem = _node_problem()
     if problem:
         raise OperationError(f"the cdktf engine runs on jsii, which needs Node.js: {problem}")
     try:
         import cdktf
-    except ImportError:
-        raise OperationError("the cdktf engine needs `pip install 'mlops-dsl[cdktf]'` and Node.js >= 18") from None
-    except Exception as exc:  # jsii raises its own errors when Node is missing or too old
+    except Exception as exc:  # jsii raises its own errors when Node cannot start
         raise OperationError(f"the cdktf engine could not start the jsii runtime (Node.js >= 18 needed): "
                              f"{exc}") from None
     return cdktf

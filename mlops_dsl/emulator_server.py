@@ -8,7 +8,11 @@ moto 5.2.5, which pyproject pins for this reason:
   for a missing group with an internal error instead of ResourceNotFound, so `destroy` of the
   training and feature stacks could never finish. The deletes are added the way moto's others
   work (the item leaves the backend's table), and a missing group is ResourceNotFound.
-Nothing else of moto is changed.
+Nothing else of moto is changed, except that its development server answers with HTTP/1.0, one
+connection per request. Over keep-alive connections one full apply in four failed here with
+AlreadyExists on a CreateAlias that was sent once by Terraform and that the server had just
+answered with success: the SDK's retry of a response lost on a reused connection is the likely
+cause, and closing each connection removes the reuse.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ def _patch() -> None:
 
 def main() -> None:
     _patch()
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    MotoRequestHandler.protocol_version = "HTTP/1.0"
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:])

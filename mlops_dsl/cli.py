@@ -153,8 +153,7 @@ def _synth_cdktf(rendered: Rendered, out: Path, check: bool) -> None:
 
     if check:
         raise InputError(["--check compares the committed native tree; it does not apply to --engine cdktf"])
-    stacks = [(f"{ns}/{platform}/{b.template}", b.stack) for (ns, platform), builds in rendered.builds.items()
-              for b in builds]
+    stacks = rendered.stacks()
     clashes = [path for path, _ in stacks if any((out / path).glob("*.tf"))]
     if clashes:
         raise InputError([f"--out {out}: {out / clashes[0]} holds native .tf files; cdk.tf.json beside them would "
@@ -219,8 +218,7 @@ def validate(wanted: tuple[str, ...], schema: bool, blueprints: tuple[Path, ...]
 
     platforms, spaces = _load(blueprints, namespaces_file, wanted, False)
     rendered = s.render_tree(platforms, spaces)
-    stacks = [(f"{ns}/{platform}/{b.template}", b.stack) for (ns, platform), builds in rendered.builds.items()
-              for b in builds]
+    stacks = rendered.stacks()
     try:
         report = check(stacks, schema)
     except bindings.NoBindings as exc:
@@ -351,10 +349,11 @@ def plan(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], ch
         _offline_plan(namespace, chosen, rendered, out)
         return
     click.echo(f"planning {len(chosen)} stacks of namespace '{namespace.name}' (approval: {namespace.approval})")
+    from .runner.plans import summary_file
+
     outcomes, _, digest = runner.plan(chosen)
     failed = _finish("plan", namespace, chosen, outcomes)
-    summary_path = workdir() / "plans" / namespace.name / "summary.md"
-    click.echo(f"\nsummary: {summary_path}")
+    click.echo(f"\nsummary: {summary_file(workdir(), namespace.name)}")
     click.echo(f"summary hash: {digest}")
     if failed:
         raise click.ClickException("some stacks could not be planned; see the table above")
@@ -369,8 +368,7 @@ def _offline_plan(namespace: Namespace, chosen: list[Unit], rendered: Rendered, 
     from .validate import validate as check
 
     keys = {u.key for u in chosen}
-    stacks = [(f"{ns}/{platform}/{b.template}", b.stack) for (ns, platform), builds in rendered.builds.items()
-              for b in builds if f"{ns}/{platform}/{b.template}" in keys]
+    stacks = [(key, stack) for key, stack in rendered.stacks() if key in keys]
     try:
         report, how = check(stacks, schema=True), "references, names and the pinned provider schemas"
     except bindings.NoBindings:

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -87,7 +88,7 @@ def ensure_bucket(endpoint: str, bucket: str, region: str) -> None:
         raise OperationError(f"the emulator at {endpoint} did not answer: {exc}") from None
 
 
-def ensure(namespace: Namespace, workdir: Path, say=print) -> None:
+def ensure(namespace: Namespace, workdir: Path, say: Callable[[str], object] = print) -> None:
     """The namespace's emulator is up and its state bucket exists."""
     aws = namespace.aws
     if aws is None or not aws.endpoint:

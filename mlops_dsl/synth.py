@@ -21,7 +21,7 @@ from .errors import BlueprintError, NamespaceError
 from .images import content_tag
 from .namespaces import Namespace
 from .platform import Platform, StackBuild
-from .terraform import render
+from .terraform import Stack, render
 
 MANIFEST = "stacks.json"
 TERRAFORM_OWNED = {".terraform", ".terraform.lock.hcl"}  # made by `terraform init`; kept on removal
@@ -52,6 +52,11 @@ class Rendered:
     files: dict[str, str] = field(default_factory=dict)
     namespaces: list[str] = field(default_factory=list)
     builds: dict[tuple[str, str], list[StackBuild]] = field(default_factory=dict)
+
+    def stacks(self) -> list[tuple[str, Stack]]:
+        """(`<namespace>/<platform>/<template>`, stack) for every stack, in each platform's deploy order."""
+        return [(f"{ns}/{platform}/{b.template}", b.stack) for (ns, platform), builds in self.builds.items()
+                for b in builds]
 
 
 def check_overrides(platforms: Iterable[Platform], namespaces: Iterable[Namespace]) -> None:

@@ -123,10 +123,9 @@ def test_plan_saves_plans_defers_downstream_and_prints_the_summary_hash(project:
     assert "churn/features  deferred   until churn/data is applied" in result.output
     text = (base / "summary.md").read_text()
     digest = result.output.split("summary hash: ")[1].split()[0]
-    assert len(digest) == 12 and digest in json.loads((base / "index.json").read_text())["summary_hash"]
+    assert len(digest) == 12 and digest == json.loads((base / "index.json").read_text())["summary_hash"]
     assert "| churn/features | deferred until churn/data is applied |" in text
-    assert fake_tf.stacks("plan") == ["churn/data", "fraud/data"] or sorted(fake_tf.stacks("plan")) == [
-        "churn/data", "fraud/data"]
+    assert sorted(fake_tf.stacks("plan")) == ["churn/data", "fraud/data"]  # the deferred stacks ran no plan
     for call in fake_tf.calls():
         if call["args"][0] == "plan":
             assert "-input=false" in call["args"] and any(a.startswith("-out=") for a in call["args"])

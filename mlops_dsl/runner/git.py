@@ -55,6 +55,13 @@ def tree_at(ref: str, directory: Path) -> dict[str, str]:
     return tree
 
 
+def files_in(tree: dict[str, str], directory: str) -> dict[str, str]:
+    """File name -> blob id of the files directly in `directory` (relative, as in `tree`)."""
+    prefix = directory.rstrip("/") + "/"
+    return {rel[len(prefix):]: oid for rel, oid in tree.items()
+            if rel.startswith(prefix) and "/" not in rel[len(prefix):]}
+
+
 def read_blobs(directory: Path, ids: list[str]) -> dict[str, str]:
     """The text of each blob id, in one git process."""
     if not ids:
@@ -78,9 +85,7 @@ def changed_since(ref: str, out: Path, stacks: dict[str, tuple[str, dict[str, st
     tree = tree_at(ref, out)
     changed = set()
     for key, (rel_dir, files) in stacks.items():
-        prefix = rel_dir.rstrip("/") + "/"
-        committed = {rel[len(prefix):]: oid for rel, oid in tree.items()
-                     if rel.startswith(prefix) and "/" not in rel[len(prefix):]}
+        committed = files_in(tree, rel_dir)
         if committed != {name: blob_hash(text) for name, text in files.items()}:
             changed.add(key)
     return changed

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .git import NoHistory, read_blobs, tree_at
+from .git import NoHistory, files_in, read_blobs, tree_at
 from .units import Unit
 
 # Top-level blocks as the HCL writer emits them: a header line at column 0, the body, then `}`.
@@ -59,9 +59,7 @@ def config_diff(units: list[Unit], out: Path, ref: str = "HEAD") -> tuple[dict[s
         tree = {}
     wanted: dict[str, dict[str, str]] = {}
     for unit in units:
-        prefix = unit.path.relative_to(out).as_posix() + "/"
-        wanted[unit.key] = {rel[len(prefix):]: oid for rel, oid in tree.items()
-                            if rel.startswith(prefix) and "/" not in rel[len(prefix):]}
+        wanted[unit.key] = files_in(tree, unit.path.relative_to(out).as_posix())
     blobs = read_blobs(out, sorted({oid for files in wanted.values() for oid in files.values()}))
     diffs = {}
     for unit in units:

@@ -29,6 +29,7 @@ from .plans import (
     plan_file,
     record_file,
     summary,
+    summary_file,
     summary_hash,
 )
 from .schedule import DEFERRED, DONE, FAILED, SKIPPED, Outcome
@@ -123,7 +124,7 @@ class Runner:
             records.append(record)
         text = summary(self.namespace.name, self.terraform.label, records)
         digest = summary_hash(text)
-        (base / "summary.md").write_text(text, encoding="utf-8")
+        summary_file(self.workdir, self.namespace.name).write_text(text, encoding="utf-8")
         index = {"namespace": self.namespace.name, "summary_hash": digest, "stacks": [u.key for u in units]}
         (base / "index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
         return outcomes, text, digest
@@ -136,11 +137,12 @@ class Runner:
         ns = self.namespace.name
         try:
             index = json.loads((base / "index.json").read_text())
-            text = (base / "summary.md").read_text(encoding="utf-8")
+            text = summary_file(self.workdir, ns).read_text(encoding="utf-8")
         except (FileNotFoundError, ValueError):
             raise OperationError(f"no saved plans for namespace '{ns}': run `mlops plan -n {ns}` first") from None
         if summary_hash(text) != index["summary_hash"]:
-            raise OperationError(f"{base / 'summary.md'} was changed after the plan: run `mlops plan -n {ns}` again")
+            raise OperationError(f"{summary_file(self.workdir, ns)} was changed after the plan: run "
+                                 f"`mlops plan -n {ns}` again")
         by_key = {u.key: u for u in units}
         problems, chosen, records = [], [], {}
         for key in index["stacks"]:
@@ -193,7 +195,7 @@ class Runner:
     def apply(self, units: list[Unit], approve: str | None, auto_approve: bool,
               prompt: approval.Prompt | None) -> dict[str, Outcome]:
         chosen, _, text, digest = self.saved(units)
-        summary_path = str(plan_dir(self.workdir, self.namespace.name) / "summary.md")
+        summary_path = str(summary_file(self.workdir, self.namespace.name))
         if self.namespace.approval == "manual" and approve is None and prompt is not None:
             self.say(text)
         how = approval.check_apply(self.namespace, digest, summary_path, approve, auto_approve, prompt)

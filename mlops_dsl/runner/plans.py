@@ -109,6 +109,10 @@ def plan_dir(root: Path, namespace: str) -> Path:
     return root / "plans" / namespace
 
 
+def summary_file(root: Path, namespace: str) -> Path:
+    return plan_dir(root, namespace) / "summary.md"
+
+
 def plan_file(root: Path, namespace: str, platform: str, template: str) -> Path:
     return plan_dir(root, namespace) / platform / f"{template}.tfplan"
 

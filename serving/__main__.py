@@ -1,11 +1,32 @@
-"""`python -m serving serve`: the inference server (SageMaker runs the image as `<image> serve`)."""
+"""`python -m serving serve`: the inference server (SageMaker runs the image as `<image> serve`).
+
+`SAGEMAKER_MODEL_SERVER_WORKERS` processes (default: the cores) share the port; each loads the
+model and batches its own requests. See serving/settings.py for the other variables.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
+from typing import Any
+
+from . import settings
+
+
+def log_config() -> dict[str, Any]:
+    """Applied in every worker process (uvicorn re-configures logging there): the server's own log
+    and its access log, one line per request with its id, on stderr."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "serving": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,14 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")))
     args = parser.parse_args(argv)
+    try:
+        config = settings.load()
+    except settings.SettingsError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
 
     import uvicorn
 
-    from .app import Server
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    uvicorn.run(Server(args.model), host=args.host, port=args.port, workers=1, access_log=False,
-                log_level="warning", lifespan="on")
+    os.environ["MODEL_URI"] = args.model  # read by create_app in each worker process
+    uvicorn.run("serving.app:create_app", factory=True, host=args.host, port=args.port, workers=config.workers,
+                access_log=False, log_config=log_config(), log_level="warning", lifespan="on")
     return 0
 
 

@@ -1,9 +1,15 @@
 """The inference server as a plain ASGI app: no framework between the socket and the model.
 
-Routes follow the SageMaker contract (`GET /ping`, `POST /invocations`); on Azure ML set
-LIVENESS_ROUTE, READINESS_ROUTE and SCORING_ROUTE. Readiness turns healthy only once the model
-is loaded and a warm-up prediction succeeded. A client error is answered 400/413/415/422 with a
-JSON message and never stops the server.
+Routes follow the SageMaker contract (`GET`/`HEAD /ping`, `POST /invocations`, and Batch
+Transform's `GET /execution-parameters`); on Azure ML set LIVENESS_ROUTE, READINESS_ROUTE and
+SCORING_ROUTE. Readiness turns healthy only once the model is loaded and a warm-up prediction
+succeeded, and unhealthy again while a model call runs past the timeout.
+
+Errors are MLflow's body, `{"error_code": ..., "message": ...}`: 400 for input the server cannot
+score, 413 for a body over the limit, 415 for another content type, 408 for a body that does not
+arrive within the timeout, 503 while the model is unavailable, 504 for a request past the timeout.
+A client's mistake is never a 5xx, and the server keeps serving. Each request gets an id (the
+client's `X-Request-Id`, or a new one), answered in `X-Request-Id` and written to the access log.
 """
 
 from __future__ import annotations
@@ -13,24 +19,32 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import formats
+from . import formats, settings
 from .batching import Batcher
 from .model import LoadedModel, compile_fast_path, load, warm_up
 
 log = logging.getLogger("serving")
-MAX_BODY = int(os.environ.get("MAX_BODY_BYTES", 6 * 1024 * 1024))  # SageMaker real-time's limit
+access = logging.getLogger("serving.access")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
+OFF_LOOP_BYTES = 64 * 1024  # bodies above this are parsed in a thread, so /ping stays responsive
+OFF_LOOP_ROWS = 2000  # answers above this are serialised in a thread
+ERROR_CODES = {400: "BAD_REQUEST", 404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST", 408: "DEADLINE_EXCEEDED",
+               413: "BAD_REQUEST", 415: "BAD_REQUEST", 500: "INTERNAL_ERROR", 503: "TEMPORARILY_UNAVAILABLE",
+               504: "DEADLINE_EXCEEDED"}
+
 
 class Server:
-    def __init__(self, model_uri: str):
+    def __init__(self, model_uri: str, config: settings.Settings | None = None):
         self.model_uri = model_uri
+        self.settings = config or settings.load()
         self.model: LoadedModel | None = None
         self.batcher: Batcher | None = None
         self.error: str | None = None
@@ -51,7 +65,7 @@ class Server:
         self.batcher = Batcher(model.predict)
         self.batcher.start()
         self.model = model
-        log.info("model %s ready in %.2f s", self.model_uri, time.monotonic() - self.started)
+        log.info("model %s ready in %.2f s (pid %d)", self.model_uri, time.monotonic() - self.started, os.getpid())
         if os.environ.get("SERVING_ENGINE", "auto") == "auto":  # `sklearn` keeps scikit-learn only
             self.compiling = True
             try:
@@ -61,73 +75,170 @@ class Server:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    asyncio.get_running_loop().create_task(self.startup())
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await self.lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
+        began = time.perf_counter()
+        request_id = _header(scope, b"x-request-id")[:128] or uuid.uuid4().hex
+        reply = _Reply(send, request_id)
+        try:
+            await self.route(scope, receive, reply)
+        except Exception:  # a bug of ours: say so as JSON, log it, keep serving
+            log.exception("request %s failed", request_id)
+            if not reply.started:
+                await reply.error(500, "the server failed on this request; see its log")
+        access.info("%s %s %s %d %.2fms", request_id, scope["method"], scope["path"], reply.status,
+                    (time.perf_counter() - began) * 1000)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                asyncio.get_running_loop().create_task(self.startup())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def route(self, scope: Scope, receive: Receive, reply: _Reply) -> None:
         path, method = scope["path"], scope["method"]
-        if path in (self.liveness, self.readiness) and method == "GET":
-            ready = self.model is not None or path == self.liveness != self.readiness
-            if ready:
-                body: dict[str, Any] = {"status": "healthy", "engine": self.model.engine if self.model else None,
-                                        "compiling": self.compiling}
-            else:
-                body = {"status": "failed", "error": self.error} if self.error else {"status": "loading"}
-            await _respond(send, 200 if ready else 503, json.dumps(body).encode(), "application/json")
+        if path in (self.liveness, self.readiness):
+            if method not in ("GET", "HEAD"):
+                await reply.error(405, f"{path} takes GET or HEAD")
+                return
+            status, body = self.health(path)
+            await reply.send(status, json.dumps(body).encode(), "application/json")
+            return
+        if path == "/execution-parameters" and method == "GET":
+            await reply.send(200, json.dumps(self.execution_parameters()).encode(), "application/json")
             return
         if path != self.scoring:
-            await _error(send, 404, f"no route {path}; score with POST {self.scoring}")
+            await reply.error(404, f"no route {path}; score with POST {self.scoring}")
             return
         if method != "POST":
-            await _error(send, 405, f"{path} takes POST")
+            await reply.error(405, f"{path} takes POST")
             return
-        await self.invocations(scope, receive, send)
+        await self.invocations(scope, receive, reply)
 
-    async def invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def health(self, path: str) -> tuple[int, dict[str, Any]]:
+        if self.model is None:
+            if path == self.liveness != self.readiness:  # alive while loading; not ready yet
+                return 200, {"status": "alive"}
+            return 503, ({"status": "failed", "error": self.error} if self.error else {"status": "loading"})
+        busy = self.batcher.busy_for() if self.batcher else 0.0
+        if busy > self.settings.timeout:
+            return 503, {"status": "stuck", "error": f"a model call has run for {busy:.0f} s, past the timeout of "
+                                                     f"{self.settings.timeout:g} s", "engine": self.model.engine}
+        return 200, {"status": "healthy", "engine": self.model.engine, "compiling": self.compiling}
+
+    def execution_parameters(self) -> dict[str, Any]:
+        """What Batch Transform asks before sending: one request per worker, as many records per
+        request as fit in the body limit."""
+        return {"MaxConcurrentTransforms": self.settings.workers, "BatchStrategy": self.settings.batch_strategy,
+                "MaxPayloadInMB": self.settings.max_payload_mb}
+
+    async def invocations(self, scope: Scope, receive: Receive, reply: _Reply) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        deadline = time.monotonic() + self.settings.timeout
         try:
             try:
-                length = int(headers.get("content-length") or 0)
-            except ValueError:
-                raise formats.ClientError(400, "the Content-Length header is not a number") from None
-            if length > MAX_BODY:
-                if length <= 4 * MAX_BODY:  # read it, so the client gets the answer rather than a reset
-                    await _drain(receive)
-                raise formats.ClientError(413, f"the body is over the limit of {MAX_BODY} bytes")
-            body = await _read_body(receive)
+                async with asyncio.timeout_at(_loop_time(deadline)):
+                    body = await self.read_body(headers, receive)
+            except TimeoutError:
+                raise formats.ClientError(408, f"the body did not arrive within {self.settings.timeout:g} s",
+                                          "DEADLINE_EXCEEDED") from None
             if self.model is None or self.batcher is None:
-                await _error(send, 503, "the model is not loaded yet")
+                await reply.error(503, "the model is not loaded yet" if self.error is None else
+                                  f"the model failed to load: {self.error}")
                 return
-            rows = formats.parse(body, headers.get("content-type", "application/json"), self.model.columns)
+            content_type = headers.get("content-type", "application/json")
+            kind = formats.media_type(content_type)[0]
+            output = formats.choose(headers.get("accept", ""), "application/jsonlines"
+                                    if kind in formats.JSONLINES_TYPES else "application/json")
+            if output is None:
+                raise formats.ClientError(406, f"cannot answer in {headers['accept']!r}; accept "
+                                               f"{', '.join(formats.OUTPUTS)}", "BAD_REQUEST")
+            try:
+                async with asyncio.timeout_at(_loop_time(deadline)):
+                    await self.score(body, content_type, output, reply)
+            except TimeoutError:
+                await reply.error(504, f"no answer within the timeout of {self.settings.timeout:g} s "
+                                       "(SAGEMAKER_MODEL_SERVER_TIMEOUT)")
         except formats.ClientError as exc:
-            await _error(send, exc.status, exc.message)
-            return
+            await reply.error(exc.status, exc.message, exc.error_code)
+
+    async def read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        limit = self.settings.max_body
+        try:
+            length = int(headers.get("content-length") or 0)
+        except ValueError:
+            raise formats.ClientError(400, "the Content-Length header is not a number") from None
+        if length > limit:
+            if length <= 4 * limit:  # read it, so the client gets the answer rather than a reset
+                await _drain(receive)
+            raise formats.ClientError(413, f"the body is over the limit of {limit} bytes")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise formats.ClientError(413, f"the body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def score(self, body: bytes, content_type: str, output: str, reply: _Reply) -> None:
+        assert self.model is not None and self.batcher is not None
+        columns = self.model.columns
+        if len(body) > OFF_LOOP_BYTES:
+            rows = await asyncio.to_thread(formats.parse, body, content_type, columns)
+        else:
+            rows = formats.parse(body, content_type, columns)
         try:
             labels, proba = await self.batcher.submit(rows)
-        except Exception as exc:  # a row the model itself rejects is still the client's input
-            await _error(send, 422, f"the model could not score the input: {exc}")
-            return
-        payload, content_type = formats.answer(labels, proba, headers.get("accept", "application/json"))
-        await _respond(send, 200, payload, content_type)
+        except Exception as exc:  # checked rows the model itself rejects are still the client's input
+            raise formats.ClientError(400, f"the model could not score the input: {exc}") from None
+        if len(rows) > OFF_LOOP_ROWS:
+            payload, answer_type = await asyncio.to_thread(formats.answer, labels, proba, output)
+        else:
+            payload, answer_type = formats.answer(labels, proba, output)
+        await reply.send(200, payload, answer_type)
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise formats.ClientError(413, f"the body is over the limit of {MAX_BODY} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
+class _Reply:
+    """One response: remembers its status for the access log and carries the request id."""
+
+    def __init__(self, send: Send, request_id: str):
+        self._send = send
+        self.request_id = request_id.encode("latin-1", "replace")
+        self.status = 0
+        self.started = False
+
+    async def send(self, status: int, body: bytes, content_type: str) -> None:
+        self.status, self.started = status, True
+        await self._send({"type": "http.response.start", "status": status,
+                          "headers": [(b"content-type", content_type.encode()),
+                                      (b"content-length", str(len(body)).encode()),
+                                      (b"x-request-id", self.request_id)]})
+        await self._send({"type": "http.response.body", "body": body})
+
+    async def error(self, status: int, message: str, error_code: str | None = None) -> None:
+        body = {"error_code": error_code or ERROR_CODES.get(status, "BAD_REQUEST"), "message": message}
+        await self.send(status, json.dumps(body).encode(), "application/json")
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _loop_time(deadline: float) -> float:
+    """A time.monotonic() deadline on the event loop's clock."""
+    return asyncio.get_running_loop().time() + (deadline - time.monotonic())
 
 
 async def _drain(receive: Receive) -> None:
@@ -135,11 +246,6 @@ async def _drain(receive: Receive) -> None:
         pass
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _error(send: Send, status: int, message: str) -> None:
-    await _respond(send, status, json.dumps({"error": message}).encode(), "application/json")
+def create_app() -> Server:
+    """The app for `uvicorn --factory`: each worker process builds its own server from MODEL_URI."""
+    return Server(os.environ.get("MODEL_URI", "/opt/ml/model"))

@@ -11,6 +11,7 @@ edge-case rows; any other shape, a failed conversion or a mismatch leaves scikit
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +25,15 @@ TOLERANCE = 1e-5  # probabilities: float32 trees in ONNX vs float64 sums in scik
 TIE = 1e-5
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 class Unsupported(Exception):
     """The model is not of a shape this path compiles; scikit-learn serves it."""
+
+
+class InputRejected(ValueError):
+    """scikit-learn itself refused rows this path handed to it: the client's input, not a failure here."""
 
 
 @dataclass
@@ -105,44 +113,83 @@ class CompiledPipeline:
                 value = row[i]
                 if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
                     value = cat.fill
-                k = cat.index.get(value)
+                k = cat.index.get(value if isinstance(value, str) else str(value))  # bool columns of older models
                 if k is not None:
                     out[r, cat.offset + k] = 1.0
-        return out.astype(np.float32)
+        return out
 
     def predict(self, rows: list[list[Any]]) -> tuple[np.ndarray, np.ndarray]:
-        probabilities = self.session.run([self.output], {self.session.get_inputs()[0].name: self.transform(rows)})[0]
+        features = self.transform(rows)
+        # A scaled feature beyond float32's range would be inf in ONNX; scikit-learn refuses it. Such
+        # rows go to scikit-learn, so both engines give the same answer (its error) for them.
+        with np.errstate(over="ignore", invalid="ignore"):
+            wide = ~(np.abs(features) <= FLOAT32_MAX).all(axis=1)
+        probabilities = self.session.run([self.output], {self.session.get_inputs()[0].name:
+                                                         np.where(wide[:, None], 0.0, features).astype(np.float32)})[0]
         probabilities = probabilities.astype(np.float64)
         labels = self.classes[np.argmax(probabilities, axis=1)]
         top = np.sort(probabilities, axis=1)
-        ties = np.flatnonzero(top[:, -1] - top[:, -2] < TIE) if probabilities.shape[1] > 1 else []
-        if len(ties) and self.exact is not None:
-            exact_labels, exact_probabilities = self.exact([rows[i] for i in ties])
-            labels[ties] = exact_labels
-            probabilities[ties] = exact_probabilities
+        exact = (top[:, -1] - top[:, -2] < TIE) if probabilities.shape[1] > 1 else np.zeros(len(rows), bool)
+        redo = np.flatnonzero(exact | wide)
+        if len(redo) and self.exact is not None:
+            try:
+                exact_labels, exact_probabilities = self.exact([rows[i] for i in redo])
+            except Exception as exc:
+                raise InputRejected(str(exc)) from exc
+            labels[redo] = exact_labels
+            probabilities[redo] = exact_probabilities
         return labels, probabilities
 
 
 def edge_rows(columns: list[Column], example: list[list[Any]] | None) -> list[list[Any]]:
     """Rows to check the compiled path on: the input example, missing values, unseen categories."""
     rows = [list(r) for r in (example or [])]
-    base = rows[0] if rows else [0.0 if c.type in NUMERIC else "" for c in columns]
+    base = _base(columns, example)
     missing = [np.nan] * len(columns)
     unseen = [v if c.type in NUMERIC else "never-seen" for v, c in zip(base, columns, strict=True)]
     extreme = [(v * 1000 if isinstance(v, float) and not math.isnan(v) else v) for v in base]
     return [*rows, missing, unseen, extreme]
 
 
+def _base(columns: list[Column], example: list[list[Any]] | None) -> list[Any]:
+    return list(example[0]) if example else [0.0 if c.type in NUMERIC else "" for c in columns]
+
+
+def huge_rows(columns: list[Column], example: list[list[Any]] | None) -> list[list[Any]]:
+    """One number at a time beyond float32's range (+-1e39): after scaling it may fit float32 (both
+    engines score it) or not (scikit-learn refuses it); either way the engines must agree."""
+    base = _base(columns, example)
+    return [[value if j == i else v for j, v in enumerate(base)]
+            for i, c in enumerate(columns) if c.type in NUMERIC for value in (1e39, -1e39)]
+
+
+def _outcome(predict: Any, row: list[Any]) -> tuple[Any, Any] | None:
+    try:
+        return predict([row])
+    except ValueError:
+        return None
+
+
 def compile_verified(pipeline: Any, columns: list[Column], predict: Any,
                      example: list[list[Any]] | None) -> CompiledPipeline:
-    """The compiled path, only if it gives scikit-learn's labels and probabilities on the check rows."""
+    """The compiled path, only if it gives scikit-learn's labels and probabilities on the check rows
+    (and refuses exactly the rows scikit-learn refuses)."""
     compiled = CompiledPipeline(pipeline, columns)
     compiled.exact = predict
     rows = edge_rows(columns, example)
-    labels, probabilities = predict(rows)
-    fast_labels, fast_probabilities = compiled.predict(rows)
-    if not np.array_equal(labels, fast_labels):
-        raise Unsupported("labels differ from scikit-learn's on the check rows")
-    if probabilities is not None and np.max(np.abs(probabilities - fast_probabilities)) > TOLERANCE:
-        raise Unsupported("probabilities differ from scikit-learn's beyond the tolerance")
+    pairs = [(predict(rows), compiled.predict(rows))]
+    for row in huge_rows(columns, example):
+        with warnings.catch_warnings():  # scikit-learn's "overflow encountered in cast" is the point here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            reference, fast = _outcome(predict, row), _outcome(compiled.predict, row)
+        if (reference is None) != (fast is None):
+            raise Unsupported(f"scikit-learn {'refuses' if reference is None else 'scores'} {row}; the compiled "
+                              "path does not")
+        if reference is not None:
+            pairs.append((reference, fast))
+    for (labels, probabilities), (fast_labels, fast_probabilities) in pairs:
+        if not np.array_equal(labels, fast_labels):
+            raise Unsupported("labels differ from scikit-learn's on the check rows")
+        if probabilities is not None and np.max(np.abs(probabilities - fast_probabilities)) > TOLERANCE:
+            raise Unsupported("probabilities differ from scikit-learn's beyond the tolerance")
     return compiled

@@ -1,17 +1,26 @@
-"""Request bodies to a typed DataFrame, checked against the model signature; answers back out.
+"""Request bodies to typed rows, checked against the model signature; answers back out.
 
-Accepted: `text/csv` (with or without a header row) and `application/json` in MLflow's scoring
-formats (`dataframe_split`, `dataframe_records`, `instances`, `inputs`), so MLflow and SageMaker
-clients work unchanged. Every problem is a ClientError naming the column and row; it becomes a
-4xx answer, never a 500. Empty cells and nulls are missing values, which the model imputes.
+Accepted: `text/csv` (with or without a header row), `application/json` in MLflow's scoring
+formats (`dataframe_split`, `dataframe_records`, `instances`, `inputs`) and JSON Lines (one
+record per line, as SageMaker Batch Transform sends), so MLflow and SageMaker clients work
+unchanged. Every problem is a ClientError naming the column and row; it becomes a 4xx answer,
+never a 5xx. Values are checked here, before either engine runs, so scikit-learn and the compiled
+path see the same rows and give the same answer:
+
+* NaN, null and empty cells are missing values, which the model imputes (as in training);
+* +inf, -inf and numbers that overflow a 64-bit float are refused;
+* a JSON boolean or number for a categorical (string) column becomes the string training made of
+  it: True -> "True", 3 -> "3", 1.5 -> "1.5".
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,13 +29,19 @@ import pandas as pd
 
 NUMERIC = {"double", "float", "long", "integer"}
 JSON_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+JSON_TYPES = ("application/json", "")
+JSONLINES_TYPES = ("application/jsonlines", "application/jsonl", "application/x-jsonlines", "application/json-lines")
+CSV_TYPES = ("text/csv",)
 
 
 class ClientError(Exception):
-    def __init__(self, status: int, message: str):
+    """A request the server cannot score because of its content; answered with `status` (4xx)."""
+
+    def __init__(self, status: int, message: str, error_code: str = "BAD_REQUEST"):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.error_code = error_code  # MLflow's vocabulary (mlflow.protos.databricks_pb2)
 
 
 @dataclass(frozen=True)
@@ -35,27 +50,85 @@ class Column:
     type: str
 
 
+def _refuse(column: str, row: int, expected: str, value: Any) -> ClientError:
+    return ClientError(400, f"column {column!r}, row {row}: expected {expected}; got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _finite(number: float, value: Any, column: str, row: int) -> float:
+    """`number` (read from `value`), unless it is +-inf: JSON's 1e400 and Infinity both arrive as inf."""
+    if math.isinf(number):
+        what = "an infinite value" if isinstance(value, str) and "inf" in value.lower() else "overflows a 64-bit float"
+        if isinstance(value, float):
+            what = "infinite or beyond a 64-bit float's range"
+        raise ClientError(400, f"column {column!r}, row {row}: expected a finite number; got {_short(value)} ({what})")
+    return number
+
+
 def _number(value: Any, column: str, row: int) -> float:
     if value is None or value == "":
         return math.nan
     if isinstance(value, bool):
-        raise ClientError(422, f"column {column!r}, row {row}: expected a number; got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
+        raise _refuse(column, row, "a number", value)
+    if isinstance(value, float):
+        return _finite(value, value, column, row)  # NaN stays NaN: a missing value
+    if isinstance(value, int):
         try:
             return float(value)
+        except OverflowError:
+            raise ClientError(400, f"column {column!r}, row {row}: {_short(value)} overflows a 64-bit float") from None
+    if isinstance(value, str) and "_" not in value:  # float() reads "1_000"; training's pandas does not
+        try:
+            number = float(value)
         except ValueError:
             pass
-    raise ClientError(422, f"column {column!r}, row {row}: expected a number; got {value!r}")
+        else:
+            return _finite(number, value, column, row)
+    raise _refuse(column, row, "a number", value)
 
 
 def _text(value: Any, column: str, row: int) -> Any:
+    """A categorical value as training stored it: a string, or NaN for missing."""
     if value is None or value == "":
         return np.nan  # the one marker for a missing category the model was trained with
     if isinstance(value, str):
         return value
-    raise ClientError(422, f"column {column!r}, row {row}: expected a string; got {value!r}")
+    if isinstance(value, int):  # bool too: True -> "True"
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return np.nan
+        return str(_finite(value, value, column, row))
+    raise _refuse(column, row, "a string", value)
+
+
+_TRUE, _FALSE = {"true", "1"}, {"false", "0"}
+
+
+def _boolean(value: Any, column: str, row: int) -> Any:
+    """For models whose signature declares a boolean column (trained before categoricals became strings)."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return np.nan
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _refuse(column, row, "true or false", value)
+
+
+Converter = Callable[[Any, str, int], Any]
+
+
+def converter(column: Column) -> Converter:
+    if column.type in NUMERIC:
+        return _number
+    if column.type == "boolean":
+        return _boolean
+    return _text
 
 
 class Rows(list):
@@ -63,10 +136,10 @@ class Rows(list):
 
 
 def to_rows(rows: list[list[Any]], columns: list[Column]) -> Rows:
-    """Each value converted to its column's type; 422 naming column and row when one cannot be."""
+    """Each value converted to its column's type; 400 naming column and row when one cannot be."""
     if not rows:
         raise ClientError(400, "the request holds no rows")
-    converters = [_number if c.type in NUMERIC else _text for c in columns]
+    converters = [converter(c) for c in columns]
     return Rows([[convert(value, col.name, r) for convert, value, col in zip(converters, row, columns, strict=True)]
                  for r, row in enumerate(rows, 1)])
 
@@ -85,48 +158,73 @@ def _names(columns: list[Column]) -> str:
 
 
 def _check_names(given: list[Any], columns: list[Column]) -> list[int]:
-    """Positions of the signature's columns in `given`; 400 for a missing or unexpected column."""
+    """Positions of the signature's columns in `given`; 400 for a missing, unexpected or repeated column."""
     expected = [c.name for c in columns]
+    seen: set[Any] = set()
     for name in given:
+        if not isinstance(name, str):
+            raise ClientError(400, f"column names must be strings; got {_short(name)}")
+        if name in seen:
+            raise ClientError(400, f"duplicate column {name!r}")
+        seen.add(name)
         if name not in expected:
             raise ClientError(400, f"unexpected column {name!r}; the model takes {_names(columns)}")
     for name in expected:
-        if name not in given:
+        if name not in seen:
             raise ClientError(400, f"missing column {name!r}; the model takes {_names(columns)}")
     return [given.index(name) for name in expected]
 
 
-def _records(records: list[Any], columns: list[Column]) -> list[list[Any]]:
-    rows = []
-    for r, record in enumerate(records, 1):
-        if isinstance(record, dict):
-            order = _check_names(list(record), columns)
-            values = list(record.values())
-            rows.append([values[i] for i in order])
-        elif isinstance(record, list):
-            if len(record) != len(columns):
-                raise ClientError(400, f"row {r} has {len(record)} values; the model takes {len(columns)}: "
-                                       f"{_names(columns)}")
-            rows.append(record)
-        else:
-            raise ClientError(400, f"row {r}: expected an object or a list; got {record!r}")
-    return rows
+def _record(record: Any, r: int, columns: list[Column]) -> list[Any]:
+    if isinstance(record, dict):
+        order = _check_names(list(record), columns)
+        values = list(record.values())
+        return [values[i] for i in order]
+    if isinstance(record, list):
+        if len(record) != len(columns):
+            raise ClientError(400, f"row {r} has {len(record)} values; the model takes {len(columns)}: "
+                                   f"{_names(columns)}")
+        return record
+    raise ClientError(400, f"row {r}: expected an object or a list; got {_short(record)}")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects with a repeated key are refused (json keeps the last one silently). Being Python,
+    this hook also lets the event loop's thread take the GIL while a large body is decoded."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ClientError(400, f"duplicate key {name!r} in a JSON object")
+            seen.add(name)
+    return result
+
+
+def _decode(text: bytes | str, what: str = "JSON") -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_object)
+    except RecursionError:
+        raise ClientError(400, f"malformed {what}: nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ClientError(400, f"malformed {what}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:  # JSONDecodeError, and ints over Python's digit limit
+        raise ClientError(400, f"malformed {what}: {exc}") from None
 
 
 def parse_json(body: bytes, columns: list[Column]) -> Rows:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ClientError(400, f"malformed JSON: {exc}") from None
+    doc = _decode(body)
     keys = [k for k in JSON_FORMATS if isinstance(doc, dict) and k in doc]
     if len(keys) != 1:
         raise ClientError(400, f"expected a JSON object with exactly one of {', '.join(JSON_FORMATS)}")
     payload = doc[keys[0]]
     if keys[0] == "dataframe_split":
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-            raise ClientError(400, "dataframe_split needs 'columns' and 'data'")
+            raise ClientError(400, "dataframe_split needs 'data', a list of rows (and 'columns', a list of names)")
         given = payload.get("columns", [c.name for c in columns])
-        order = _check_names(list(given), columns)
+        if not isinstance(given, list):
+            raise ClientError(400, f"dataframe_split 'columns' must be a list of names; got {_short(given)}")
+        order = _check_names(given, columns)
         rows = []
         for r, row in enumerate(payload["data"], 1):
             if not isinstance(row, list) or len(row) != len(given):
@@ -142,20 +240,47 @@ def parse_json(body: bytes, columns: list[Column]) -> Rows:
         return to_rows([[lists[i][r] for i in order] for r in range(len(lists[0]))], columns)
     if not isinstance(payload, list):
         raise ClientError(400, f"{keys[0]}: expected a list of rows")
-    return to_rows(_records(payload, columns), columns)
+    return to_rows([_record(record, r, columns) for r, record in enumerate(payload, 1)], columns)
 
 
-def parse_csv(body: bytes, columns: list[Column]) -> Rows:
+def _text_of(body: bytes, charset: str | None, what: str) -> str:
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ClientError(400, f"the CSV body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        codec = codecs.lookup(charset or "utf-8-sig")
+    except LookupError:
+        raise ClientError(415, f"unsupported charset {charset!r}; send UTF-8") from None
+    if codec.name == "utf-8":
+        codec = codecs.lookup("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
     try:
-        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        return codec.decode(body)[0]
+    except UnicodeError as exc:
+        raise ClientError(400, f"the {what} body is not {codec.name} ({exc})") from None
+
+
+def parse_jsonlines(body: bytes, columns: list[Column], charset: str | None = None) -> Rows:
+    """One record per line: an object by column name, or a list in signature order."""
+    rows = []
+    for n, line in enumerate(_text_of(body, charset, "JSON Lines").splitlines(), 1):
+        if line.strip():
+            rows.append(_record(_decode(line, f"JSON on line {n}"), len(rows) + 1, columns))
+    return to_rows(rows, columns)
+
+
+def parse_csv(body: bytes, columns: list[Column], charset: str | None = None) -> Rows:
+    """Without a header, fields in signature order (SageMaker's CSV); with one, mapped by name in
+    any order, as MLflow's scoring server reads `DataFrame.to_csv(index=False)`."""
+    text = _text_of(body, charset, "CSV")
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
     except csv.Error as exc:
         raise ClientError(400, f"malformed CSV: {exc}") from None
-    if rows and rows[0] == [c.name for c in columns]:
-        rows = rows[1:]
+    names = {c.name for c in columns}
+    if rows and any(cell in names for cell in rows[0]):  # a header: a row that names a column
+        order = _check_names(rows[0], columns)
+        width = len(rows[0])
+        for r, row in enumerate(rows[1:], 1):
+            if len(row) != width:
+                raise ClientError(400, f"CSV row {r} has {len(row)} fields; the header has {width}")
+        return to_rows([[row[i] for i in order] for row in rows[1:]], columns)
     for r, row in enumerate(rows, 1):
         if len(row) != len(columns):
             raise ClientError(400, f"CSV row {r} has {len(row)} fields; the model takes {len(columns)}: "
@@ -163,26 +288,78 @@ def parse_csv(body: bytes, columns: list[Column]) -> Rows:
     return to_rows(rows, columns)
 
 
+def media_type(content_type: str) -> tuple[str, str | None]:
+    """`text/csv; charset=utf-8` -> ("text/csv", "utf-8")."""
+    kind, *params = content_type.split(";")
+    charset = None
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"') or None
+    return kind.strip().lower(), charset
+
+
 def parse(body: bytes, content_type: str, columns: list[Column]) -> Rows:
+    """A request body to checked rows in signature order; ClientError (4xx) for anything else.
+
+    Also the drift job's decoder for captured bodies: `parse(body, content_type, columns)`."""
+    kind, charset = media_type(content_type)
+    if kind not in CSV_TYPES + JSON_TYPES + JSONLINES_TYPES:
+        raise ClientError(415, f"unsupported content type {_short(content_type)}; send text/csv, application/json "
+                               "or application/jsonlines")
     if not body.strip():
         raise ClientError(400, "the request body is empty")
-    kind = content_type.split(";")[0].strip().lower()
+    if kind in CSV_TYPES:
+        return parse_csv(body, columns, charset)
+    if kind in JSONLINES_TYPES:
+        return parse_jsonlines(body, columns, charset)
+    return parse_json(body, columns)
+
+
+OUTPUTS = ("application/json", "text/csv", "application/jsonlines")
+
+
+def choose(accept: str, default: str) -> str | None:
+    """The answer's media type from an Accept header (q-values honoured); None when none is offered."""
+    if not accept.strip():
+        return default
+    best, best_q = None, 0.0
+    for item in accept.split(","):
+        kind, *params = item.split(";")
+        kind = kind.strip().lower()
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if kind in JSONLINES_TYPES:
+            kind = "application/jsonlines"
+        candidates = [default] if kind in ("*/*", "application/*") else [kind] if kind in OUTPUTS else []
+        if kind == "text/*":
+            candidates = ["text/csv"]
+        for candidate in candidates:
+            if q > best_q and math.isfinite(q):
+                best, best_q = candidate, q
+    return best
+
+
+def answer(labels: np.ndarray, probabilities: np.ndarray | None, kind: str) -> tuple[bytes, str]:
+    """JSON `{"predictions": [...], "probabilities": [[...], ...]}`; CSV (one line per row: the label,
+    then the class probabilities); or JSON Lines (one object per row), both line-aligned with the input."""
     if kind == "text/csv":
-        return parse_csv(body, columns)
-    if kind in ("application/json", ""):
-        return parse_json(body, columns)
-    raise ClientError(415, f"unsupported content type {content_type!r}; send text/csv or application/json")
-
-
-def answer(labels: np.ndarray, probabilities: np.ndarray | None, accept: str) -> tuple[bytes, str]:
-    """JSON `{"predictions": [...], "probabilities": [[...], ...]}`, or CSV when Accept asks for it
-    (one line per row: the label, then the class probabilities)."""
-    if "text/csv" in accept and "application/json" not in accept:
         lines = []
         for i, label in enumerate(labels.tolist()):
             cells = [str(label)] + ([repr(float(p)) for p in probabilities[i]] if probabilities is not None else [])
             lines.append(",".join(cells))
         return ("\n".join(lines) + "\n").encode(), "text/csv"
+    if kind == "application/jsonlines":
+        probs = probabilities.tolist() if probabilities is not None else None
+        out = [json.dumps({"prediction": label, **({"probabilities": probs[i]} if probs else {})})
+               for i, label in enumerate(labels.tolist())]
+        return ("\n".join(out) + "\n").encode(), "application/jsonlines"
     payload: dict[str, Any] = {"predictions": labels.tolist()}
     if probabilities is not None:
         payload["probabilities"] = probabilities.tolist()

@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from . import formats
+from .compiled import InputRejected
 from .formats import Column, parse_json
 
 log = logging.getLogger("serving")
@@ -36,6 +37,8 @@ class LoadedModel:
         if self.fast is not None:
             try:
                 return self.fast.predict(rows)
+            except InputRejected:
+                raise
             except Exception:
                 log.exception("compiled path failed; answering with scikit-learn")
         return self.predict_sklearn(rows)
@@ -49,13 +52,22 @@ class LoadedModel:
         return np.asarray(self.model.predict(frame)), None
 
 
+class RegistryUnavailable(RuntimeError):
+    """A registry URI where MLflow is not installed: the serving image, which SageMaker gives a directory."""
+
+
 def resolve(uri: str) -> Path:
-    """A local directory for a model URI; registry URIs are downloaded through MLflow."""
+    """A local directory for a model URI; registry URIs are downloaded through MLflow (dev venv only)."""
     if uri.startswith(("models:/", "runs:/")):
-        import mlflow
+        try:
+            import mlflow
 
-        from training import tracking  # the same default store as `make train`
-
+            from training import tracking  # the same default store as `make train`
+        except ImportError as exc:
+            raise RegistryUnavailable(
+                f"{uri}: a registry URI needs MLflow and the training package ({exc.name} is not installed); "
+                "the serving image has neither: give it the model directory (SageMaker mounts it at "
+                "/opt/ml/model) or download the model first") from None
         tracking.configure()
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     return Path(uri.removeprefix("file://"))
@@ -82,11 +94,20 @@ def load(uri: str) -> LoadedModel:
     columns = [Column(c["name"], c["type"]) for c in inputs]
     if not columns and hasattr(model, "feature_names_in_"):
         columns = [Column(str(n), "double") for n in model.feature_names_in_]
-    example = None
-    example_file = path / meta.get("saved_input_example_info", {}).get("artifact_path", "input_example.json")
-    if example_file.is_file():
-        example = parse_json(json.dumps({"dataframe_split": json.loads(example_file.read_text())}).encode(), columns)
-    return LoadedModel(model, columns, example)
+    info = meta.get("saved_input_example_info") or {}
+    return LoadedModel(model, columns, _example(path / info.get("artifact_path", "input_example.json"), columns))
+
+
+def _example(file: Path, columns: list[Column]) -> list[list[Any]] | None:
+    """The saved input example as checked rows, or None: a model whose example does not fit its own
+    signature (older models saved non-string categoricals) still serves; warm-up uses a synthetic row."""
+    if not file.is_file():
+        return None
+    try:
+        return parse_json(json.dumps({"dataframe_split": json.loads(file.read_text())}).encode(), columns)
+    except (formats.ClientError, ValueError) as exc:
+        log.warning("%s: input example skipped (%s)", file, getattr(exc, "message", exc))
+        return None
 
 
 def compile_fast_path(loaded: LoadedModel) -> str:
@@ -101,7 +122,19 @@ def compile_fast_path(loaded: LoadedModel) -> str:
         return f"serving with scikit-learn ({type(exc).__name__}: {exc})"
 
 
+def synthetic_row(columns: list[Column]) -> list[Any]:
+    """Zero for numbers, missing for the rest: a row every pipeline that imputes can score."""
+    return [0.0 if c.type in formats.NUMERIC else np.nan for c in columns]
+
+
 def warm_up(loaded: LoadedModel) -> None:
-    """One real prediction before the server reports healthy."""
-    rows = loaded.example or [[np.nan if c.type == "string" else 0.0 for c in loaded.columns]]
-    loaded.predict(rows[:1])
+    """One real prediction before the server reports healthy: the example's first row, else a synthetic one."""
+    if loaded.example:
+        try:
+            loaded.predict(loaded.example[:1])
+            return
+        except Exception as exc:
+            log.warning("the input example does not score (%s: %s); warming up on a synthetic row",
+                        type(exc).__name__, exc)
+            loaded.example = None
+    loaded.predict([synthetic_row(loaded.columns)])

@@ -5,6 +5,7 @@ from mlops_dsl import (
     BlueGreen,
     ContinuousRange,
     DataInfrastructure,
+    Dataset,
     Feature,
     FeatureGroup,
     FeatureStore,
@@ -47,12 +48,21 @@ training = TrainingInfrastructure(
     features,
     image=Image("training"),
     instance_type="ml.m5.xlarge",
-    hyperparameters={"model": "gradient_boosting", "cv_folds": 5},
+    dataset=Dataset(
+        target="churned",
+        id_column="customer_id",
+        numeric=["tenure_months", "monthly_charges", "total_charges", "support_calls", "senior_citizen"],
+        categorical=["contract", "payment_method", "internet_service", "paperless_billing"],
+        test_size=0.2,
+        cv_folds=5,
+    ),
+    hyperparameters={"model": "hist_gradient_boosting"},
     tuning=Tuning(
-        objective_metric="validation:roc_auc",
+        # The cross-validated score: the held-out one (validation:roc_auc) is the gate's.
+        objective_metric="validation:cv_roc_auc",
         ranges=[
             IntegerRange("max_depth", 2, 8),
-            IntegerRange("n_estimators", 50, 400),
+            IntegerRange("max_iter", 50, 400),
             ContinuousRange("learning_rate", 0.01, 0.3, scaling="Logarithmic"),
         ],
         max_jobs=20,

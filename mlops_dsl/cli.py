@@ -225,7 +225,8 @@ def validate(wanted: tuple[str, ...], schema: bool, blueprints: tuple[Path, ...]
         raise click.ClickException(str(exc)) from None
     if report.problems:
         raise InputError(report.problems)
-    checked = (f"; {report.checked} resources, data sources and providers match the pinned provider schemas"
+    checked = (f"; {report.checked} resources, data sources and providers match the pinned provider schemas, "
+               f"{report.pipeline_values} values of SageMaker pipeline steps match the API request shapes"
                if schema else "")
     unchecked = (f" (no bindings to check {', '.join(sorted(report.unchecked))} against)"
                  if report.unchecked else "")

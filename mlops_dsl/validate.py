@@ -4,7 +4,8 @@ and nested block the native writer emits checked against the pinned provider bin
 Structural: every reference resolves, nothing is declared twice, every name is a valid Terraform
 identifier. Schema: each resource and data source type exists; each argument exists and is an
 argument (`tags = {}`), each nested block is a block (`rule {}`), a single block is not repeated,
-required arguments are present, and literal values have a kind the argument accepts. Expressions
+required arguments are present, and literal values have a kind the argument accepts. Each step of a
+SageMaker pipeline definition is checked against the API request it becomes (botocore's model). Expressions
 are known only at apply time and are not type-checked. Problems name the platform, template,
 resource and attribute path, with the closest valid name.
 """
@@ -29,6 +30,7 @@ class Report:
     problems: list[str] = field(default_factory=list)
     unchecked: set[str] = field(default_factory=set)  # providers without bindings
     checked: int = 0  # resources, data sources and providers checked against a schema
+    pipeline_values: int = 0  # values of pipeline steps checked against the SageMaker API's request shapes
 
 
 def structural(where: str, stack: Stack) -> list[str]:
@@ -137,6 +139,27 @@ def check_schema(where: str, stack: Stack, report: Report) -> None:
             continue
         report.checked += 1
         report.problems += check_body(schema, provider, body, f"{where}: {address}")
+        if type_name == "aws_sagemaker_pipeline" and not data:
+            check_pipeline(body, f"{where}: {address}", report)
+
+
+def check_pipeline(body: Mapping[str, Value], where: str, report: Report) -> None:
+    """Each step of the pipeline definition against the SageMaker API request it becomes."""
+    from .aws import pipeline_requests
+
+    definition = pipeline_requests.definition_of(body.get("pipeline_definition"))
+    if definition is None:
+        report.problems.append(f"{where}: pipeline_definition: not a jsonencode() of a definition, so its steps "
+                               f"cannot be checked against the SageMaker API")
+        return
+    try:
+        model = pipeline_requests.service_model()
+    except ImportError:
+        raise bindings.NoBindings("checking SageMaker pipeline steps needs botocore's service model: "
+                                  "pip install -e '.[cdktf]' (or botocore)") from None
+    problems, checked = pipeline_requests.check_definition(definition, where, model)
+    report.problems += problems
+    report.pipeline_values += checked
 
 
 def validate(stacks: Iterable[tuple[str, Stack]], schema: bool) -> Report:

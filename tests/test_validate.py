@@ -94,7 +94,8 @@ def test_every_committed_stack_matches_the_pinned_schemas() -> None:
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "28 stacks in 4 namespaces are valid; " in result.stdout
-    assert "match the pinned provider schemas (no bindings to check azapi against)" in result.stdout
+    assert "values of SageMaker pipeline steps match the API request shapes (no bindings to check azapi " \
+           "against)" in result.stdout
 
 
 def test_missing_bindings_is_a_clear_error(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:

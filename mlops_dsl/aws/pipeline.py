@@ -1,29 +1,48 @@
 """The SageMaker pipeline definition (JSON, schema version 2020-12-01) of the training workflow.
 
-Train (or tune) -> Evaluate -> QualityGate -> Register | GateFailed. Every job runs in the
-platform's private subnets with network isolation, inter-container encryption and the platform's
-key on volumes and outputs: checkov cannot see inside this JSON, so the secure settings live here.
+Split -> Train (or Tune) -> Evaluate -> QualityGate -> Register | GateFailed.
 
-A Baseline step runs SageMaker's Model Monitor analyzer over the feature-only baseline data set
-and writes `baseline/statistics.json` and `baseline/constraints.json` to the models zone, which
-the serving stack's data-quality monitor compares captured traffic against.
+- **Split** (training image) reads the input prefix, validates it, and splits it by a hash of the
+  entity id into train and test, so every execution holds out data the model never sees; it also
+  writes the drift baseline of the train part.
+- **Train** or **Tune** fits on the train part; a tuning job optimises the cross-validated metric
+  (`validation:cv_roc_auc`), never the held-out one.
+- **Evaluate** scores the best model on the test part only; the **QualityGate** reads that report.
+- **Register** records the package with its `ModelMetrics` (the evaluation) and
+  `DriftCheckBaselines` (the drift baseline), pending manual approval.
 
-Contract with the training image: it prints `<metric>=<value>` lines that the metric definitions
-pick up, and `python -m training evaluate` writes `evaluation.json` with `{"metrics": {...}}`.
+Every output lives under `executions/<PipelineExecutionId>/` of the models zone, so no execution
+overwrites another's evaluation or baseline, and a package's metrics keep describing that package.
+Every job runs in the platform's private subnets with network isolation, inter-container
+encryption and the platform's key on outputs (and on volumes, where the instance type allows a
+key): checkov cannot see inside this JSON, so the secure settings live here. `mlops validate
+--schema` checks each step's arguments against the SageMaker API's request shapes.
+
+Contract with the training image: see `training/` (`python -m training split | train | evaluate`)
+and the README's training section.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..templates.training import CategoricalRange, ContinuousRange, IntegerRange, TrainingInfrastructure
+from ..templates.training import CV_OBJECTIVE, CategoricalRange, ContinuousRange, IntegerRange, TrainingInfrastructure
 from ..terraform import Value, interp
+from .instances import has_local_storage
 
 VERSION = "2020-12-01"
 LOCAL = "/opt/ml/processing"
 EVALUATION_REPORT = "EvaluationReport"
+EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
+PARQUET = "application/x-parquet"
+# Transient failures: the service (throttling, faults) and the job (no capacity, quota, internal
+# error). Tuning jobs retry their own training jobs' internal errors and ignore that type.
+SERVICE_RETRY = {"ExceptionType": ["Step.SERVICE_FAULT", "Step.THROTTLING"],
+                 "IntervalSeconds": 10, "BackoffRate": 2.0, "MaxAttempts": 5}
+JOB_ERRORS = ["SageMaker.CAPACITY_ERROR", "SageMaker.RESOURCE_LIMIT", "SageMaker.JOB_INTERNAL_ERROR"]
 
 
 @dataclass(frozen=True)
@@ -39,11 +58,55 @@ class PipelineInputs:
     subnets: Value
     security_group_ids: Value
     model_package_group: Value
-    monitor_image: Value
+    config_uri: Value
+    """The S3 URI of the rendered training configuration (training_config.py)."""
+
+
+def join(*values: Any) -> dict[str, Any]:
+    """`Std:Join` with "/": an S3 URI built at execution time."""
+    return {"Std:Join": {"On": "/", "Values": list(values)}}
+
+
+def execution_prefix(p: PipelineInputs, *parts: str) -> dict[str, Any]:
+    """`s3://<models>/executions/<PipelineExecutionId>/<parts>`: where this execution writes."""
+    return join(interp("s3://", p.models_bucket, "/executions"), EXECUTION_ID, *parts)
+
+
+def output_uri(step: str, output: str) -> dict[str, Any]:
+    """A processing step's output URI, as SageMaker's SDK addresses it (which also orders the steps)."""
+    return {"Get": f"Steps.{step}.ProcessingOutputConfig.Outputs['{output}'].S3Output.S3Uri"}
+
+
+def retries(step_type: str) -> list[dict[str, Any]]:
+    job_errors = [e for e in JOB_ERRORS if not (step_type == "Tuning" and e.endswith("JOB_INTERNAL_ERROR"))]
+    return [SERVICE_RETRY, {"ExceptionType": job_errors, "IntervalSeconds": 60, "BackoffRate": 2.0,
+                            "MaxAttempts": 3}]
+
+
+def _volume_key(instance_type: str, p: PipelineInputs) -> dict[str, Value]:
+    """`VolumeKmsKeyId`, left out where the instance's local NVMe storage may not name a key."""
+    return {} if has_local_storage(instance_type) else {"VolumeKmsKeyId": p.key_arn}
 
 
 def _metric_definitions(names: list[str]) -> list[dict[str, str]]:
     return [{"Name": n, "Regex": f"{re.escape(n)}=([-+0-9.eE]+)"} for n in dict.fromkeys(names)]
+
+
+def _channel(name: str, uri: Any, content_type: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "ContentType": content_type,
+        "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix",
+            "S3Uri": uri,
+            "S3DataDistributionType": "FullyReplicated",
+        }},
+    }
+
+
+def hyperparameter_values(t: TrainingInfrastructure) -> dict[str, str]:
+    """Static hyperparameters JSON-encoded, as SageMaker's SDK sends them (`True` is `"true"`)."""
+    return {k: json.dumps(v) for k, v in sorted(t.hyperparameters.items())}
 
 
 def _job(t: TrainingInfrastructure, p: PipelineInputs, metrics: list[str]) -> dict[str, Any]:
@@ -55,24 +118,17 @@ def _job(t: TrainingInfrastructure, p: PipelineInputs, metrics: list[str]) -> di
             "MetricDefinitions": _metric_definitions(metrics),
         },
         "RoleArn": p.role_arn,
-        "InputDataConfig": [{
-            "ChannelName": "train",
-            "ContentType": "text/csv",
-            "DataSource": {"S3DataSource": {
-                "S3DataType": "S3Prefix",
-                "S3Uri": {"Get": "Parameters.InputDataUri"},
-                "S3DataDistributionType": "FullyReplicated",
-            }},
-        }],
-        "OutputDataConfig": {
-            "S3OutputPath": interp("s3://", p.models_bucket, "/training-output"),
-            "KmsKeyId": p.key_arn,
-        },
+        "InputDataConfig": [
+            _channel("train", output_uri("Split", "train"), PARQUET),
+            _channel("test", output_uri("Split", "test"), PARQUET),
+            _channel("config", p.config_uri, "application/json"),
+        ],
+        "OutputDataConfig": {"S3OutputPath": execution_prefix(p, "training"), "KmsKeyId": p.key_arn},
         "ResourceConfig": {
             "InstanceType": t.instance_type,
             "InstanceCount": t.instance_count,
             "VolumeSizeInGB": t.volume_size_gb,
-            "VolumeKmsKeyId": p.key_arn,
+            **_volume_key(t.instance_type, p),
         },
         "StoppingCondition": stopping,
         "VpcConfig": {"SecurityGroupIds": p.security_group_ids, "Subnets": p.subnets},
@@ -82,7 +138,6 @@ def _job(t: TrainingInfrastructure, p: PipelineInputs, metrics: list[str]) -> di
     }
     if t.spot:
         stopping["MaxWaitTimeInSeconds"] = t.effective_max_wait
-        job["CheckpointConfig"] = {"S3Uri": interp("s3://", p.models_bucket, "/checkpoints/")}
     return job
 
 
@@ -102,40 +157,6 @@ def _ranges(t: TrainingInfrastructure) -> dict[str, list[dict[str, Any]]]:
     return {k: v for k, v in out.items() if v}
 
 
-def _processing(t: TrainingInfrastructure, p: PipelineInputs, name: str, app: dict[str, Any],
-                inputs: dict[str, Any], output: tuple[str, Any]) -> dict[str, Any]:
-    """A processing step with the platform's secure settings: key on volume and output, isolated network.
-
-    Input `x` is mounted at `/opt/ml/processing/x`; the output is uploaded from
-    `/opt/ml/processing/output/<name>`.
-    """
-    out_name, out_uri = output
-    return {
-        "Name": name,
-        "Type": "Processing",
-        "Arguments": {
-            "ProcessingResources": {"ClusterConfig": {
-                "InstanceType": t.evaluation_instance_type, "InstanceCount": 1,
-                "VolumeSizeInGB": 30, "VolumeKmsKeyId": p.key_arn}},
-            "AppSpecification": app,
-            "RoleArn": p.role_arn,
-            "ProcessingInputs": [
-                {"InputName": key, "S3Input": {
-                    "S3Uri": uri, "LocalPath": f"{LOCAL}/{key}", "S3DataType": "S3Prefix",
-                    "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}
-                for key, uri in inputs.items()
-            ],
-            "ProcessingOutputConfig": {
-                "Outputs": [{"OutputName": out_name, "S3Output": {
-                    "S3Uri": out_uri, "LocalPath": f"{LOCAL}/output/{out_name}", "S3UploadMode": "EndOfJob"}}],
-                "KmsKeyId": p.key_arn,
-            },
-            "NetworkConfig": _network(p),
-            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-        },
-    }
-
-
 def _network(p: PipelineInputs) -> dict[str, Any]:
     return {
         "EnableNetworkIsolation": True,
@@ -144,59 +165,81 @@ def _network(p: PipelineInputs) -> dict[str, Any]:
     }
 
 
-def definition(t: TrainingInfrastructure, p: PipelineInputs) -> dict[str, Any]:
-    hyperparameters = {k: str(v) for k, v in sorted(t.hyperparameters.items())}
-    gate_metric = f"validation:{t.gate.metric}"
-    steps: list[dict[str, Any]] = []
-    if t.tuning is None:
-        job = _job(t, p, [gate_metric])
-        job["HyperParameters"] = hyperparameters
-        steps.append({"Name": "Train", "Type": "Training", "Arguments": job})
-        model_data: Any = {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
-    else:
-        job = _job(t, p, [t.tuning.objective_metric, gate_metric])
-        job["StaticHyperParameters"] = hyperparameters
-        steps.append({"Name": "Tune", "Type": "Tuning", "Arguments": {
-            "HyperParameterTuningJobConfig": {
-                "Strategy": t.tuning.strategy,
-                "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": t.tuning.objective_metric},
-                "ResourceLimits": {"MaxNumberOfTrainingJobs": t.tuning.max_jobs,
-                                   "MaxParallelTrainingJobs": t.tuning.max_parallel_jobs},
-                "ParameterRanges": _ranges(t),
-            },
-            "TrainingJobDefinition": job,
-        }})
-        # The best job's model, as SageMaker's own SDK addresses it.
-        model_data = {"Std:Join": {"On": "/", "Values": [
-            interp("s3://", p.models_bucket, "/training-output"),
-            {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"},
-            "output/model.tar.gz",
-        ]}}
+def _processing(t: TrainingInfrastructure, p: PipelineInputs, name: str, command: list[str],
+                inputs: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
+    """A processing step on the training image with the platform's secure settings.
 
-    evaluate = _processing(t, p, "Evaluate", {
-        "ImageUri": p.training_image,
-        "ContainerEntrypoint": ["python", "-m", "training", "evaluate", "--model", f"{LOCAL}/model",
-                                "--data", f"{LOCAL}/test", "--output", f"{LOCAL}/output/evaluation"],
-    }, inputs={"model": model_data, "test": {"Get": "Parameters.InputDataUri"}},
-        output=("evaluation", interp("s3://", p.models_bucket, "/evaluation")))
-    evaluate["PropertyFiles"] = [{"PropertyFileName": EVALUATION_REPORT, "OutputName": "evaluation",
-                                  "FilePath": "evaluation.json"}]
-    baseline = _processing(t, p, "Baseline", {"ImageUri": p.monitor_image},
-                           inputs={"baseline": {"Get": "Parameters.BaselineDataUri"}},
-                           output=("baseline", interp("s3://", p.models_bucket, "/baseline")))
-    # Model Monitor's analyzer is configured through its environment.
-    baseline["Arguments"]["Environment"] = {
-        "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
-        "dataset_source": f"{LOCAL}/baseline",
-        "output_path": f"{LOCAL}/output/baseline",
-        "publish_cloudwatch_metrics": "Disabled",
+    Input `x` is mounted at `/opt/ml/processing/x`; output `y` is uploaded from
+    `/opt/ml/processing/output/y` to `executions/<id>/<step>/y`.
+    """
+    return {
+        "Name": name,
+        "Type": "Processing",
+        "RetryPolicies": retries("Processing"),
+        "Arguments": {
+            "ProcessingResources": {"ClusterConfig": {
+                "InstanceType": t.evaluation_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30,
+                **_volume_key(t.evaluation_instance_type, p)}},
+            "AppSpecification": {"ImageUri": p.training_image, "ContainerEntrypoint": command},
+            "RoleArn": p.role_arn,
+            "ProcessingInputs": [
+                {"InputName": key, "S3Input": {
+                    "S3Uri": uri, "LocalPath": f"{LOCAL}/{key}", "S3DataType": "S3Prefix",
+                    "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}
+                for key, uri in inputs.items()
+            ],
+            "ProcessingOutputConfig": {
+                "Outputs": [{"OutputName": out, "S3Output": {
+                    "S3Uri": execution_prefix(p, name.lower(), out), "LocalPath": f"{LOCAL}/output/{out}",
+                    "S3UploadMode": "EndOfJob"}} for out in outputs],
+                "KmsKeyId": p.key_arn,
+            },
+            "NetworkConfig": _network(p),
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        },
     }
-    steps += [evaluate, baseline]
-    register = {
+
+
+def _fit_step(t: TrainingInfrastructure, p: PipelineInputs) -> tuple[dict[str, Any], Any]:
+    """The Train or Tune step, and the expression of the model artifact it produces."""
+    gate_metric = f"validation:{t.gate.metric}"
+    if t.tuning is None:
+        job = _job(t, p, [CV_OBJECTIVE, gate_metric])
+        job["HyperParameters"] = hyperparameter_values(t)
+        if t.spot:
+            # The job's search checkpoints each finished candidate here; a spot interruption
+            # restarts the same job, which resumes from them.
+            job["CheckpointConfig"] = {"S3Uri": execution_prefix(p, "checkpoints")}
+        step = {"Name": "Train", "Type": "Training", "RetryPolicies": retries("Training"), "Arguments": job}
+        return step, {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
+    job = _job(t, p, [t.tuning.objective_metric, gate_metric])
+    job["StaticHyperParameters"] = hyperparameter_values(t)
+    step = {"Name": "Tune", "Type": "Tuning", "RetryPolicies": retries("Tuning"), "Arguments": {
+        "HyperParameterTuningJobConfig": {
+            "Strategy": t.tuning.strategy,
+            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": t.tuning.objective_metric},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": t.tuning.max_jobs,
+                               "MaxParallelTrainingJobs": t.tuning.max_parallel_jobs},
+            "ParameterRanges": _ranges(t),
+        },
+        "TrainingJobDefinition": job,
+    }}
+    # The best job's model, as SageMaker's own SDK addresses it: index 0 is the best training job.
+    model = join(execution_prefix(p, "training"), {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"},
+                 "output/model.tar.gz")
+    return step, model
+
+
+def _register(t: TrainingInfrastructure, p: PipelineInputs, model_data: Any) -> dict[str, Any]:
+    evaluation = join(output_uri("Evaluate", "evaluation"), "evaluation.json")
+    baseline = join(output_uri("Split", "baseline"), "baseline.json")
+    return {
         "Name": "Register",
         "Type": "RegisterModel",
+        "RetryPolicies": [SERVICE_RETRY],
         "Arguments": {
             "ModelPackageGroupName": p.model_package_group,
+            "ModelPackageDescription": f"Gate: {t.gate.metric} >= {t.gate.threshold} on held-out entities",
             "ModelApprovalStatus": {"Get": "Parameters.ModelApprovalStatus"},
             "InferenceSpecification": {
                 "Containers": [{"Image": p.serving_image, "ModelDataUrl": model_data}],
@@ -204,17 +247,35 @@ def definition(t: TrainingInfrastructure, p: PipelineInputs) -> dict[str, Any]:
                 "SupportedResponseMIMETypes": ["application/json", "text/csv"],
             },
             "ModelMetrics": {"ModelQuality": {"Statistics": {
-                "ContentType": "application/json", "S3Uri": interp("s3://", p.models_bucket,
-                                                                    "/evaluation/evaluation.json")}}},
+                "ContentType": "application/json", "S3Uri": evaluation}}},
+            "DriftCheckBaselines": {"ModelDataQuality": {"Statistics": {
+                "ContentType": "application/json", "S3Uri": baseline}}},
         },
     }
+
+
+def definition(t: TrainingInfrastructure, p: PipelineInputs) -> dict[str, Any]:
+    config_dir = f"{LOCAL}/config"
+    split = _processing(t, p, "Split", [
+        "python", "-m", "training", "split", "--data", f"{LOCAL}/data", "--config", config_dir,
+        "--output", f"{LOCAL}/output"],
+        inputs={"data": {"Get": "Parameters.InputDataUri"}, "config": p.config_uri},
+        outputs=["train", "test", "baseline"])
+    fit, model_data = _fit_step(t, p)
+    evaluate = _processing(t, p, "Evaluate", [
+        "python", "-m", "training", "evaluate", "--model", f"{LOCAL}/model", "--data", f"{LOCAL}/test",
+        "--config", config_dir, "--output", f"{LOCAL}/output/evaluation"],
+        inputs={"model": model_data, "test": output_uri("Split", "test"), "config": p.config_uri},
+        outputs=["evaluation"])
+    evaluate["PropertyFiles"] = [{"PropertyFileName": EVALUATION_REPORT, "OutputName": "evaluation",
+                                  "FilePath": "evaluation.json"}]
     failed = {
         "Name": "GateFailed",
         "Type": "Fail",
-        "Arguments": {"ErrorMessage": f"The model's {t.gate.metric} is below the quality gate of "
-                                      f"{t.gate.threshold}; it was not registered."},
+        "Arguments": {"ErrorMessage": f"The model's {t.gate.metric} on held-out entities is below the quality "
+                                      f"gate of {t.gate.threshold}; it was not registered."},
     }
-    steps.append({
+    gate = {
         "Name": "QualityGate",
         "Type": "Condition",
         "Arguments": {
@@ -226,19 +287,17 @@ def definition(t: TrainingInfrastructure, p: PipelineInputs) -> dict[str, Any]:
                 }},
                 "RightValue": t.gate.threshold,
             }],
-            "IfSteps": [register],
+            "IfSteps": [_register(t, p, model_data)],
             "ElseSteps": [failed],
         },
-    })
+    }
     return {
         "Version": VERSION,
         "Metadata": {},
         "Parameters": [
             {"Name": "InputDataUri", "Type": "String",
              "DefaultValue": interp("s3://", p.data_bucket, "/training/")},
-            {"Name": "BaselineDataUri", "Type": "String",
-             "DefaultValue": interp("s3://", p.data_bucket, "/baseline/")},
             {"Name": "ModelApprovalStatus", "Type": "String", "DefaultValue": "PendingManualApproval"},
         ],
-        "Steps": steps,
+        "Steps": [split, fit, evaluate, gate],
     }

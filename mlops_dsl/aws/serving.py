@@ -15,12 +15,10 @@ from ..context import StackContext
 from ..templates.serving import BlueGreen, ModelServing, Variant
 from ..terraform import Block, CheckovSkip, DataSource, Expr, Lifecycle, Output, Resource, interp, jsonencode
 from . import iam
+from .instances import has_local_storage
 from .network import sagemaker_vpc_config
 from .training import image_uri
 
-# KMS cannot encrypt the NVMe instance storage of these families; SageMaker rejects kms_key_arn.
-NVME_FAMILIES = ("ml.c5d.", "ml.m5d.", "ml.r5d.", "ml.g4dn.", "ml.g5.", "ml.g6.", "ml.p3dn.", "ml.p4d.", "ml.p4de.",
-                 "ml.p5.", "ml.inf2.", "ml.trn1.")
 SAGEMAKER_NAME_LIMIT = 63
 ENDPOINT_CONFIG_PREFIX_LIMIT = 37
 
@@ -124,7 +122,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     ctx.stack.add(*models.values())
 
     instance_types = [v.instance_type for v in t.variants] + ([t.shadow.instance_type] if t.shadow else [])
-    nvme = any(it.startswith(NVME_FAMILIES) for it in instance_types)
+    nvme = any(has_local_storage(it) for it in instance_types)
     config_body: dict[str, Any] = {
         "name_prefix": f"{endpoint_name}-",
         "kms_key_arn": None if nvme else key_arn,

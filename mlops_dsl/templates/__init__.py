@@ -5,7 +5,16 @@ from .data import DataInfrastructure
 from .features import Feature, FeatureGroup, FeatureStore
 from .image import Image
 from .serving import Alarms, AutoScaling, BlueGreen, ModelServing, Rolling, Variant
-from .training import CategoricalRange, ContinuousRange, IntegerRange, QualityGate, TrainingInfrastructure, Tuning
+from .training import (
+    CategoricalRange,
+    ContinuousRange,
+    Dataset,
+    IntegerRange,
+    QualityGate,
+    Search,
+    TrainingInfrastructure,
+    Tuning,
+)
 
 __all__ = [
     "Alarms",
@@ -14,6 +23,7 @@ __all__ = [
     "CategoricalRange",
     "ContinuousRange",
     "DataInfrastructure",
+    "Dataset",
     "Feature",
     "FeatureGroup",
     "FeatureStore",
@@ -22,6 +32,7 @@ __all__ = [
     "ModelServing",
     "QualityGate",
     "Rolling",
+    "Search",
     "Spec",
     "Template",
     "TrainingInfrastructure",

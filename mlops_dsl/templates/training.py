@@ -20,6 +20,15 @@ SCHEDULE = Pattern(
 )
 PARAM_NAME = Pattern(r"[A-Za-z_][A-Za-z0-9_.-]{0,255}", "a hyperparameter name")
 SCALINGS = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
+COLUMN = Pattern(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "a column name (letters, digits, underscores)")
+# The metrics `python -m training evaluate` writes to evaluation.json, where higher is better: the
+# quality gate reads one of them.
+GATE_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
+# The training image reports its cross-validated score under this name: the only honest tuning
+# objective, because `validation:<metric>` is the held-out score the gate and promotion read.
+CV_OBJECTIVE = "validation:cv_roc_auc"
+# The model families of the training image (training/config.py FAMILIES; a test keeps them equal).
+FAMILIES = ("hist_gradient_boosting", "gradient_boosting", "random_forest", "logistic_regression")
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,71 @@ class Tuning(Spec):
 
 
 @dataclass(frozen=True)
+class Search(Spec):
+    """A random search the training job runs itself, when no SageMaker tuning job does.
+
+    Each finished candidate is checkpointed, so with spot training an interrupted job resumes
+    where it stopped instead of starting over.
+    """
+
+    ranges: tuple[IntegerRange | ContinuousRange | CategoricalRange, ...] | list
+    iterations: int = 10
+    """Candidates drawn from the ranges. Default 10."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "ranges": [ListOf(InstanceOf(Spec), min_len=1, max_len=30)],
+        "iterations": [Interval(int, 1, 500)],
+    }
+
+    def check_combinations(self) -> list[str]:
+        names = [r.name for r in self.ranges]
+        return [f"ranges: {dupe!r} is given more than once" for dupe in sorted({n for n in names
+                                                                               if names.count(n) > 1})]
+
+
+@dataclass(frozen=True)
+class Dataset(Spec):
+    """What the model learns from: the columns of the training data and how it is held out.
+
+    Rendered into the training configuration every job of the pipeline reads, so the job trains
+    on this platform's features, never on the example configuration inside the image.
+    """
+
+    target: str
+    """The binary (0/1) label column."""
+    id_column: str
+    """One id per entity: the held-out split hashes it, so every row of an entity lands on one side."""
+    numeric: tuple[str, ...] | list[str] = ()
+    categorical: tuple[str, ...] | list[str] = ()
+    test_size: float = 0.2
+    """Share of entities held out for evaluation, the quality gate and promotion. Default 0.2."""
+    cv_folds: int = 5
+    """Folds of the cross-validation that scores each candidate. Default 5."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "target": [COLUMN],
+        "id_column": [COLUMN],
+        "numeric": [ListOf(COLUMN, max_len=1000, unique=True)],
+        "categorical": [ListOf(COLUMN, max_len=1000, unique=True)],
+        "test_size": [Interval(float, 0.05, 0.5)],
+        "cv_folds": [Interval(int, 2, 20)],
+    }
+
+    def check_combinations(self) -> list[str]:
+        problems = []
+        if not self.numeric and not self.categorical:
+            problems.append("numeric and categorical: at least one feature column is needed")
+        names = [self.target, self.id_column, *self.numeric, *self.categorical]
+        for dupe in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"column {dupe!r} appears in more than one of target, id_column, numeric and categorical")
+        return problems
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+@dataclass(frozen=True)
 class QualityGate(Spec):
     """The metric a trained model must reach before it is registered."""
 
@@ -106,7 +180,7 @@ class QualityGate(Spec):
     threshold: float = 0.75
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
-        "metric": [Pattern(r"[a-z][a-z0-9_]{0,63}", "a metric name in the evaluation report, e.g. roc_auc")],
+        "metric": [Options(GATE_METRICS)],
         "threshold": [Interval(float, None, None)],
     }
 
@@ -127,8 +201,14 @@ class TrainingInfrastructure(Template):
     """Managed spot training with checkpoints: cheaper, may be interrupted. Default False."""
     max_wait_seconds: int | None = None
     """With spot: how long to wait for capacity plus run. Default: twice max_runtime_seconds."""
-    hyperparameters: dict[str, str | int | float] = field(default_factory=dict)
+    dataset: Dataset | None = None
+    """The training data's columns. Required on AWS, where the pipeline renders the job's configuration."""
+    hyperparameters: dict[str, str | int | float | bool] = field(default_factory=dict)
+    """Static hyperparameters of every job (`model` picks the family), JSON-encoded as SageMaker's SDK does."""
     tuning: Tuning | None = None
+    """A SageMaker tuning job over the ranges. Its objective must be the cross-validated metric."""
+    search: Search | None = None
+    """Without tuning: a random search inside the one training job (checkpointed under spot)."""
     gate: QualityGate = QualityGate()
     evaluation_instance_type: str = "ml.m5.large"
     schedule: str | None = "cron(0 3 ? * MON *)"
@@ -151,7 +231,9 @@ class TrainingInfrastructure(Template):
         "spot": [Options((True, False))],
         "max_wait_seconds": [Interval(int, 60, 28 * 86400), NoneOK()],
         "hyperparameters": [InstanceOf(dict)],
+        "dataset": [InstanceOf(Dataset), NoneOK()],
         "tuning": [InstanceOf(Tuning), NoneOK()],
+        "search": [InstanceOf(Search), NoneOK()],
         "gate": [InstanceOf(QualityGate)],
         "evaluation_instance_type": [INSTANCE_TYPE],
         "schedule": [SCHEDULE, NoneOK()],
@@ -175,9 +257,33 @@ class TrainingInfrastructure(Template):
             problems.append(f"{where}: features reads DataInfrastructure '{self.features.data.name}', but training "
                             f"reads '{self.data.name}'; both must use the same one")
         for key, value in self.hyperparameters.items():
-            if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                problems.append(f"{where}: hyperparameters[{key!r}] must be a str, int or float keyed by a "
+            if not isinstance(key, str) or not isinstance(value, (str, int, float, bool)):
+                problems.append(f"{where}: hyperparameters[{key!r}] must be a str, int, float or bool keyed by a "
                                 f"string. Got {value!r} instead.")
+            elif key.startswith(("_", "sagemaker_")):
+                problems.append(f"{where}: hyperparameters[{key!r}]: names starting with '_' or 'sagemaker_' are "
+                                f"SageMaker's own, and the training image ignores them")
+        family = self.hyperparameters.get("model")
+        if family is not None and family not in FAMILIES:
+            problems.append(f"{where}: hyperparameters['model'] must be one of {', '.join(FAMILIES)}. "
+                            f"Got {family!r} instead.")
+        if self.instance_count > 1:
+            problems.append(f"{where}: instance_count is {self.instance_count}, but the training code is not "
+                            f"distributed: every instance would train the same model and write the same files "
+                            f"into one artifact. Use one larger instance (instance_type) instead")
+        if self.tuning is not None and self.tuning.objective_metric != CV_OBJECTIVE:
+            held_out = self.tuning.objective_metric == f"validation:{self.gate.metric}"
+            why = (" is the held-out score the quality gate and promotion read; selecting on it overfits the held-out "
+                   "split" if held_out else " is not a metric the training image reports for every candidate")
+            problems.append(f"{where}: tuning.objective_metric {self.tuning.objective_metric!r}{why}. "
+                            f"Tune on the cross-validated {CV_OBJECTIVE!r}")
+        if self.tuning is not None and self.search is not None:
+            problems.append(f"{where}: tuning and search are alternatives: a tuning job runs one candidate per "
+                            f"training job, a search runs them all in one job. Set one of them")
+        if self.tuning is not None:
+            fixed = sorted(set(self.hyperparameters) & {r.name for r in self.tuning.ranges})
+            if fixed:
+                problems.append(f"{where}: {fixed[0]!r} is both a static hyperparameter and a tuning range")
         return problems
 
     @property

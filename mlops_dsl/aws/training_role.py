@@ -1,0 +1,71 @@
+"""The SageMaker execution role of the training pipeline's jobs: this platform's data, key, images and jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import StackContext
+from ..templates.training import TrainingInfrastructure
+from ..terraform import Expr, Resource, interp
+from . import iam
+
+# The SageMaker job names a pipeline generates start with this.
+PIPELINE_JOBS = "pipelines-*"
+
+
+def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: dict[str, Resource], group: Resource,
+                         bucket_arns: Expr, key_arn: Expr, security_group: Expr) -> list[dict[str, Any]]:
+    """Least-privilege statements: read the zones, write models and experiments, run pipeline jobs."""
+    data = t.data
+    group_name = group.body["model_package_group_name"]
+    zone_objects = [interp("", bucket_arns[z], "/*") for z in data.zones]
+    statements = [
+        iam.statement("ListDataZones", ["s3:ListBucket", "s3:GetBucketLocation"], [bucket_arns[z] for z in data.zones]),
+        iam.statement("ReadDataZones", ["s3:GetObject"], zone_objects),
+        iam.statement("WriteModelsAndExperiments", ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                      [interp("", bucket_arns[z], "/*") for z in data.zones if z in ("models", "experiments")]
+                      or zone_objects),
+        iam.statement("PlatformKey", ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                                      "kms:DescribeKey", "kms:CreateGrant"], [key_arn]),
+        iam.statement("PullImages", ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                                     "ecr:BatchCheckLayerAvailability"], [r.attr("arn") for r in repos.values()]),
+        # GetAuthorizationToken acts on the registry, which has no ARN to scope it to.
+        iam.statement("RegistryLogin", ["ecr:GetAuthorizationToken"], "*"),
+        iam.statement("JobLogs", ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                      [iam.arn(ctx, "logs", "log-group:/aws/sagemaker/*")]),
+        iam.statement("JobMetrics", ["cloudwatch:PutMetricData"], "*",
+                      {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}}),
+        iam.statement("JobNetworkInterfaces", ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                                               "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"], [
+            iam.arn(ctx, "ec2", "network-interface/*"),
+            iam.arn(ctx, "ec2", "subnet/*"),
+            interp(iam.arn(ctx, "ec2", "security-group/"), security_group),
+        ], {"StringEquals": {"aws:ResourceAccount": ctx.namespace.aws.account_id}}),  # type: ignore[union-attr]
+        iam.statement("DescribeNetwork", ["ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
+                                          "ec2:DescribeSecurityGroups", "ec2:DescribeDhcpOptions"], "*"),
+        iam.statement("RunPipelineJobs", [
+            "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
+            "sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
+            "sagemaker:StopHyperParameterTuningJob", "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+            "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob",
+            "sagemaker:AddTags",
+        ], [
+            iam.arn(ctx, "sagemaker", f"training-job/{PIPELINE_JOBS}"),
+            iam.arn(ctx, "sagemaker", f"hyper-parameter-tuning-job/{PIPELINE_JOBS}"),
+            iam.arn(ctx, "sagemaker", f"processing-job/{PIPELINE_JOBS}"),
+        ]),
+        iam.statement("RegisterModels", ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
+                                         "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"], [
+            group.attr("arn"),
+            iam.arn(ctx, "sagemaker", f"model-package/{group_name}/*"),
+        ]),
+        iam.statement("PassOwnRoleToSageMaker", ["iam:PassRole"], [
+            iam.arn(ctx, "iam", f"role/{ctx.name}-sagemaker-execution", region=False)],
+            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+    ]
+    if t.features is not None:
+        groups = ctx.upstream_output(t.features, "feature_group_arns")
+        statements.append(iam.statement("ReadFeatures", [
+            "sagemaker:GetRecord", "sagemaker:BatchGetRecord", "sagemaker:DescribeFeatureGroup"],
+            [groups[g.name] for g in t.features.groups]))
+    return statements

@@ -53,6 +53,7 @@ class Server:
         self.liveness = os.environ.get("LIVENESS_ROUTE", "/ping")
         self.readiness = os.environ.get("READINESS_ROUTE", "/ping")
         self.scoring = os.environ.get("SCORING_ROUTE", "/invocations")
+        self.compile = os.environ.get("SERVING_ENGINE", "auto") == "auto"  # `sklearn` keeps scikit-learn only
 
     async def startup(self) -> None:
         try:
@@ -66,7 +67,7 @@ class Server:
         self.batcher.start()
         self.model = model
         log.info("model %s ready in %.2f s (pid %d)", self.model_uri, time.monotonic() - self.started, os.getpid())
-        if os.environ.get("SERVING_ENGINE", "auto") == "auto":  # `sklearn` keeps scikit-learn only
+        if self.compile:
             self.compiling = True
             try:
                 log.info(await asyncio.to_thread(compile_fast_path, model))

@@ -36,13 +36,16 @@ FEATURES = CONFIG.features
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):
+    return save_trained(tmp_path_factory.mktemp("model") / "model")
+
+
+def save_trained(directory: Path):
     """A small random-forest pipeline saved as MLflow saves it, and the rows it was trained on."""
     from mlflow.models import infer_signature
 
     frame = validate(generate_churn(1500, seed=8), CONFIG, "sample")
     x = frame[FEATURES]
     model = build_pipeline(CONFIG, {"n_estimators": 20}).fit(x, frame[CONFIG.target])
-    directory = tmp_path_factory.mktemp("model") / "model"
     mlflow.sklearn.save_model(model, directory, signature=infer_signature(x.head(5), model.predict(x.head(5))),
                               input_example=x.head(5), skops_trusted_types=trusted_types(model))
     return model, directory, x
@@ -184,7 +187,8 @@ def test_bad_requests_are_4xx_naming_the_problem(trained, body: bytes, kind: str
         return bad, good
 
     (got, answer, _), good = _run(scenario())
-    assert got == status and message in json.loads(answer)["error"]
+    error = json.loads(answer)
+    assert got == status and message in error["message"] and error["error_code"] == "BAD_REQUEST"
     assert good[0] == 200  # and the server keeps serving
 
 
@@ -194,18 +198,18 @@ def test_type_errors_name_column_and_row_and_unexpected_columns_are_refused(trai
     wrong = [dict(rows[0]), {**rows[1], "monthly_charges": "lots"}]
     extra = [{**rows[0], "favourite_colour": "blue"}]
     boolean = [{**rows[0], "senior_citizen": True}]
-    number_for_text = [{**rows[0], "contract": 12}]
+    object_for_text = [{**rows[0], "contract": {"a": 1}}]
 
     async def scenario():
         server = await _ready(directory)
         return [await _call(server, "POST", "/invocations", json.dumps({"dataframe_records": b}).encode())
-                for b in (wrong, extra, boolean, number_for_text)]
+                for b in (wrong, extra, boolean, object_for_text)]
 
-    answers = [(status, json.loads(body)["error"]) for status, body, _ in _run(scenario())]
-    assert answers[0] == (422, "column 'monthly_charges', row 2: expected a number; got 'lots'")
+    answers = [(status, json.loads(body)["message"]) for status, body, _ in _run(scenario())]
+    assert answers[0] == (400, "column 'monthly_charges', row 2: expected a number; got 'lots'")
     assert answers[1][0] == 400 and "unexpected column 'favourite_colour'" in answers[1][1]
-    assert answers[2] == (422, "column 'senior_citizen', row 1: expected a number; got True")
-    assert answers[3] == (422, "column 'contract', row 1: expected a string; got 12")
+    assert answers[2] == (400, "column 'senior_citizen', row 1: expected a number; got True")
+    assert answers[3] == (400, "column 'contract', row 1: expected a string; got {'a': 1}")
 
 
 def test_missing_values_are_imputed_not_refused(trained) -> None:

@@ -99,6 +99,8 @@ class Server:
                 asyncio.get_running_loop().create_task(self.startup())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.batcher is not None:
+                    await self.batcher.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -13,6 +13,7 @@ unhealthy when the model is stuck.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,14 @@ class Batcher:
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """End the batching task (at shutdown); a model call in progress finishes in its thread."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        self.executor.shutdown(wait=False)
 
     def busy_for(self) -> float:
         """Seconds the current model call has been running; 0 when idle."""

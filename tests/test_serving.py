@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -257,35 +258,66 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_over_real_http_as_sagemaker_starts_it(trained) -> None:
+def _raw_http(port: int, request: bytes) -> bytes:
+    """The status line the server answers to bytes no HTTP library would send."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.split(b"\r\n")[0]
+
+
+def test_over_real_http_as_sagemaker_starts_it(trained, tmp_path: Path) -> None:
+    """Two worker processes (SAGEMAKER_MODEL_SERVER_WORKERS), each loading the model; request ids
+    in the access log; bodies no client library would send are 4xx and the server keeps serving."""
     model, directory, x = trained
     port = _free_port()
-    env = {**os.environ, "SAGEMAKER_BIND_TO_PORT": str(port), "MODEL_URI": str(directory), "HOST": "127.0.0.1"}
-    proc = subprocess.Popen([sys.executable, "-m", "serving", "serve"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {**os.environ, "SAGEMAKER_BIND_TO_PORT": str(port), "MODEL_URI": str(directory), "HOST": "127.0.0.1",
+           "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "MAX_BODY_BYTES": str(1024 * 1024)}
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "serving", "serve"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{base}/ping", timeout=2) as answer:
-                    if json.loads(answer.read())["engine"] == "onnxruntime":
-                        break
-            except (OSError, ValueError):
-                time.sleep(0.1)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(re.findall(r"compiled path verified", log.read_text())) < 2:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        ready = re.findall(r"ready in [\d.]+ s \(pid (\d+)\)", log.read_text())
+        assert len(set(ready)) == 2, log.read_text()  # two processes, each with the model
         rows = _records(x, 200)
         request = urllib.request.Request(f"{base}/invocations", json.dumps({"dataframe_records": rows}).encode(),
-                                         {"Content-Type": "application/json"})
+                                         {"Content-Type": "application/json", "X-Request-Id": "real-http-1"})
         with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.headers["X-Request-Id"] == "real-http-1"
             assert json.loads(answer.read())["predictions"] == model.predict(x.head(200)).tolist()
-        big = urllib.request.Request(f"{base}/invocations", b"x" * (6 * 1024 * 1024 + 1),
-                                     {"Content-Type": "text/csv"})
+        big = urllib.request.Request(f"{base}/invocations", b"x" * (1024 * 1024 + 1), {"Content-Type": "text/csv"})
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(big, timeout=10)
-        assert err.value.code == 413
+        assert err.value.code == 413 and json.loads(err.value.read())["error_code"] == "BAD_REQUEST"
+        chunk = b"1,2,3\n" * 30000
+        chunked = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n" + (f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n") * 7
+                   + b"0\r\n\r\n")
+        assert _raw_http(port, chunked) == b"HTTP/1.1 413 Request Entity Too Large"
+        assert _raw_http(port, b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n") \
+            .startswith(b"HTTP/1.1 400")
+        assert _raw_http(port, b"\x00\xffGARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
+        head = urllib.request.Request(f"{base}/ping", method="HEAD")
+        with urllib.request.urlopen(head, timeout=10) as answer:
+            assert answer.status == 200 and answer.read() == b""
+        with urllib.request.urlopen(request, timeout=10) as answer:  # still serving
+            assert answer.status == 200
+        time.sleep(0.2)
+        assert re.search(r"serving\.access INFO real-http-1 POST /invocations 200 [\d.]+ms", log.read_text())
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=20)
 
 
 def test_image_is_pinned_and_hadolint_clean() -> None:

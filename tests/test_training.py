@@ -1,11 +1,8 @@
-"""The training pipeline on small data: end to end, gates, bad input, registry aliases, promotion,
-the SageMaker contract and the image."""
+"""The training pipeline on small data: end to end, gates, bad input, registry aliases, promotion
+and the image (the SageMaker contract: test_sagemaker_training.py)."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +31,7 @@ def _config(tmp: Path, **changes) -> Path:
     doc["model"]["search"].update(SMALL)
     doc["model"]["search"]["space"]["gradient_boosting"] = {"n_estimators": {"low": 20, "high": 40},
                                                             "max_depth": [2, 3]}
+    doc["model"]["search"]["space"]["hist_gradient_boosting"].update({"max_iter": {"low": 20, "high": 60}})
     for dotted, value in changes.items():
         node = doc
         *path, last = dotted.split(".")
@@ -164,8 +162,8 @@ def test_parquet_input_and_missing_file(workdir: Path) -> None:
 def test_bad_config_is_a_clear_error(workdir: Path) -> None:
     result = _run("train", "--config", str(_config(workdir, **{"model.family": "xgboost"})))
     assert result.exit_code == 2
-    assert "model.family: expected one of gradient_boosting, random_forest, logistic_regression; got 'xgboost'" in \
-        result.output
+    assert ("model.family: expected one of hist_gradient_boosting, gradient_boosting, random_forest, "
+            "logistic_regression; got 'xgboost'") in result.output
 
 
 def test_promote_both_ways(workdir: Path) -> None:
@@ -201,46 +199,6 @@ def test_paired_bootstrap_decides_on_the_same_rows() -> None:
     assert compare(config, y, informative, noise)["candidate_is_better"] is True
     same = compare(config, y, informative, informative)
     assert same["candidate_is_better"] is False and same["delta"] == 0
-
-
-def _sagemaker_root(tmp: Path, hyperparameters: dict[str, str]) -> Path:
-    root = tmp / "opt-ml"
-    (root / "input/config").mkdir(parents=True)
-    (root / "input/config/hyperparameters.json").write_text(json.dumps(hyperparameters))
-    (root / "input/data/train").mkdir(parents=True)
-    shutil.copy(tmp / "data.csv", root / "input/data/train/data.csv")
-    return root
-
-
-def test_sagemaker_training_contract(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = _sagemaker_root(workdir, {"model": "logistic_regression", "C": "0.5", "cv_folds": "2"})
-    monkeypatch.setenv("SM_ROOT", str(root))
-    result = _run("train", "--config", str(_config(workdir)))
-    assert result.exit_code == 0, result.output
-    assert "validation:roc_auc=" in result.output  # what the pipeline's metric definitions read
-    model_dir = root / "model"
-    assert (model_dir / "MLmodel").exists() and (model_dir / "baseline.json").exists()
-    loaded = mlflow.sklearn.load_model(str(model_dir))
-    assert loaded.named_steps["classifier"].C == 0.5
-    assert not (workdir / ".mlops").exists()  # the pipeline registers; the job does not
-
-    with tarfile.open(workdir / "model.tar.gz", "w:gz") as tar:  # as SageMaker packs /opt/ml/model
-        for item in model_dir.iterdir():
-            tar.add(item, arcname=item.name)
-    evaluated = _run("evaluate", "--model", str(workdir / "model.tar.gz"), "--data", str(workdir / "data.csv"),
-                     "--output", str(workdir / "eval"), "--config", str(_config(workdir)))
-    assert evaluated.exit_code == 0, evaluated.output
-    report = json.loads((workdir / "eval/evaluation.json").read_text())
-    assert report["metrics"]["roc_auc"] > 0.7 and report["rows"] == 800
-
-
-def test_sagemaker_failure_reason_is_written(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = _sagemaker_root(workdir, {"model": "gradient_boosting"})
-    (root / "input/data/train/data.csv").write_text("customer_id,churned\nC1,1\n")
-    monkeypatch.setenv("SM_ROOT", str(root))
-    result = _run("train", "--config", str(_config(workdir)))
-    assert result.exit_code == 2
-    assert "missing column 'tenure_months'" in (root / "output/failure").read_text()
 
 
 def test_image_is_pinned_and_hadolint_clean() -> None:

@@ -1,7 +1,7 @@
-"""`python -m training train | evaluate | promote | production | generate-data`.
+"""`python -m training train | split | evaluate | promote | production | generate-data`.
 
-Exit codes: 0 done; 1 a gate failed, or promotion kept the old model; 2 bad input (config or
-data), reported as `Error:` lines without a traceback.
+Exit codes: 0 done; 1 a gate failed, every search candidate failed, or promotion kept the old
+model; 2 bad input (config or data), reported as `Error:` lines without a traceback.
 """
 
 from __future__ import annotations
@@ -19,9 +19,15 @@ import click
 from .config import DEFAULT_CONFIG, ConfigError
 from .config import load as load_config
 from .data import DataError
+from .model import SearchError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DATA = Path(".mlops/data/churn.csv")
+
+
+def report(exc: DataError | ConfigError | SearchError) -> list[str]:
+    """The `Error:` lines of a failure the user can act on."""
+    return [f"Error: {p}" for p in exc.problems] if isinstance(exc, DataError) else [f"Error: {exc}"]
 
 
 def user_errors(func: F) -> F:
@@ -29,19 +35,20 @@ def user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except DataError as exc:
-            for problem in exc.problems:
-                click.echo(f"Error: {problem}", err=True)
+        except (DataError, ConfigError) as exc:
+            click.echo("\n".join(report(exc)), err=True)
             sys.exit(2)
-        except ConfigError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
+        except SearchError as exc:
+            click.echo("\n".join(report(exc)), err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 
 
-config_option = click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-                             default=DEFAULT_CONFIG, show_default=True, help="Training configuration.")
+config_option = click.option("--config", "config_path", type=click.Path(path_type=Path),
+                             default=DEFAULT_CONFIG, show_default=True,
+                             help="Training configuration: a .yaml/.json file, or a directory holding one.")
+data_help = "A CSV or Parquet file, or a directory of them (shards, .csv.gz, partitioned Parquet), read whole."
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,25 +74,27 @@ def generate_data(rows: int, seed: int, out: Path) -> None:
 
 
 @main.command()
-@click.option("--data", type=click.Path(path_type=Path, dir_okay=False),
-              help="CSV or Parquet. Default: the generated sample, made on first use.")
+@click.option("--data", type=click.Path(path_type=Path), help=f"{data_help} Default: the generated sample, "
+              "made on first use.")
 @config_option
 @user_errors
 def train(data: Path | None, config_path: Path) -> None:
     """Train, evaluate on held-out data, apply the gates, and record the run in MLflow.
 
     Inside a SageMaker training container (hyperparameters.json present) it follows the training
-    contract instead: no registry, the model goes to /opt/ml/model.
+    contract instead: the configuration from the `config` channel, no registry, the model to
+    /opt/ml/model.
     """
     from . import sagemaker
 
-    config = load_config(config_path)
     if sagemaker.active():
-        _train_sagemaker(config)
-        return
+        from .sagemaker_job import run
+
+        sys.exit(run())
     from . import train as t
     from .data import generate_churn, load
 
+    config = load_config(config_path)
     if data is None:
         data = DEFAULT_DATA
         if not data.exists():
@@ -100,33 +109,17 @@ def train(data: Path | None, config_path: Path) -> None:
         sys.exit(1)
 
 
-def _train_sagemaker(config: Any) -> None:
-    import mlflow
+@main.command("split")
+@click.option("--data", required=True, type=click.Path(path_type=Path, exists=True), help=data_help)
+@click.option("--output", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Writes train/part-00000.parquet, test/part-00000.parquet and baseline/baseline.json.")
+@config_option
+@user_errors
+def split_command(data: Path, config_path: Path, output: Path) -> None:
+    """Validate the data and split it by a stable hash of the id column (as `train` does)."""
+    from .split_job import run
 
-    from . import baseline, sagemaker
-    from . import train as t
-    from .data import load
-
-    try:
-        config, fixed = sagemaker.apply(config, sagemaker.hyperparameters())
-        frame = load(sagemaker.channel_file("train"), config)
-        fitted = t.fit(frame, config, fixed or None)
-        for name, value in {**fitted.results, "cv_roc_auc": fitted.cv_roc_auc}.items():
-            print(f"validation:{name}={value:.6f}", flush=True)  # read by the pipeline's metric definitions
-        out = sagemaker.model_dir()
-        signature, example = t._signature_example(fitted)
-        with tempfile.TemporaryDirectory() as tmp:
-            staged = Path(tmp) / "model"
-            mlflow.sklearn.save_model(fitted.model, staged, signature=signature, input_example=example,
-                                      skops_trusted_types=t.trusted_types(fitted.model))
-            out.mkdir(parents=True, exist_ok=True)
-            for item in staged.iterdir():
-                item.rename(out / item.name)
-        t.write_json(out / "baseline.json",
-                     baseline.baseline(fitted.split.train_x, list(config.numeric), list(config.categorical)))
-    except (DataError, ConfigError, FileNotFoundError) as exc:
-        sagemaker.write_failure(str(exc))
-        raise
+    run(data, load_config(config_path), output)
 
 
 def _model_path(model: str, tmp: Path) -> str:
@@ -141,15 +134,15 @@ def _model_path(model: str, tmp: Path) -> str:
 
 
 @main.command()
-@click.option("--model", required=True, help="A models:/ URI, an MLflow model directory, or a model.tar.gz.")
-@click.option("--data", required=True, type=click.Path(path_type=Path, exists=True),
-              help="CSV or Parquet file, or a directory holding one.")
+@click.option("--model", required=True, help="A models:/ URI, an MLflow model directory, or a model.tar.gz "
+              "(or a directory holding one).")
+@click.option("--data", required=True, type=click.Path(path_type=Path, exists=True), help=data_help)
 @click.option("--output", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Directory for evaluation.json.")
 @config_option
 @user_errors
 def evaluate(model: str, data: Path, output: Path, config_path: Path) -> None:
-    """Score a model on labelled data and write evaluation.json ({"metrics": {...}})."""
+    """Score a model on labelled data and write evaluation.json ({"metrics": {...}, "rows": N})."""
     import mlflow
 
     from . import evaluation, tracking
@@ -157,11 +150,6 @@ def evaluate(model: str, data: Path, output: Path, config_path: Path) -> None:
     from .data import load
 
     config = load_config(config_path)
-    if data.is_dir():
-        files = sorted(p for p in data.iterdir() if p.suffix.lower() in (".csv", ".parquet", ".pq"))
-        if not files:
-            raise DataError([f"{data}: holds no .csv or .parquet file"])
-        data = files[0]
     frame = load(data, config)
     if model.startswith("models:/"):
         tracking.configure()
@@ -177,7 +165,13 @@ def evaluate(model: str, data: Path, output: Path, config_path: Path) -> None:
 @config_option
 @user_errors
 def promote(config_path: Path) -> None:
-    """Make the candidate production if it is better; exit 1 when the old model stays."""
+    """Make the candidate production if it is better.
+
+    Exit 0 production changed; 1 production stayed (the candidate is not better, or already is
+    production), or the registry failed; 2 nothing to promote or a bad configuration.
+    """
+    from mlflow.exceptions import MlflowException
+
     from .promote import PromotionError
     from .promote import promote as run
 
@@ -187,6 +181,9 @@ def promote(config_path: Path) -> None:
     except PromotionError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except MlflowException as exc:
+        click.echo(f"Error: the model registry failed, production was not changed: {exc}", err=True)
+        sys.exit(1)
     click.echo(decision.reason)
     if not decision.promoted:
         sys.exit(1)

@@ -1,14 +1,21 @@
-"""training/config.yaml: load and validate, with errors that name the key and the value."""
+"""training/config.yaml: load and validate, with errors that name the key and the value.
+
+The same schema arrives as YAML (the example in this directory, `make train`) or as JSON (the
+platform's configuration, which the SageMaker pipeline renders from the blueprint and passes as a
+channel or a processing input: a directory holding that one file).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-FAMILIES = ("gradient_boosting", "random_forest", "logistic_regression")
+FAMILIES = ("hist_gradient_boosting", "gradient_boosting", "random_forest", "logistic_regression")
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
 
 
@@ -40,11 +47,16 @@ class TrainingConfig:
     family: str
     n_iter: int
     cv_folds: int
-    space: dict[str, Any]
+    spaces: dict[str, dict[str, Any]]  # every family's space: a `model` hyperparameter switches both
     test_size: float = 0.2
     seed: int = 42
     gates: Gates = field(default_factory=Gates)
     promotion: Promotion = field(default_factory=Promotion)
+
+    @property
+    def space(self) -> dict[str, Any]:
+        """The search space of the chosen family (empty: its defaults, cross-validated once)."""
+        return self.spaces.get(self.family, {})
 
     @property
     def features(self) -> list[str]:
@@ -86,7 +98,13 @@ def parse(doc: Any, source: str = "training/config.yaml") -> TrainingConfig:
     family = _get(doc, "model.family", str, source)
     if family not in FAMILIES:
         raise ConfigError(f"{source}: model.family: expected one of {', '.join(FAMILIES)}; got {family!r}")
-    space = _get(doc, f"model.search.space.{family}", dict, source, default={})
+    spaces = _get(doc, "model.search.space", dict, source, default={})
+    for name, space in spaces.items():
+        if name not in FAMILIES:
+            raise ConfigError(f"{source}: model.search.space.{name}: not a model family; expected one of "
+                              f"{', '.join(FAMILIES)}")
+        if not isinstance(space, dict):
+            raise ConfigError(f"{source}: model.search.space.{name}: expected a mapping; got {space!r}")
     numeric, categorical = _columns(doc, "data.numeric", source), _columns(doc, "data.categorical", source)
     target = _get(doc, "data.target", str, source)
     id_column = _get(doc, "data.id_column", (str, type(None)), source, default=None)
@@ -103,7 +121,7 @@ def parse(doc: Any, source: str = "training/config.yaml") -> TrainingConfig:
         family=family,
         n_iter=_get(doc, "model.search.n_iter", int, source, default=10),
         cv_folds=_get(doc, "model.search.cv_folds", int, source, default=3),
-        space=space,
+        spaces=spaces,
         test_size=_get(doc, "split.test_size", float, source, default=0.2),
         seed=_get(doc, "split.seed", int, source, default=42),
         gates=Gates(**{k: _get(doc, f"gates.{k}", (float, type(None)), source, default=None)
@@ -119,21 +137,43 @@ def parse(doc: Any, source: str = "training/config.yaml") -> TrainingConfig:
     if config.cv_folds < 2 or config.n_iter < 1:
         raise ConfigError(f"{source}: model.search: cv_folds must be >= 2 and n_iter >= 1; "
                           f"got {config.cv_folds} and {config.n_iter}")
-    for name, spec in space.items():
-        ok = (isinstance(spec, list) and spec) or (isinstance(spec, dict) and {"low", "high"} <= set(spec)
-                                                 and set(spec) <= {"low", "high", "log"} and spec["low"] < spec["high"])
-        if not ok:
-            raise ConfigError(f"{source}: model.search.space.{family}.{name}: expected a list of choices or "
-                              f"{{low, high[, log]}} with low < high; got {spec!r}")
+    for family_name, space in spaces.items():
+        for name, spec in space.items():
+            number = (int, float)
+            ok = (isinstance(spec, list) and spec) or (
+                isinstance(spec, dict) and {"low", "high"} <= set(spec) and set(spec) <= {"low", "high", "log"}
+                and isinstance(spec["low"], number) and isinstance(spec["high"], number)
+                and spec["low"] < spec["high"] and (not spec.get("log") or spec["low"] > 0))
+            if not ok:
+                raise ConfigError(f"{source}: model.search.space.{family_name}.{name}: expected a list of choices "
+                                  f"or {{low, high[, log]}} with low < high (and low > 0 with log); got {spec!r}")
     return config
 
 
-def load(path: str | Path = DEFAULT_CONFIG) -> TrainingConfig:
+def resolve(path: str | Path) -> Path:
+    """The configuration file itself, or the one .json/.yaml/.yml file of a directory (a SageMaker
+    channel or processing input holds the file the pipeline rendered, under a name it chose)."""
     path = Path(path)
+    if not path.is_dir():
+        return path
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES)
+    if len(found) != 1:
+        held = ", ".join(p.name for p in found) or "none"
+        raise ConfigError(f"{path}: expected exactly one .json, .yaml or .yml configuration file; found {held}")
+    return found[0]
+
+
+def load(path: str | Path = DEFAULT_CONFIG) -> TrainingConfig:
+    path = resolve(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        doc = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return parse(doc, str(path))

@@ -36,14 +36,21 @@ def metrics(model: Any, features: pd.DataFrame, target: pd.Series) -> dict[str, 
 
 
 def latency_ms(model: Any, features: pd.DataFrame, samples: int = LATENCY_SAMPLES) -> dict[str, float]:
-    """p50 and p99 of `predict_proba` on one row at a time, as a real-time endpoint calls it."""
+    """p50 and p99 of `predict_proba` on one row at a time, as a real-time endpoint calls it.
+
+    On one thread: a single row gains nothing from OpenMP (histogram boosting), and on a busy
+    machine waking a thread team per call measures the neighbours, not the model.
+    """
+    from threadpoolctl import threadpool_limits
+
     rows = [features.iloc[[i % len(features)]] for i in range(samples)]
-    model.predict_proba(rows[0])  # warm-up
     timings = []
-    for row in rows:
-        start = time.perf_counter()
-        model.predict_proba(row)
-        timings.append((time.perf_counter() - start) * 1000)
+    with threadpool_limits(limits=1):
+        model.predict_proba(rows[0])  # warm-up
+        for row in rows:
+            start = time.perf_counter()
+            model.predict_proba(row)
+            timings.append((time.perf_counter() - start) * 1000)
     return {"latency_p50_ms": float(np.percentile(timings, 50)), "latency_p99_ms": float(np.percentile(timings, 99))}
 
 

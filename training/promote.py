@@ -98,7 +98,7 @@ def promote(config: TrainingConfig) -> Decision:
                         report)
     if production == candidate:
         report = {"decision": "unchanged", "reason": "the candidate already is production", "candidate": candidate}
-        return Decision(True, production, f"version {candidate} already is production", report)
+        return Decision(False, production, f"version {candidate} already is production", report)
 
     heldout = _heldout(run_id)
     y = heldout[config.target].to_numpy()

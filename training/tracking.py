@@ -49,11 +49,20 @@ def experiment(platform: str) -> str:
     return mlflow.create_experiment(platform, artifact_location=location)
 
 
+# What the registry answers for a model or an alias that does not exist (yet).
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
 def alias_version(model_name: str, alias: str) -> str | None:
+    """The version holding the alias; None only when the registry says there is none. Any other
+    registry error (timeout, 5xx, a locked database) propagates: read as "no production model
+    yet", it would promote a candidate without comparing it."""
     try:
         return MlflowClient().get_model_version_by_alias(model_name, alias).version
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in NOT_FOUND and "not found" in str(exc).lower():
+            return None
+        raise
 
 
 def set_alias(model_name: str, alias: str, version: str) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import pins
 from .errors import NamespaceError
 
 NAMESPACE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
@@ -67,6 +68,19 @@ class Namespace:
     source: str = "namespaces.yaml"
     # The platforms rendered in this namespace; None renders every platform.
     platforms: tuple[str, ...] | None = None
+    # The model lifecycle: the namespace whose model package groups hold the versions served here
+    # (the registry), the namespace a version must be served in before it may be served here, and,
+    # for a registry, the other accounts that read its packages.
+    registry: str = ""
+    promoted_from: str | None = None
+    registry_aws: AwsSettings | None = None
+    consumer_accounts: tuple[str, ...] = ()
+    # platform -> variant -> the pinned model version (models/<namespace>.yaml).
+    pins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def owns_registry(self) -> bool:
+        return self.registry == self.name
 
     def renders(self, platform: str) -> bool:
         return self.platforms is None or platform in self.platforms
@@ -165,6 +179,10 @@ SCHEMA: dict[str, Any] = {
         },
     },
     "alerts": {"emails": _emails},
+    "models": {
+        "registry": _string(NAMESPACE_PATTERN.pattern.strip("^$"), "a namespace name"),
+        "promoted_from": _string(NAMESPACE_PATTERN.pattern.strip("^$"), "a namespace name"),
+    },
     "overrides": _overrides,
 }
 REQUIRED = {
@@ -271,7 +289,55 @@ def parse(text: str, source: str = "namespaces.yaml") -> dict[str, Namespace]:
         resolved[name] = merged
     if problems:
         raise NamespaceError(problems)
-    return {name: _build(name, merged, source) for name, merged in resolved.items()}
+    built = {name: _build(name, merged, source) for name, merged in resolved.items()}
+    problems += _lifecycle_problems(built, source)
+    if problems:
+        raise NamespaceError(problems)
+    return _with_registries(built)
+
+
+def _lifecycle_problems(spaces: Mapping[str, Namespace], source: str) -> list[str]:
+    """The registry and the promotion chain name namespaces that exist, share one registry, and end."""
+    problems = []
+    for ns in spaces.values():
+        where = f"{source}: namespaces.{ns.name}.models"
+        registry = spaces.get(ns.registry)
+        if registry is None:
+            problems.append(f"{where}.registry: no namespace {ns.registry!r} (namespaces: {', '.join(spaces)})")
+        elif ns.aws is not None and registry.aws is None:
+            problems.append(f"{where}.registry: {ns.registry!r} has no aws settings, so it holds no model registry")
+        if ns.promoted_from is None:
+            continue
+        before = spaces.get(ns.promoted_from)
+        if before is None:
+            problems.append(f"{where}.promoted_from: no namespace {ns.promoted_from!r} (namespaces: "
+                            f"{', '.join(spaces)})")
+            continue
+        if before.registry != ns.registry:
+            problems.append(f"{where}.promoted_from: {ns.promoted_from!r} reads the registry of {before.registry!r}, "
+                            f"{ns.name!r} that of {ns.registry!r}: one artifact moves along a chain, so both must "
+                            f"read the same registry")
+        seen, current = [ns.name], before
+        while current is not None and current.promoted_from is not None:
+            if current.name in seen:
+                problems.append(f"{where}.promoted_from: the promotion chain is a cycle "
+                                f"({' -> '.join([*seen, current.name])})")
+                break
+            seen.append(current.name)
+            current = spaces.get(current.promoted_from)
+    return problems
+
+
+def _with_registries(spaces: dict[str, Namespace]) -> dict[str, Namespace]:
+    """Each namespace with its registry's AWS settings, and each registry with its consumers' accounts."""
+    out = {}
+    for name, ns in spaces.items():
+        registry = spaces[ns.registry]
+        consumers = sorted({other.aws.account_id for other in spaces.values()
+                            if other.registry == name and other.aws is not None and ns.aws is not None
+                            and other.aws.account_id != ns.aws.account_id})
+        out[name] = replace(ns, registry_aws=registry.aws, consumer_accounts=tuple(consumers))
+    return out
 
 
 def _build(name: str, merged: dict[str, Any], source: str) -> Namespace:
@@ -304,6 +370,8 @@ def _build(name: str, merged: dict[str, Any], source: str) -> Namespace:
         alert_emails=tuple((merged.get("alerts") or {}).get("emails") or ()),
         source=source,
         platforms=tuple(merged["platforms"]) if "platforms" in merged else None,
+        registry=(merged.get("models") or {}).get("registry") or name,
+        promoted_from=(merged.get("models") or {}).get("promoted_from"),
     )
 
 
@@ -316,4 +384,5 @@ def load(path: str | Path) -> dict[str, Namespace]:
                              f"(see the README's Namespaces section)") from None
     except UnicodeDecodeError as exc:
         raise NamespaceError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return parse(text, str(path))
+    spaces = parse(text, str(path))
+    return {name: replace(ns, pins=pins.load(pins.path_for(path, name))) for name, ns in spaces.items()}

@@ -3,6 +3,8 @@ DataInfrastructure, validation at declaration, and the provider-range guarantee.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from mlops_dsl import (
@@ -28,6 +30,7 @@ from mlops_dsl import (
 )
 from mlops_dsl.errors import BlueprintError, NamespaceError
 from mlops_dsl.namespaces import parse
+from mlops_dsl.pins import Pin
 from mlops_dsl.terraform import Expr
 from mlops_dsl.terraform.values import Call
 
@@ -47,9 +50,19 @@ def _platform(training_kwargs=None, serving_kwargs=None) -> Platform:
     return Platform("churn", cloud="aws").add(data, features, training, serving)
 
 
-def _stacks(platform: Platform, ns: str = "prod"):
+def pin(version: int = 7) -> Pin:
+    return Pin(version=version, group="churn-prod", image="cccccccccccc", sha256="d" * 64,
+               artifact=f"s3://churn-prod-models-333333333333/executions/e{version}/model.tar.gz")
+
+
+def _stacks(platform: Platform, ns: str = "prod", pins: dict | None = None):
+    """The platform's stacks; every serving variant pinned to version 7 unless `pins` says otherwise."""
     text = NAMESPACES.replace("    approval: manual\n", "    approval: manual\n    alerts: {emails: [a@b.io]}\n")
-    return {b.template: b for b in platform.synth(parse(text)[ns], image_tags=TAGS)}
+    serving = next((t for t in platform.templates if isinstance(t, ModelServing)), None)
+    if pins is None and serving is not None:
+        pins = {v.name: pin() for v in [*serving.variants, *([serving.shadow] if serving.shadow else [])]}
+    namespace = replace(parse(text)[ns], pins={platform.name: pins or {}})
+    return {b.template: b for b in platform.synth(namespace, image_tags=TAGS)}
 
 
 def _resources(stack, kind: str) -> dict:
@@ -157,10 +170,16 @@ def test_serving_wiring() -> None:
                "autoscaling": AutoScaling(2, 6), "deployment": BlueGreen(traffic="CANARY")}
     stack = _stacks(_platform(serving_kwargs=serving))["serving"].stack
     models = _resources(stack, "aws_sagemaker_model")
-    assert {_text(m.body["name"]) for m in models.values()} == {
-        '"churn-prod-champion-${substr(local.serving_image_tag, 0, 8)}"',
-        '"churn-prod-challenger-${substr(local.serving_image_tag, 0, 8)}"'}
-    assert stack.locals == {"serving_image_tag": "bbbbbbbbbbbb"}
+    # The pinned version and image are part of the name: a new pin is a new model, rolled out.
+    assert {m.body["name"] for m in models.values()} == {"churn-prod-champion-v7-cccccccc",
+                                                          "churn-prod-challenger-v7-cccccccc"}
+    container = models["variant_champion"].body["primary_container"].body
+    assert _text(container["image"]) == '"${data.terraform_remote_state.training.outputs.repository_urls' \
+                                        '["serving"]}:cccccccccccc"'
+    assert container["model_data_url"] == pin().artifact
+    assert models["variant_champion"].body["tags"] == {
+        "mlops-dsl:model-package": "arn:aws:sagemaker:eu-west-1:333333333333:model-package/churn-prod/7",
+        "mlops-dsl:artifact-sha256": "d" * 64}
     assert all(m.body["enable_network_isolation"] is True and "vpc_config" in m.body for m in models.values())
     config = _resources(stack, "aws_sagemaker_endpoint_configuration")["main"]
     assert config.body["name_prefix"] == "churn-prod-serving-" and config.lifecycle.create_before_destroy
@@ -331,7 +350,10 @@ def test_prod_gets_bigger_instances_and_more_capacity() -> None:
     dev = (ROOT / "terraform/dev/customer-churn/serving/main.tf").read_text()
     assert 'instance_type          = "ml.c5.2xlarge"' in prod and "ml.c5.2xlarge" not in dev
     assert "max_capacity       = 12" in prod and "max_capacity       = 12" not in dev
-    assert 'InstanceType   = "ml.m5.4xlarge"' in (ROOT / "terraform/prod/customer-churn/training/main.tf").read_text()
+    # Only the registry's namespace (dev) trains: prod has repositories and a role, no pipeline.
+    training = (ROOT / "terraform/prod/customer-churn/training/main.tf").read_text()
+    assert "aws_sagemaker_pipeline" not in training and "aws_ecr_repository" in training
+    assert "aws_sagemaker_pipeline" in (ROOT / "terraform/dev/customer-churn/training/main.tf").read_text()
 
 
 # --- provider range: every argument exists in hashicorp/aws 6.25 as well as in 5.100 ----------------
@@ -388,12 +410,18 @@ def test_parsed_hcl_references_between_resources(ns: str) -> None:
         "aws_iam_role.feature_store", "aws_iam_role_policy.feature_store"}
 
     training = tfparse.load_from_path(str(base / "training"))
-    assert _refs(training, "aws_sagemaker_pipeline", "training") >= {
-        "aws_iam_role.execution", "aws_iam_role_policy.execution", "aws_ecr_repository.training",
-        "aws_ecr_repository.serving", "aws_sagemaker_model_package_group.models",
-        "aws_s3_object.training_config"}
-    assert _refs(training, "aws_scheduler_schedule", "training") >= {
-        "aws_sagemaker_pipeline.training", "aws_iam_role.scheduler"}
+    registry = ns == "dev"  # the namespace that owns the registry trains; prod only serves
+    if registry:
+        assert _refs(training, "aws_sagemaker_pipeline", "training") >= {
+            "aws_iam_role.execution", "aws_iam_role_policy.execution", "aws_ecr_repository.training",
+            "aws_ecr_repository.serving", "aws_sagemaker_model_package_group.models",
+            "aws_s3_object.training_config"}
+        assert _refs(training, "aws_scheduler_schedule", "training") >= {
+            "aws_sagemaker_pipeline.training", "aws_iam_role.scheduler"}
+        assert _refs(training, "aws_sagemaker_model_package_group_policy", "models") >= {
+            "aws_sagemaker_model_package_group.models"}
+    else:
+        assert "aws_sagemaker_pipeline" not in training
 
     serving = tfparse.load_from_path(str(base / "serving"))
     assert _refs(serving, "aws_sagemaker_endpoint", "main") >= {
@@ -404,7 +432,8 @@ def test_parsed_hcl_references_between_resources(ns: str) -> None:
     assert _refs(serving, "aws_appautoscaling_policy", "variant_champion") >= {
         "aws_appautoscaling_target.variant_champion"}
     assert _refs(serving, "aws_sns_topic", "alarms") >= {"aws_kms_key.alarms"}
-    assert _refs(serving, "aws_cloudwatch_event_target", "retrain") >= {
-        "aws_cloudwatch_event_rule.drift", "aws_iam_role.retrain"}
+    if registry:
+        assert _refs(serving, "aws_cloudwatch_event_target", "retrain") >= {
+            "aws_cloudwatch_event_rule.drift", "aws_iam_role.retrain"}
     emails = [s["endpoint"] for s in serving.get("aws_sns_topic_subscription", [])]
     assert emails == (["ml-oncall@example.com"] if ns == "prod" else [])

@@ -38,7 +38,7 @@ def test_shipped_namespaces_file_is_valid() -> None:
 @pytest.mark.parametrize(("text", "expected"), [
     ("namespaces:\n  dev:\n    aproval: auto\n",
      "ns.yaml: namespaces.dev.aproval: unknown key (known keys: approval, platforms, tags, aws, azure, alerts, "
-     "overrides)"),
+     "models, overrides)"),
     ("namespaces:\n  dev:\n    approval: sometimes\n",
      "ns.yaml: namespaces.dev.approval: expected one of auto, manual; got 'sometimes'"),
     ("namespaces:\n  dev:\n    aws: {account_id: 123456789012, region: eu-west-1, backend: {bucket: b-1}}\n",
@@ -129,7 +129,7 @@ def test_local_namespace_renders_only_its_platform_into_the_emulator() -> None:
     versions = rendered.files["local/customer-churn/serving/versions.tf"]
     assert 'sagemaker              = "http://127.0.0.1:4566"' in versions
     assert "use_path_style              = true" in versions  # the S3 backend keeps state in the emulator
-    remote = rendered.files["local/customer-churn/serving/remote_state.tf"]
+    remote = rendered.files["local/customer-churn/training/remote_state.tf"]
     assert 's3  = "http://127.0.0.1:4566"' in remote
     assert "endpoint" not in (ROOT / "terraform/dev/customer-churn/serving/versions.tf").read_text()
 
@@ -143,3 +143,54 @@ def test_a_platform_list_must_name_declared_platforms() -> None:
         synth.render_tree(blueprints.load(None), [spaces["local"]], root=ROOT)
     assert err.value.problems == ["ns.yaml: namespaces.local.platforms: no blueprint declares a platform named "
                                   "'customer-chrun' (platforms: customer-churn, financial-behavior)"]
+
+
+# --- the model lifecycle: which registry a namespace serves from, and the promotion chain --------
+
+CHAIN = """\
+defaults:
+  aws: {region: eu-west-1}
+  models: {registry: dev}
+namespaces:
+  dev: {aws: {account_id: "111111111111", backend: {bucket: s-dev}}}
+  staging: {models: {promoted_from: dev}, aws: {account_id: "222222222222", backend: {bucket: s-stg}}}
+  prod: {models: {promoted_from: staging}, aws: {account_id: "333333333333", backend: {bucket: s-prd}}}
+"""
+
+
+def test_one_registry_serves_the_chain_and_knows_its_consumers() -> None:
+    spaces = parse(CHAIN)
+    assert [spaces[n].registry for n in spaces] == ["dev", "dev", "dev"]
+    assert spaces["dev"].owns_registry and not spaces["prod"].owns_registry
+    assert spaces["prod"].promoted_from == "staging" and spaces["dev"].promoted_from is None
+    assert spaces["dev"].consumer_accounts == ("222222222222", "333333333333")
+    assert spaces["prod"].consumer_accounts == () and spaces["prod"].registry_aws.account_id == "111111111111"
+    # Without a models section every namespace is its own registry.
+    assert parse(NAMESPACES)["prod"].owns_registry
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (("registry: dev", "registry: qa"), "ns.yaml: namespaces.dev.models.registry: no namespace 'qa' (namespaces: dev, "
+                                        "staging, prod)"),
+    (("promoted_from: staging", "promoted_from: uat"), "ns.yaml: namespaces.prod.models.promoted_from: no namespace "
+                                                       "'uat'"),
+    (("prod: {models: {promoted_from: staging}", "prod: {models: {registry: prod, promoted_from: staging}"),
+     "ns.yaml: namespaces.prod.models.promoted_from: 'staging' reads the registry of 'dev', 'prod' that of 'prod'"),
+    (("dev: {aws", "dev: {models: {promoted_from: prod}, aws"),
+     "the promotion chain is a cycle"),
+    (("registry: dev", "registry: Dev"), "ns.yaml: defaults.models.registry: expected a namespace name"),
+])
+def test_lifecycle_errors_name_the_key(change, expected: str) -> None:
+    problems = _errors(CHAIN.replace(*change))
+    assert any(expected in p for p in problems), problems
+
+
+def test_pins_are_read_beside_namespaces_yaml(tmp_path) -> None:
+    (tmp_path / "namespaces.yaml").write_text(CHAIN)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "prod.yaml").write_text(
+        "churn:\n  champion: {version: 3, group: churn-dev, image: 0123456789ab, sha256: " + "a" * 64
+        + ", artifact: s3://churn-dev-models-111111111111/x/model.tar.gz}\n")
+    spaces = load(tmp_path / "namespaces.yaml")
+    assert spaces["prod"].pins["churn"]["champion"].version == 3
+    assert spaces["dev"].pins == {}

@@ -86,6 +86,40 @@ def _expire_rule(t: DataInfrastructure, current_days: int | None = None) -> Bloc
     return Block(body)  # type: ignore[arg-type]
 
 
+def _consumers(ctx: StackContext, t: DataInfrastructure) -> list[str]:
+    """Accounts of the namespaces that serve models from this namespace's registry."""
+    if "models" not in t.zones:
+        return []
+    return [iam.account_root(ctx, account) for account in ctx.namespace.consumer_accounts]
+
+
+def _registry_key_grant(ctx: StackContext, t: DataInfrastructure) -> list[dict[str, object]]:
+    """The serving namespaces' accounts may decrypt the registry's artifacts, through S3 only."""
+    consumers = _consumers(ctx, t)
+    aws = ctx.namespace.aws
+    assert aws is not None
+    return [{
+        "Sid": "ServingNamespacesReadModelArtifacts",
+        "Effect": "Allow",
+        "Principal": {"AWS": consumers},
+        "Action": ["kms:Decrypt", "kms:DescribeKey"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"kms:ViaService": f"s3.{aws.region}.amazonaws.com"}},
+    }] if consumers else []
+
+
+def _registry_bucket_grant(ctx: StackContext, bucket: Resource, zone: str) -> list[dict[str, object]]:
+    """The serving namespaces' accounts may read model artifacts (the objects, not list the bucket)."""
+    consumers = [iam.account_root(ctx, a) for a in ctx.namespace.consumer_accounts] if zone == "models" else []
+    return [{
+        "Sid": "ServingNamespacesReadModelArtifacts",
+        "Effect": "Allow",
+        "Principal": {"AWS": consumers},
+        "Action": "s3:GetObject",
+        "Resource": interp("", bucket.attr("arn"), "/*"),
+    }] if consumers else []
+
+
 def render(t: DataInfrastructure, ctx: StackContext) -> None:
     aws = ctx.namespace.aws
     assert aws is not None
@@ -131,6 +165,7 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
                     "Condition": {"ArnLike": {
                         "kms:EncryptionContext:aws:logs:arn": iam.arn(ctx, "logs", "log-group:*")}},
                 },
+                *_registry_key_grant(ctx, t),
             ],
         }),
     })
@@ -171,7 +206,8 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
         ctx.stack.add(
             Resource("aws_s3_bucket_policy", rname, {
                 "bucket": bucket.attr("id"),
-                "policy": jsonencode({"Version": "2012-10-17", "Statement": [_deny_insecure_transport(bucket)]}),
+                "policy": jsonencode({"Version": "2012-10-17", "Statement": [
+                    _deny_insecure_transport(bucket), *_registry_bucket_grant(ctx, bucket, zone)]}),
             }, depends_on=(public_access,)),
             # EventBridge notifications let pipelines start on new data without polling.
             Resource("aws_s3_bucket_notification", rname, {

@@ -52,3 +52,10 @@ def arn(ctx: StackContext, service: str, resource: str, region: bool = True) -> 
     aws = ctx.namespace.aws
     assert aws is not None
     return f"arn:{partition(aws.region)}:{service}:{aws.region if region else ''}:{aws.account_id}:{resource}"
+
+
+def account_root(ctx: StackContext, account_id: str) -> str:
+    """The principal that stands for a whole account in a resource policy."""
+    aws = ctx.namespace.aws
+    assert aws is not None
+    return f"arn:{partition(aws.region)}:iam::{account_id}:root"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ..context import StackContext
+
 _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
@@ -27,3 +29,15 @@ def s3_bucket_problems(name: str) -> list[str]:
         if name.endswith(suffix):
             problems.append(f"must not end with {suffix!r}")
     return problems
+
+
+SAGEMAKER_NAME_LIMIT = 63
+ENDPOINT_CONFIG_PREFIX_LIMIT = 37
+
+
+def sagemaker_name(ctx: StackContext, field: str, name: str, limit: int = SAGEMAKER_NAME_LIMIT) -> str:
+    """The name, or a blueprint error naming the field when SageMaker would refuse its length."""
+    if len(name) > limit:
+        raise ctx.error(field, f"the SageMaker name {name!r} is {len(name)} characters; the limit is {limit} "
+                               f"(shorten the platform, namespace or variant name)")
+    return name

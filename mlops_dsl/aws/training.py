@@ -1,7 +1,15 @@
-"""TrainingInfrastructure on AWS: image repositories, the SageMaker execution role, the model
-registry group, the training pipeline and the schedule that starts it."""
+"""TrainingInfrastructure on AWS: image repositories and the SageMaker execution role in every
+namespace; in the namespace that owns the model registry, also the model package group (with
+read access for the namespaces that serve from it), the training configuration, the training
+pipeline and the schedule that starts it.
+
+Only the registry's namespace trains: the other namespaces serve the versions it registered, so
+one artifact moves from dev to staging to prod and is never retrained per namespace.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from ..context import StackContext
 from ..templates.training import TrainingInfrastructure
@@ -9,7 +17,7 @@ from ..terraform import Block, Expr, Interp, Output, Resource, Value, interp, js
 from . import iam, training_config
 from .pipeline import PipelineInputs, definition
 from .repositories import repositories
-from .training_role import execution_statements
+from .training_role import execution_statements, registry_group_name
 
 
 def registry(account_id: str, region: str) -> str:
@@ -17,7 +25,7 @@ def registry(account_id: str, region: str) -> str:
     return f"{account_id}.dkr.ecr.{region}.amazonaws{suffix}"
 
 
-def image_uri(repository_url: Value, tag: Expr) -> Interp:
+def image_uri(repository_url: Value, tag: Expr | str) -> Interp:
     return interp("", repository_url, ":", tag)  # type: ignore[arg-type]
 
 
@@ -28,29 +36,45 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
                                    "(target, id_column, numeric and categorical columns): set "
                                    "dataset=Dataset(...)")
     key_arn = ctx.upstream_output(data, "kms_key_arn")
-    bucket_names = ctx.upstream_output(data, "bucket_names")
     bucket_arns = ctx.upstream_output(data, "bucket_arns")
-    subnets = ctx.upstream_output(data, "private_subnet_ids")
     security_group = ctx.upstream_output(data, "sagemaker_security_group_id")
-    data_zone = "processed" if "processed" in data.zones else data.zones[0]
 
     repos = repositories(t, ctx, key_arn)
-
-    group_name = ctx.name
+    group_name = registry_group_name(ctx)
     if len(group_name) > 63:
         raise ctx.error("name", f"the model package group name {group_name!r} is over SageMaker's 63 characters")
+    role = iam.role(ctx, "execution", "sagemaker-execution", "sagemaker.amazonaws.com")
+    policy = iam.inline_policy("execution", role, execution_statements(t, ctx, repos, bucket_arns, key_arn,
+                                                                       security_group))
+    ctx.stack.add(role, policy)
+    training_image = image_uri(repos["training"].attr("repository_url"), ctx.image_tag(t.image))
+    serving_image = image_uri(repos["serving"].attr("repository_url"), ctx.image_tag(t.serving_image))
+    ctx.stack.add(
+        Output("repository_urls", {n: r.attr("repository_url") for n, r in repos.items()},
+               description="ECR repository URL of each image"),
+        Output("training_image_uri", training_image, description="The training image, tagged by content hash"),
+        Output("serving_image_uri", serving_image, description="The serving image, tagged by content hash"),
+        Output("execution_role_arn", role.attr("arn"), description="Role of SageMaker jobs and models"),
+    )
+    if ctx.namespace.owns_registry:
+        _render_registry(t, ctx, role, policy, training_image, serving_image, group_name)
+
+
+def _render_registry(t: TrainingInfrastructure, ctx: StackContext, role: Resource, policy: Resource,
+                     training_image: Interp, serving_image: Interp, group_name: str) -> None:
+    """The model package group, the training configuration, the pipeline and its schedule."""
+    data = t.data
+    key_arn = ctx.upstream_output(data, "kms_key_arn")
+    bucket_names = ctx.upstream_output(data, "bucket_names")
+    data_zone = "processed" if "processed" in data.zones else data.zones[0]
     group = Resource("aws_sagemaker_model_package_group", "models", {
         "model_package_group_name": group_name,
         "model_package_group_description": f"Models of {ctx.platform} trained in {ctx.namespace.name}",
     })
-    role = iam.role(ctx, "execution", "sagemaker-execution", "sagemaker.amazonaws.com")
-    pipeline_name = f"{ctx.name}-training"
-    statements = execution_statements(t, ctx, repos, group, bucket_arns, key_arn, security_group)
-    policy = iam.inline_policy("execution", role, statements)
-    ctx.stack.add(group, role, policy)
+    ctx.stack.add(group)
+    if ctx.namespace.consumer_accounts:
+        ctx.stack.add(_group_policy(ctx, group))
 
-    training_image = image_uri(repos["training"].attr("repository_url"), ctx.image_tag(t.image))
-    serving_image = image_uri(repos["serving"].attr("repository_url"), ctx.image_tag(t.serving_image))
     models_bucket = bucket_names["models"] if "models" in data.zones else bucket_names[data_zone]
     config = training_config.document(t, ctx.platform)
     config_object = Resource("aws_s3_object", "training_config", {
@@ -61,7 +85,7 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
         "server_side_encryption": "aws:kms",
         "kms_key_id": key_arn,
     })
-    ctx.stack.add(config_object)
+    pipeline_name = f"{ctx.name}-training"
     pipeline = Resource("aws_sagemaker_pipeline", "training", {
         "pipeline_name": pipeline_name,
         "pipeline_display_name": pipeline_name,
@@ -75,41 +99,55 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
             data_bucket=bucket_names[data_zone],
             models_bucket=models_bucket,
             key_arn=key_arn,
-            subnets=subnets,
-            security_group_ids=[security_group],
+            subnets=ctx.upstream_output(data, "private_subnet_ids"),
+            security_group_ids=[ctx.upstream_output(data, "sagemaker_security_group_id")],
             model_package_group=group.attr("model_package_group_name"),
             config_uri=interp("s3://", config_object.attr("bucket"), "/", config_object.attr("key")),
         ))),
     }, depends_on=(policy,))
-    ctx.stack.add(pipeline)
-
+    ctx.stack.add(config_object, pipeline)
     if t.schedule is not None:
-        scheduler = iam.role(ctx, "scheduler", "training-scheduler", "scheduler.amazonaws.com")
-        ctx.stack.add(scheduler, iam.inline_policy("scheduler", scheduler, [
-            iam.statement("StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [pipeline.attr("arn")]),
-        ]))
-        ctx.stack.add(Resource("aws_scheduler_schedule", "training", {
-            "name": pipeline_name,
-            "description": f"Starts the {ctx.platform} training pipeline in {ctx.namespace.name}",
-            "schedule_expression": t.schedule,
-            "schedule_expression_timezone": "UTC",
-            "kms_key_arn": key_arn,
-            "flexible_time_window": Block({"mode": "OFF"}),
-            "target": Block({
-                "arn": pipeline.attr("arn"),
-                "role_arn": scheduler.attr("arn"),
-                "retry_policy": Block({"maximum_retry_attempts": 2, "maximum_event_age_in_seconds": 3600}),
-            }),
-        }))
-
+        _render_schedule(t, ctx, pipeline, key_arn)
     ctx.stack.add(
-        Output("repository_urls", {n: r.attr("repository_url") for n, r in repos.items()},
-               description="ECR repository URL of each image"),
-        Output("training_image_uri", training_image, description="The training image, tagged by content hash"),
-        Output("serving_image_uri", serving_image, description="The serving image, tagged by content hash"),
-        Output("execution_role_arn", role.attr("arn"), description="Role of SageMaker jobs and models"),
         Output("pipeline_arn", pipeline.attr("arn"), description="The training pipeline"),
         Output("pipeline_name", pipeline.attr("pipeline_name"), description="The training pipeline's name"),
         Output("model_package_group_name", group.attr("model_package_group_name"),
                description="Model registry group the pipeline registers into"),
     )
+
+
+def _group_policy(ctx: StackContext, group: Resource) -> Resource:
+    """The namespaces that serve from this registry, in other accounts, may read its packages."""
+    consumers = [iam.account_root(ctx, account) for account in ctx.namespace.consumer_accounts]
+    return Resource("aws_sagemaker_model_package_group_policy", "models", {
+        "model_package_group_name": group.attr("model_package_group_name"),
+        "resource_policy": jsonencode({"Version": "2012-10-17", "Statement": [{
+            "Sid": "ServingNamespacesReadPackages",
+            "Effect": "Allow",
+            "Principal": {"AWS": consumers},
+            "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
+                       "sagemaker:DescribeModelPackageGroup"],
+            "Resource": [group.attr("arn"),
+                         iam.arn(ctx, "sagemaker", f"model-package/{group.body['model_package_group_name']}/*")],
+        }]}),
+    })
+
+
+def _render_schedule(t: TrainingInfrastructure, ctx: StackContext, pipeline: Resource, key_arn: Any) -> None:
+    scheduler = iam.role(ctx, "scheduler", "training-scheduler", "scheduler.amazonaws.com")
+    ctx.stack.add(scheduler, iam.inline_policy("scheduler", scheduler, [
+        iam.statement("StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [pipeline.attr("arn")]),
+    ]))
+    ctx.stack.add(Resource("aws_scheduler_schedule", "training", {
+        "name": pipeline.body["pipeline_name"],
+        "description": f"Starts the {ctx.platform} training pipeline in {ctx.namespace.name}",
+        "schedule_expression": t.schedule,
+        "schedule_expression_timezone": "UTC",
+        "kms_key_arn": key_arn,
+        "flexible_time_window": Block({"mode": "OFF"}),
+        "target": Block({
+            "arn": pipeline.attr("arn"),
+            "role_arn": scheduler.attr("arn"),
+            "retry_policy": Block({"maximum_retry_attempts": 2, "maximum_event_age_in_seconds": 3600}),
+        }),
+    }))

@@ -8,16 +8,32 @@ from ..context import StackContext
 from ..templates.training import TrainingInfrastructure
 from ..terraform import Expr, Resource, interp
 from . import iam
+from .provider import partition
 
 # The SageMaker job names a pipeline generates start with this.
 PIPELINE_JOBS = "pipelines-*"
+# What only the namespace that trains needs.
+TRAINING_ONLY = {"RunPipelineJobs", "RegisterModels", "PassOwnRoleToSageMaker", "ReadFeatures"}
 
 
-def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: dict[str, Resource], group: Resource,
+def registry_group_name(ctx: StackContext) -> str:
+    """The model package group of this platform in the namespace that owns the registry."""
+    return f"{ctx.platform}-{ctx.namespace.registry}"
+
+
+def registry_bucket(ctx: StackContext) -> str:
+    """The registry namespace's models bucket (DataInfrastructure's naming), where artifacts live."""
+    aws = ctx.namespace.registry_aws
+    assert aws is not None
+    return f"{ctx.platform}-{ctx.namespace.registry}-models-{aws.account_id}"
+
+
+def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: dict[str, Resource],
                          bucket_arns: Expr, key_arn: Expr, security_group: Expr) -> list[dict[str, Any]]:
-    """Least-privilege statements: read the zones, write models and experiments, run pipeline jobs."""
+    """Least-privilege statements: read the zones, write models and experiments, run pipeline jobs;
+    in a namespace that serves from another's registry, read that registry's artifacts."""
     data = t.data
-    group_name = group.body["model_package_group_name"]
+    group_name = registry_group_name(ctx)
     zone_objects = [interp("", bucket_arns[z], "/*") for z in data.zones]
     statements = [
         iam.statement("ListDataZones", ["s3:ListBucket", "s3:GetBucketLocation"], [bucket_arns[z] for z in data.zones]),
@@ -56,7 +72,7 @@ def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: di
         ]),
         iam.statement("RegisterModels", ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
                                          "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"], [
-            group.attr("arn"),
+            iam.arn(ctx, "sagemaker", f"model-package-group/{group_name}"),
             iam.arn(ctx, "sagemaker", f"model-package/{group_name}/*"),
         ]),
         iam.statement("PassOwnRoleToSageMaker", ["iam:PassRole"], [
@@ -68,4 +84,20 @@ def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: di
         statements.append(iam.statement("ReadFeatures", [
             "sagemaker:GetRecord", "sagemaker:BatchGetRecord", "sagemaker:DescribeFeatureGroup"],
             [groups[g.name] for g in t.features.groups]))
+    if not ctx.namespace.owns_registry:
+        # No pipeline runs here: the role only serves models, read from the registry.
+        statements = [s for s in statements if s["Sid"] not in TRAINING_ONLY] + _registry_reads(ctx)
     return statements
+
+
+def _registry_reads(ctx: StackContext) -> list[dict[str, Any]]:
+    """The pinned artifacts live in the registry's models bucket, under the registry's key."""
+    registry = ctx.namespace.registry_aws
+    assert registry is not None
+    return [
+        iam.statement("ReadRegistryArtifacts", ["s3:GetObject"],
+                      [f"arn:{partition(registry.region)}:s3:::{registry_bucket(ctx)}/*"]),
+        iam.statement("DecryptRegistryArtifacts", ["kms:Decrypt", "kms:DescribeKey"],
+                      [f"arn:{partition(registry.region)}:kms:{registry.region}:{registry.account_id}:key/*"],
+                      {"StringEquals": {"kms:ViaService": f"s3.{registry.region}.amazonaws.com"}}),
+    ]

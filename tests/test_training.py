@@ -174,6 +174,8 @@ def test_promote_both_ways(workdir: Path) -> None:
     assert _run("train", "--data", "data.csv", "--config", str(weak)).exit_code == 0
     first = _run("promote", "--config", str(weak))
     assert first.exit_code == 0 and "version 1 is production: there was no production model yet" in first.output
+    again = _run("promote", "--config", str(weak))  # production stayed: exit 1, as for a candidate that loses
+    assert again.exit_code == 1 and "version 1 already is production" in again.output
 
     assert _run("train", "--data", "data.csv", "--config", str(weak)).exit_code == 0  # the same model again
     kept = _run("promote", "--config", str(weak))
@@ -188,6 +190,54 @@ def test_promote_both_ways(workdir: Path) -> None:
     report = mlflow.artifacts.load_dict(
         f"runs:/{client.get_model_version('customer-churn', '3').run_id}/promotion/comparison.json")
     assert report["decision"] == "promoted" and report["delta"] >= report["margin"] and report["p_value"] < 0.05
+
+
+def test_a_registry_error_during_promotion_is_an_error(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not "no candidate" or "no production model yet", which would promote without comparing."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    result = CliRunner().invoke(main, ["promote", "--config", str(_config(workdir))])
+    assert result.exit_code == 1
+    assert "Error: the model registry failed, production was not changed: API request to http://127.0.0.1:9" in \
+        result.output
+
+
+def test_failed_search_candidates_are_reported(workdir: Path) -> None:
+    config = _config(workdir, **{"model.family": "logistic_regression", "gates.min_roc_auc": 0.5,
+                                 "model.search.space.logistic_regression": {"C": [1.0, -1.0]}})
+    result = _run("train", "--data", "data.csv", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert "1 search candidates failed (search/failed_candidates.txt):" in result.output
+    assert "candidate 2 {'C': -1.0}: InvalidParameterError: The 'C' parameter" in result.output
+    everything_fails = _config(workdir, **{"model.family": "logistic_regression",
+                                           "model.search.space.logistic_regression": {"C": [-1.0, -2.0]}})
+    result = _run("train", "--data", "data.csv", "--config", str(everything_fails))
+    assert result.exit_code == 1
+    assert "Error: all 2 candidates failed; the first: candidate 1 {'C': -1.0}: InvalidParameterError" in \
+        result.output
+
+
+def test_the_signature_comes_from_the_schema_not_the_example_rows(workdir: Path) -> None:
+    frame = pd.read_csv("data.csv")
+    frame["payment_method"] = frame["payment_method"].astype(object)
+    frame.loc[:60, "payment_method"] = np.nan  # missing in the input example's rows
+    frame.to_csv("data.csv", index=False)
+    assert _run("train", "--data", "data.csv", "--config", str(_config(workdir))).exit_code == 0
+    tracking.configure()
+    schema = mlflow.pyfunc.load_model("models:/customer-churn@candidate").metadata.get_input_schema()
+    types = {c.name: c.type.name for c in schema.inputs}
+    assert types["payment_method"] == "string" and types["tenure_months"] == "double"
+
+
+def test_too_few_rows_of_a_class_to_train_is_a_clear_error(workdir: Path) -> None:
+    frame = pd.read_csv("data.csv")
+    frame = frame[(frame["churned"] == 0) | (frame.index < 40)]  # a handful of churners, most held out or not
+    frame.to_csv("data.csv", index=False)
+    result = _run("train", "--data", "data.csv", "--config", str(_config(workdir, **{"model.search.cv_folds": 12})))
+    assert result.exit_code == 2
+    assert "Error: column 'churned' (the target): the training split holds" in result.output
+    assert "it needs at least 12 rows of each class (max(model.search.cv_folds, 10))" in result.output
+    assert not (workdir / ".mlops").exists()
 
 
 def test_paired_bootstrap_decides_on_the_same_rows() -> None:

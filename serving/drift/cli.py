@@ -1,0 +1,175 @@
+"""The drift job's command line: one pass, one shard of a pass, or the merge of shards.
+
+    python -m serving.drift --baseline B (--data SRC [SRC ...] | --merge PARTIAL [PARTIAL ...])
+        [--shard I/N] [--partial FILE] [--out DIR] [--config YAML] [--alpha A] [--min-effect E]
+        [--metrics json|cloudwatch|azure-monitor] [--namespace NS] [--dimension NAME=VALUE ...]
+
+Exit codes: 0 no drift (or a partial result written), 1 drift, 2 bad input or a failed metrics
+sink (the message names the file, line or service). 3 is not used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .capture import Reader
+from .metrics import SinkError, send
+from .report import write
+from .sketch import BaselineError, Profile
+from .sources import SourceError, list_blobs, read_bytes, shard
+from .stats import Thresholds, compare
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "drift.yaml"
+
+
+class DriftInputError(ValueError):
+    """Unreadable baseline, configuration, input or partial result; the message names it."""
+
+
+def read_baseline(uri: str) -> dict[str, Any]:
+    try:
+        baseline = json.loads(read_bytes(uri))
+        if not isinstance(baseline, dict) or not isinstance(baseline.get("features"), dict):
+            raise KeyError("features")
+    except SourceError as exc:
+        raise DriftInputError(str(exc)) from None
+    except (ValueError, KeyError) as exc:
+        raise DriftInputError(f"{uri}: not a training baseline ({exc})") from None
+    if baseline.get("version") != 2:
+        raise DriftInputError(f"{uri}: baseline version {baseline.get('version')!r}; this job reads version 2 "
+                              "(retrain to write one)")
+    return baseline
+
+
+def read_thresholds(path: Path) -> Thresholds:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise DriftInputError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise DriftInputError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(doc, dict) or set(doc) - {"alpha", "min_effect"}:
+        raise DriftInputError(f"{path}: expected the keys alpha and min_effect; got {doc!r}")
+    values = {key: _fraction(f"{path}: {key}", doc.get(key, getattr(Thresholds, key)))
+              for key in ("alpha", "min_effect")}
+    return Thresholds(**values)
+
+
+def _fraction(what: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise DriftInputError(f"{what}: expected a number from 0 to 1; got {value!r}")
+    return float(value)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N (e.g. 0/8); got {text!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"expected 0 <= I < N; got {text!r}")
+    return index, count
+
+
+def _dimension(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE; got {text!r}")
+    return name, value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m serving.drift", description=__doc__.split("\n\n")[0])
+    p.add_argument("--baseline", required=True, help="baseline.json of the training run (path, s3://, azure://)")
+    inputs = p.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--data", nargs="+", metavar="SRC",
+                        help="capture files or prefixes: a file, a directory, s3://bucket/prefix, azure://container/prefix")
+    inputs.add_argument("--merge", nargs="+", metavar="PARTIAL", help="partial results written by --partial")
+    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
+                   help="read only every N-th input object from the I-th (default 0/1: all)")
+    p.add_argument("--partial", type=Path, metavar="FILE",
+                   help="write the counts to FILE for a later --merge, instead of a report (exit 0)")
+    p.add_argument("--out", type=Path, default=Path("drift-report"), help="directory for drift.json/png/html")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="thresholds (serving/drift/drift.yaml)")
+    p.add_argument("--alpha", "--p-value", type=float, dest="alpha", help="overrides alpha in the config")
+    p.add_argument("--min-effect", type=float, help="overrides min_effect in the config")
+    p.add_argument("--metrics", choices=("json", "cloudwatch", "azure-monitor"),
+                   help="also send machine-readable metrics (json: on stdout)")
+    p.add_argument("--namespace", default="MLOps/Drift", help="metrics namespace (default MLOps/Drift)")
+    p.add_argument("--dimension", type=_dimension, action="append", default=[], metavar="NAME=VALUE",
+                   help="a dimension on every metric, e.g. Endpoint=churn (repeatable)")
+    return p
+
+
+def count(baseline: dict[str, Any], sources: list[str], index: int, total: int) -> Profile:
+    """Stream every input object of this shard into a fresh Profile."""
+    blobs = []
+    for uri in sources:
+        try:
+            blobs += list_blobs(uri)
+        except SourceError as exc:
+            raise DriftInputError(str(exc)) from None
+    if not blobs:
+        raise DriftInputError(f"{', '.join(sources)}: no .jsonl, .json or .csv files")
+    profile = Profile(baseline)
+    reader = Reader(profile)
+    for blob in shard(blobs, index, total):
+        if blob.is_capture:
+            reader.capture(blob.uri, blob.lines())
+        else:
+            reader.table(blob.uri, blob.lines())
+    reader.flush()
+    return profile
+
+
+def merged(baseline: dict[str, Any], partials: list[str]) -> Profile:
+    profile = Profile(baseline)
+    for uri in partials:
+        try:
+            profile.merge(Profile.load(baseline, json.loads(read_bytes(uri))))
+        except SourceError as exc:
+            raise DriftInputError(str(exc)) from None
+        except (BaselineError, ValueError, KeyError, TypeError) as exc:
+            raise DriftInputError(f"{uri}: not a partial result for this baseline ({exc})") from None
+    return profile
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        configured = read_thresholds(args.config)
+        thresholds = Thresholds(
+            configured.alpha if args.alpha is None else _fraction("--alpha", args.alpha),
+            configured.min_effect if args.min_effect is None else _fraction("--min-effect", args.min_effect))
+        baseline = read_baseline(args.baseline)
+        try:
+            profile = merged(baseline, args.merge) if args.merge else count(baseline, args.data, *args.shard)
+        except BaselineError as exc:
+            raise DriftInputError(f"{args.baseline}: {exc}") from None
+        if args.partial:
+            args.partial.parent.mkdir(parents=True, exist_ok=True)
+            args.partial.write_text(json.dumps(profile.state()))
+            print(f"partial: {profile.rows} rows, {profile.unreadable} unreadable records -> {args.partial}")
+            return 0
+        if profile.rows == 0:
+            reasons = "; ".join(profile.errors[:3])
+            raise DriftInputError(f"no readable rows in {profile.records} records"
+                                  + (f" ({reasons})" if reasons else ""))
+        report = compare(profile, thresholds)
+        paths = write(report, args.out)
+        text = send(report, args.metrics, args.namespace, dict(args.dimension)) if args.metrics else None
+    except (DriftInputError, SinkError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    if text is not None:
+        print(text)
+    verdict = f"DRIFT in {', '.join(report['drifted_features'])}" if report["drifted"] else "no drift"
+    print(f"{verdict} over {report['rows']} rows ({report['unreadable_records']} unreadable records skipped); "
+          "reports: " + ", ".join(str(p) for p in paths), file=sys.stderr if text is not None else sys.stdout)
+    return 1 if report["drifted"] else 0

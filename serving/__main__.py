@@ -16,7 +16,7 @@ from . import settings
 
 def log_config() -> dict[str, Any]:
     """Applied in every worker process (uvicorn re-configures logging there): the server's own log
-    and its access log, one line per request with its id, on stderr."""
+    on stderr, where serving/access.py also writes its lines."""
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -19,16 +19,15 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import formats, settings
+from .access import AccessLog
 from .batching import Batcher
 from .model import LoadedModel, compile_fast_path, load, warm_up
 
 log = logging.getLogger("serving")
-access = logging.getLogger("serving.access")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -54,6 +53,7 @@ class Server:
         self.readiness = os.environ.get("READINESS_ROUTE", "/ping")
         self.scoring = os.environ.get("SCORING_ROUTE", "/invocations")
         self.compile = os.environ.get("SERVING_ENGINE", "auto") == "auto"  # `sklearn` keeps scikit-learn only
+        self.access = AccessLog()
 
     async def startup(self) -> None:
         try:
@@ -63,7 +63,7 @@ class Server:
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("model %s failed to load: %s", self.model_uri, self.error)
             return
-        self.batcher = Batcher(model.predict)
+        self.batcher = Batcher(model.predict, inline=model.cheap)
         self.batcher.start()
         self.model = model
         log.info("model %s ready in %.2f s (pid %d)", self.model_uri, time.monotonic() - self.started, os.getpid())
@@ -81,7 +81,7 @@ class Server:
         if scope["type"] != "http":
             return
         began = time.perf_counter()
-        request_id = _header(scope, b"x-request-id")[:128] or uuid.uuid4().hex
+        request_id = _header(scope, b"x-request-id")[:128] or os.urandom(16).hex()
         reply = _Reply(send, request_id)
         try:
             await self.route(scope, receive, reply)
@@ -89,8 +89,8 @@ class Server:
             log.exception("request %s failed", request_id)
             if not reply.started:
                 await reply.error(500, "the server failed on this request; see its log")
-        access.info("%s %s %s %d %.2fms", request_id, scope["method"], scope["path"], reply.status,
-                    (time.perf_counter() - began) * 1000)
+        self.access.write(request_id, scope["method"], scope["path"], reply.status,
+                          (time.perf_counter() - began) * 1000)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -101,6 +101,7 @@ class Server:
             elif message["type"] == "lifespan.shutdown":
                 if self.batcher is not None:
                     await self.batcher.stop()
+                self.access.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -143,33 +144,31 @@ class Server:
 
     async def invocations(self, scope: Scope, receive: Receive, reply: _Reply) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        deadline = time.monotonic() + self.settings.timeout
+        reading = True  # which deadline passed: the client's body (408) or our answer (504)
         try:
-            try:
-                async with asyncio.timeout_at(_loop_time(deadline)):
-                    body = await self.read_body(headers, receive)
-            except TimeoutError:
-                raise formats.ClientError(408, f"the body did not arrive within {self.settings.timeout:g} s",
-                                          "DEADLINE_EXCEEDED") from None
-            if self.model is None or self.batcher is None:
-                await reply.error(503, "the model is not loaded yet" if self.error is None else
-                                  f"the model failed to load: {self.error}")
-                return
-            content_type = headers.get("content-type", "application/json")
-            kind = formats.media_type(content_type)[0]
-            output = formats.choose(headers.get("accept", ""), "application/jsonlines"
-                                    if kind in formats.JSONLINES_TYPES else "application/json")
-            if output is None:
-                raise formats.ClientError(406, f"cannot answer in {headers['accept']!r}; accept "
-                                               f"{', '.join(formats.OUTPUTS)}", "BAD_REQUEST")
-            try:
-                async with asyncio.timeout_at(_loop_time(deadline)):
-                    await self.score(body, content_type, output, reply)
-            except TimeoutError:
-                await reply.error(504, f"no answer within the timeout of {self.settings.timeout:g} s "
-                                       "(SAGEMAKER_MODEL_SERVER_TIMEOUT)")
+            async with asyncio.timeout(self.settings.timeout):
+                body = await self.read_body(headers, receive)
+                reading = False
+                if self.model is None or self.batcher is None:
+                    await reply.error(503, "the model is not loaded yet" if self.error is None else
+                                      f"the model failed to load: {self.error}")
+                    return
+                content_type = headers.get("content-type", "application/json")
+                kind = formats.media_type(content_type)[0]
+                output = formats.choose(headers.get("accept", ""), "application/jsonlines"
+                                        if kind in formats.JSONLINES_TYPES else "application/json")
+                if output is None:
+                    raise formats.ClientError(406, f"cannot answer in {headers['accept']!r}; accept "
+                                                   f"{', '.join(formats.OUTPUTS)}")
+                await self.score(body, content_type, output, reply)
         except formats.ClientError as exc:
             await reply.error(exc.status, exc.message, exc.error_code)
+        except TimeoutError:
+            if reading:
+                await reply.error(408, f"the body did not arrive within {self.settings.timeout:g} s")
+            else:
+                await reply.error(504, f"no answer within the timeout of {self.settings.timeout:g} s "
+                                       "(SAGEMAKER_MODEL_SERVER_TIMEOUT)")
 
     async def read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         limit = self.settings.max_body
@@ -237,11 +236,6 @@ def _header(scope: Scope, name: bytes) -> str:
         if key.lower() == name:
             return value.decode("latin-1")
     return ""
-
-
-def _loop_time(deadline: float) -> float:
-    """A time.monotonic() deadline on the event loop's clock."""
-    return asyncio.get_running_loop().time() + (deadline - time.monotonic())
 
 
 async def _drain(receive: Receive) -> None:

@@ -8,6 +8,10 @@ A batch is only an optimisation, never a change of answer: when a joined call fa
 of the batch is predicted again on its own, so only the request the model cannot score gets the
 error. `busy_for()` says how long the current model call has been running, so that /ping can turn
 unhealthy when the model is stuck.
+
+Model calls run in one worker thread, so the event loop keeps answering /ping. A call `inline`
+declares cheap (the compiled path on a few rows: tens of microseconds) runs on the loop itself:
+handing it to the thread and back would cost more than the prediction.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ Item = tuple[list[list[Any]], "asyncio.Future[Any]"]
 
 
 class Batcher:
-    def __init__(self, predict: Predict, max_rows: int = 512):
+    def __init__(self, predict: Predict, max_rows: int = 512, inline: Callable[[int], bool] | None = None):
         self.predict = predict
+        self.inline = inline
         self.max_rows = max_rows
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
@@ -57,6 +62,8 @@ class Batcher:
         return await future
 
     async def _call(self, rows: list[list[Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.inline is not None and self.inline(len(rows)):
+            return self.predict(rows)
         self.busy_since = time.monotonic()
         try:
             return await asyncio.get_running_loop().run_in_executor(self.executor, self.predict, rows)

@@ -100,6 +100,7 @@ class CompiledPipeline:
         options = rt.SessionOptions()
         options.intra_op_num_threads = 1  # one worker; the event loop needs the other core
         session = rt.InferenceSession(onx.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.input = session.get_inputs()[0].name
         return session, session.get_outputs()[1].name
 
     def transform(self, rows: list[list[Any]]) -> np.ndarray:
@@ -122,16 +123,24 @@ class CompiledPipeline:
         features = self.transform(rows)
         # A scaled feature beyond float32's range would be inf in ONNX; scikit-learn refuses it. Such
         # rows go to scikit-learn, so both engines give the same answer (its error) for them.
-        with np.errstate(over="ignore", invalid="ignore"):
+        wide = None
+        if features.size and np.abs(features).max() > FLOAT32_MAX:
             wide = ~(np.abs(features) <= FLOAT32_MAX).all(axis=1)
-        probabilities = self.session.run([self.output], {self.session.get_inputs()[0].name:
-                                                         np.where(wide[:, None], 0.0, features).astype(np.float32)})[0]
+            features = np.where(wide[:, None], 0.0, features)
+        probabilities = self.session.run([self.output], {self.input: features.astype(np.float32)})[0]
         probabilities = probabilities.astype(np.float64)
         labels = self.classes[np.argmax(probabilities, axis=1)]
-        top = np.sort(probabilities, axis=1)
-        exact = (top[:, -1] - top[:, -2] < TIE) if probabilities.shape[1] > 1 else np.zeros(len(rows), bool)
-        redo = np.flatnonzero(exact | wide)
-        if len(redo) and self.exact is not None:
+        if probabilities.shape[1] == 2:
+            exact = np.abs(probabilities[:, 1] - probabilities[:, 0]) < TIE
+        elif probabilities.shape[1] > 2:
+            top = np.sort(probabilities, axis=1)
+            exact = top[:, -1] - top[:, -2] < TIE
+        else:
+            exact = np.zeros(len(rows), bool)
+        if wide is not None:
+            exact |= wide
+        if exact.any() and self.exact is not None:
+            redo = np.flatnonzero(exact)
             try:
                 exact_labels, exact_probabilities = self.exact([rows[i] for i in redo])
             except Exception as exc:

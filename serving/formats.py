@@ -177,8 +177,10 @@ def _check_names(given: list[Any], columns: list[Column]) -> list[int]:
 
 def _record(record: Any, r: int, columns: list[Column]) -> list[Any]:
     if isinstance(record, dict):
-        order = _check_names(list(record), columns)
         values = list(record.values())
+        if len(values) == len(columns) and all(a == b.name for a, b in zip(record, columns, strict=True)):
+            return values  # already in signature order: the common case, checked cheaply
+        order = _check_names(list(record), columns)
         return [values[i] for i in order]
     if isinstance(record, list):
         if len(record) != len(columns):

@@ -320,6 +320,19 @@ def _runner(namespace: Namespace, parallelism: int) -> Runner:
     return runner
 
 
+def _check_pins(namespace: Namespace, chosen: list[Unit]) -> None:
+    """Every model version the serving stacks pin is still Approved, and still the pinned artifact."""
+    from .cli_models import check_pins
+
+    serving = sorted({u.platform for u in chosen if namespace.pins.get(u.platform)
+                      and any('resource "aws_sagemaker_model"' in text for text in u.files.values())})
+    if namespace.aws is None or not serving:
+        return
+    problems = check_pins(namespace, serving)
+    if problems:
+        raise click.ClickException("a pinned model version cannot be served:\n" + "\n".join(problems))
+
+
 def _finish(command: str, namespace: Namespace, chosen: list[Unit], outcomes: dict[str, Outcome]) -> bool:
     from .runner.operations import Report
 
@@ -345,10 +358,14 @@ def plan(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], ch
     if not chosen:
         click.echo("nothing to plan")
         return
+    for unit in chosen:
+        for note in unit.notes:
+            click.echo(f"{unit.name}: {note}")
     runner = _runner_if_any(namespace, parallelism)
     if runner is None:
         _offline_plan(namespace, chosen, rendered, out)
         return
+    _check_pins(namespace, chosen)
     click.echo(f"planning {len(chosen)} stacks of namespace '{namespace.name}' (approval: {namespace.approval})")
     from .runner.plans import summary_file
 
@@ -539,6 +556,11 @@ def emulator_status(wanted: str, namespaces_file: Path) -> None:
 
     _, endpoint = _emulated(wanted, namespaces_file)
     click.echo(f"{endpoint}: {'running' if emu.answering(endpoint) else 'not running'}")
+
+
+from .cli_models import models  # noqa: E402 - the group needs this module's options and decorators
+
+main.add_command(models)
 
 
 if __name__ == "__main__":

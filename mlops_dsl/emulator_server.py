@@ -8,6 +8,13 @@ moto 5.2.5, which pyproject pins for this reason:
   for a missing group with an internal error instead of ResourceNotFound, so `destroy` of the
   training and feature stacks could never finish. The deletes are added the way moto's others
   work (the item leaves the backend's table), and a missing group is ResourceNotFound.
+- has no `UpdateEndpoint`, which Terraform calls when an endpoint's configuration changes (a new
+  pinned model version), so the second deployment of the model lifecycle could never apply. It is
+  added as AWS documents it: the endpoint must exist, the configuration too, and the endpoint then
+  serves the new configuration's variants (it is InService at once: moto runs no instances).
+- drops a model package's `CustomerMetadataProperties` on every `UpdateModelPackage` that does not
+  name them (an approval), where AWS keeps them; the artifact digest recorded at registration
+  lives there, so an update that names none keeps them here too.
 Nothing else of moto is changed, except that its development server answers with HTTP/1.0, one
 connection per request. Over keep-alive connections one full apply in four failed here with
 AlreadyExists on a CreateAlias that was sent once by Terraform and that the server had just
@@ -23,8 +30,9 @@ from typing import Any
 
 def _patch() -> None:
     from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
     from moto.sagemaker import models, responses
-    from moto.sagemaker.exceptions import ResourceNotFound
+    from moto.sagemaker.exceptions import ResourceNotFound, ValidationError
 
     original = models.SageMakerModelBackend._get_resource_from_arn
 
@@ -66,6 +74,37 @@ def _patch() -> None:
 
     setattr(models.SageMakerModelBackend, "describe_feature_group", describe_feature_group_or_not_found)  # noqa: B010
     setattr(responses.SageMakerResponse, "delete_feature_group", delete_feature_group)  # noqa: B010
+
+    def update_endpoint(self: Any) -> Any:
+        backend = self.sagemaker_backend
+        name, config_name = self._get_param("EndpointName"), self._get_param("EndpointConfigName")
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            raise ValidationError(message=f"Could not find endpoint \"{name}\".")
+        try:
+            config = backend.describe_endpoint_config(config_name)
+        except (KeyError, ValidationError):
+            raise ValidationError(message=f"Could not find endpoint configuration \"{config_name}\".") from None
+        endpoint.endpoint_config_name = config_name
+        endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
+        endpoint.data_capture_config = config.get("DataCaptureConfig")
+        endpoint.last_modified_time = utcnow()
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    setattr(responses.SageMakerResponse, "update_endpoint", update_endpoint)  # noqa: B010
+
+    update_model_package = models.SageMakerModelBackend.update_model_package
+
+    def update_model_package_keeping_metadata(backend: Any, model_package_arn: str, customer_metadata_properties: Any,
+                                              **kwargs: Any) -> Any:
+        if customer_metadata_properties is None:
+            mapped = backend.model_package_name_mapping.get(model_package_arn, model_package_arn)
+            package = backend.model_packages.get(mapped)
+            customer_metadata_properties = package.customer_metadata_properties if package else None
+        return update_model_package(backend, model_package_arn=model_package_arn,
+                                    customer_metadata_properties=customer_metadata_properties, **kwargs)
+
+    setattr(models.SageMakerModelBackend, "update_model_package", update_model_package_keeping_metadata)  # noqa: B010
 
 
 def main() -> None:

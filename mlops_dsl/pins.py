@@ -26,6 +26,10 @@ import yaml
 from .errors import NamespaceError
 
 FIELDS = ("version", "group", "image", "sha256", "artifact")
+# Tags on each served SageMaker model: which variant, package and artifact it is (the plan summary reads them).
+TAG_VARIANT = "mlops-dsl:variant"
+TAG_PACKAGE = "mlops-dsl:model-package"
+TAG_SHA256 = "mlops-dsl:artifact-sha256"
 _RULES: dict[str, tuple[str, str]] = {
     "group": (r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", "a model package group name"),
     "image": (r"[0-9a-f]{12}", "a 12-character image tag (the content hash `mlops images` pushes)"),

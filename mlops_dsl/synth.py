@@ -124,6 +124,7 @@ def render_tree(platforms: list[Platform], namespaces: list[Namespace], fmt: str
                     "path": base,
                     "depends_on": list(build.depends_on),
                     "sha256": stack_digest(files),
+                    **({"notes": list(build.stack.notes)} if build.stack.notes else {}),
                 }
             manifest = {
                 "platform": platform.name,

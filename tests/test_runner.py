@@ -372,8 +372,9 @@ def test_emulator_starts_keeps_state_and_stops(project: Project) -> None:
 
 
 def _emulator_fixes_hold(endpoint: str) -> None:
-    """What mlops_dsl/emulator_server.py adds to moto: tags of feature groups, and deleting feature
-    and model package groups (a missing group is ResourceNotFound, not an internal error)."""
+    """What mlops_dsl/emulator_server.py adds to moto: tags of feature groups, deleting feature and
+    model package groups (a missing group is ResourceNotFound, not an internal error), approvals
+    that keep a package's metadata, and UpdateEndpoint."""
     import boto3
     from botocore.exceptions import ClientError
 
@@ -390,6 +391,29 @@ def _emulator_fixes_hold(endpoint: str) -> None:
     with pytest.raises(ClientError, match="ResourceNotFound"):
         sm.describe_feature_group(FeatureGroupName="g")
     sm.create_model_package_group(ModelPackageGroupName="m")
+    # An approval keeps the package's metadata (the artifact digest), as AWS does.
+    arn = sm.create_model_package(ModelPackageGroupName="m", ModelApprovalStatus="PendingManualApproval",
+                                  CustomerMetadataProperties={"artifact_sha256": "ab"}, InferenceSpecification={
+                                      "Containers": [{"Image": "i", "ModelDataUrl": "s3://b/m.tar.gz"}],
+                                      "SupportedContentTypes": ["text/csv"],
+                                      "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"]
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    described = sm.describe_model_package(ModelPackageName=arn)
+    assert described["ModelApprovalStatus"] == "Approved"
+    assert described["CustomerMetadataProperties"] == {"artifact_sha256": "ab"}
     sm.delete_model_package_group(ModelPackageGroupName="m")
     with pytest.raises(ClientError):
         sm.describe_model_package_group(ModelPackageGroupName="m")
+    # UpdateEndpoint: the endpoint serves the new configuration; unknown names are refused.
+    role = "arn:aws:iam::123456789012:role/r"
+    for name in ("m1", "m2"):
+        sm.create_model(ModelName=name, ExecutionRoleArn=role, PrimaryContainer={"Image": "i"})
+        sm.create_endpoint_config(EndpointConfigName=f"c-{name}", ProductionVariants=[{
+            "VariantName": "champion", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName="e", EndpointConfigName="c-m1")
+    sm.update_endpoint(EndpointName="e", EndpointConfigName="c-m2")
+    assert sm.describe_endpoint(EndpointName="e")["EndpointConfigName"] == "c-m2"
+    with pytest.raises(ClientError, match="Could not find endpoint configuration"):
+        sm.update_endpoint(EndpointName="e", EndpointConfigName="c-none")
+    with pytest.raises(ClientError, match="Could not find endpoint"):
+        sm.update_endpoint(EndpointName="none", EndpointConfigName="c-m1")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..context import StackContext
-from ..pins import Pin, path_for
+from ..pins import TAG_PACKAGE, TAG_SHA256, TAG_VARIANT, Pin, path_for
 from ..templates.serving import ModelServing, Variant
 from ..terraform import Block, CheckovSkip, Lifecycle, Resource, interp
 from .instances import has_local_storage
@@ -26,9 +26,6 @@ from .naming import sagemaker_name
 from .network import sagemaker_vpc_config
 from .provider import partition
 from .training import image_uri
-
-TAG_PACKAGE = "mlops-dsl:model-package"
-TAG_SHA256 = "mlops-dsl:artifact-sha256"
 
 
 @dataclass(frozen=True)
@@ -44,13 +41,16 @@ def pinned(t: ModelServing, ctx: StackContext) -> tuple[list[Pinned], Pinned | N
     A pin naming a variant the template does not declare is an error naming the pin file.
     """
     pins = ctx.namespace.pins.get(ctx.platform, {})
+    source = path_for(Path(ctx.namespace.source), ctx.namespace.name)
     declared = [v.name for v in t.variants] + ([t.shadow.name] if t.shadow else [])
     unknown = [name for name in pins if name not in declared]
     if unknown:
-        source = path_for(Path(ctx.namespace.source), ctx.namespace.name)
         raise ctx.error("variants", f"{source}: {ctx.platform}.{unknown[0]}: ModelServing '{t.name}' has no variant "
                                     f"{unknown[0]!r} (variants: {', '.join(declared)})")
     production = [Pinned(f"variants[{i}]", v, pins[v.name]) for i, v in enumerate(t.variants) if v.name in pins]
+    for v in [*t.variants, *([t.shadow] if t.shadow else [])]:
+        if v.name not in pins:
+            ctx.stack.notes.append(f"{v.name}: no model version pinned ({source}), so it is not served")
     shadow = Pinned("shadow", t.shadow, pins[t.shadow.name]) if t.shadow and t.shadow.name in pins else None
     return production, shadow
 
@@ -75,7 +75,7 @@ def model(t: ModelServing, ctx: StackContext, p: Pinned) -> Resource:
             "environment": {"SAGEMAKER_CONTAINER_LOG_LEVEL": "20"},
         }),
         "vpc_config": sagemaker_vpc_config(ctx, data),
-        "tags": {TAG_PACKAGE: package_arn(ctx, p.pin), TAG_SHA256: p.pin.sha256},
+        "tags": {TAG_VARIANT: p.variant.name, TAG_PACKAGE: package_arn(ctx, p.pin), TAG_SHA256: p.pin.sha256},
     })
 
 

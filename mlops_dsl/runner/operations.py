@@ -86,7 +86,7 @@ class Runner:
 
     def _plan_one(self, unit: Unit, seen: Mapping[str, Outcome]) -> Outcome:
         planfile = plan_file(self.workdir, unit.namespace, unit.platform, unit.template)
-        record = StackPlan(unit.platform, unit.template, unit.digest, "planned")
+        record = StackPlan(unit.platform, unit.template, unit.digest, "planned", notes=list(unit.notes))
         waits_for = self._deferral(unit, seen)
         if waits_for is not None:
             record.status, record.detail = "deferred", waits_for

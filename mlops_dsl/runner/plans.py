@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..pins import TAG_PACKAGE, TAG_VARIANT
+
 GITHUB_COMMENT_LIMIT = 65_535
 # Room for what a workflow wraps around the summary (a heading, the hash, a details tag).
 SUMMARY_BUDGET = GITHUB_COMMENT_LIMIT - 2_000
@@ -32,6 +34,8 @@ class PlanChanges:
     replace: list[str] = field(default_factory=list)
     destroy: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    # Per served variant whose model changes: "champion: version 4 (image 5d41402abc4b) -> version 7 (...)".
+    models: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -58,7 +62,33 @@ def changes_of(plan: Mapping[str, Any]) -> PlanChanges:
     for name, change in (plan.get("output_changes") or {}).items():
         if change.get("actions", ["no-op"]) != ["no-op"]:
             out.outputs.append(name)
+    out.models = model_versions(plan)
     return out
+
+
+
+
+def _served(state: Mapping[str, Any] | None) -> str | None:
+    if not state:
+        return None
+    tags = state.get("tags") or {}
+    version = str(tags.get(TAG_PACKAGE, "")).rsplit("/", 1)[-1] or "?"
+    containers = state.get("primary_container") or [{}]
+    image = str((containers[0] or {}).get("image") or "").rsplit(":", 1)[-1] or "?"
+    return f"version {version} (image {image})"
+
+
+def model_versions(plan: Mapping[str, Any]) -> list[str]:
+    """The served model version of each variant whose SageMaker model the plan creates or removes."""
+    lines = []
+    for rc in plan.get("resource_changes") or []:
+        change = rc.get("change", {})
+        if rc.get("type") != "aws_sagemaker_model" or change.get("actions", ["no-op"]) in (["no-op"], ["update"]):
+            continue
+        before, after = change.get("before"), change.get("after")
+        variant = ((after or {}).get("tags") or (before or {}).get("tags") or {}).get(TAG_VARIANT) or rc.get("name")
+        lines.append(f"{variant}: {_served(before) or 'nothing'} -> {_served(after) or 'nothing (removed)'}")
+    return lines
 
 
 def drift_of(plan: Mapping[str, Any]) -> list[str]:
@@ -90,6 +120,7 @@ class StackPlan:
     status: str  # "planned", "deferred", "failed", "skipped"
     changes: PlanChanges = field(default_factory=PlanChanges)
     detail: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -155,6 +186,10 @@ def _render(namespace: str, binary: str, plans: list[StackPlan], cap: int | None
             continue
         lines.append(f"### {p.name}")
         lines.append("")
+        if p.changes.models:
+            lines += ["**Model versions**:", "", *[f"- {m}" for m in p.changes.models], ""]
+        if p.notes:
+            lines += [*[f"- {n}" for n in p.notes], ""]
         if p.changes.empty:
             lines += ["No changes.", ""]
             continue

@@ -33,6 +33,7 @@ class Unit:
     digest: str  # sha256 of the rendered files (stacks.json's `sha256`)
     reads: Mapping[str, frozenset[str]] = field(default_factory=dict)  # upstream template -> outputs read
     files: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    notes: tuple[str, ...] = ()  # from the render, for the plan summary ("champion: no model version pinned")
 
     @property
     def key(self) -> str:
@@ -67,6 +68,7 @@ def units_of(rendered: Rendered, out: Path) -> list[Unit]:
                 namespace=manifest["namespace"], platform=manifest["platform"], template=template,
                 path=out / entry["path"], depends_on=tuple(entry["depends_on"]), digest=entry["sha256"],
                 reads={k: frozenset(v) for k, v in sorted(reads.items())}, files=files,
+                notes=tuple(entry.get("notes", ())),
             ))
     return units
 

@@ -121,6 +121,7 @@ class Stack:
     outputs: list[Output] = field(default_factory=list)
     locals: dict[str, Value] = field(default_factory=dict)
     header: str | None = None  # a comment at the top of every file
+    notes: list[str] = field(default_factory=list)  # what a plan should tell the reviewer (stacks.json)
 
     def add(self, *items: Resource | DataSource | Variable | Output) -> None:
         for item in items:

@@ -8,7 +8,6 @@ Nothing heavy is imported at start-up: `mlops --help` and synth need only click 
 from __future__ import annotations
 
 import difflib
-import functools
 import os
 import sys
 from collections.abc import Callable
@@ -17,7 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .errors import MlopsError, OperationError
+from .cli_common import InputError, blueprint_option, namespaces_option, user_errors
+from .cli_models import models
 
 if TYPE_CHECKING:  # only for hints: the commands import what they use when they run
     from .namespaces import Namespace
@@ -29,42 +29,6 @@ if TYPE_CHECKING:  # only for hints: the commands import what they use when they
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_OUT = Path("terraform")
 CDKTF_OUT = Path("cdktf.out")
-DEFAULT_NAMESPACES = Path("namespaces.yaml")
-
-
-class InputError(click.ClickException):
-    """Bad input from the user: every problem on its own `Error:` line, exit code 2."""
-
-    exit_code = 2
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-    def show(self, file: Any = None) -> None:
-        for problem in self.problems:
-            click.echo(f"Error: {problem}", err=True)
-
-
-def user_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except OperationError as exc:
-            raise click.ClickException("\n".join(exc.problems)) from None
-        except MlopsError as exc:
-            raise InputError(exc.problems) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-blueprint_option = click.option(
-    "--blueprint", "blueprints", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
-    help="A blueprint file to load (repeatable). Default: every blueprints/*.py.")
-namespaces_option = click.option(
-    "--namespaces", "namespaces_file", default=DEFAULT_NAMESPACES, show_default=True,
-    type=click.Path(path_type=Path, dir_okay=False), help="The namespaces file.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -557,8 +521,6 @@ def emulator_status(wanted: str, namespaces_file: Path) -> None:
     _, endpoint = _emulated(wanted, namespaces_file)
     click.echo(f"{endpoint}: {'running' if emu.answering(endpoint) else 'not running'}")
 
-
-from .cli_models import models  # noqa: E402 - the group needs this module's options and decorators
 
 main.add_command(models)
 

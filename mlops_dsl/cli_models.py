@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli import blueprint_option, namespaces_option, user_errors
+from .cli_common import blueprint_option, namespaces_option, user_errors
 from .errors import MlopsError
 
 if TYPE_CHECKING:  # hints only; the commands import what they use when they run

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import pins
 from .errors import BlueprintError, NamespaceError
 from .images import content_tag
 from .namespaces import Namespace
@@ -82,6 +83,11 @@ def check_overrides(platforms: Iterable[Platform], namespaces: Iterable[Namespac
             elif key not in known:
                 problems.append(f"{where}.{key}: no platform declares a template named {key!r} (templates: "
                                 f"{', '.join(sorted(known))}; platforms: {', '.join(sorted(by_platform))})")
+        served = sorted(p.name for p in platforms if p.cloud == "aws" and ns.aws is not None and ns.renders(p.name))
+        for name in ns.pins:
+            if name not in served:
+                problems.append(f"{pins.path_for(Path(ns.source), ns.name)}: {name}: namespace {ns.name!r} serves no "
+                                f"AWS platform named {name!r} (platforms: {', '.join(served) or 'none'})")
     if problems:
         raise NamespaceError(problems)
 

@@ -1,5 +1,8 @@
-"""The `local` namespace for real: terraform plans, applies and destroys the customer-churn platform in
-the moto emulator, with state in the emulator's S3 and outputs read across stacks through remote state.
+"""The `local` namespace for real, and the model lifecycle through it: terraform plans and applies the
+customer-churn platform in the moto emulator (state in the emulator's S3, outputs read across stacks
+through remote state); a trained model is registered, refused before approval, approved, promoted,
+planned (the summary names old and new versions) and applied; a second version replaces it through
+the endpoint's update; destroy leaves nothing.
 
 Needs the terraform (or tofu) binary, a local mirror of hashicorp/aws and moto; skips, saying which is
 missing, elsewhere. It runs the real `mlops` command in a subprocess, bounded in time, against an
@@ -47,13 +50,13 @@ def local(tmp_path_factory: pytest.TempPathFactory):
     env.update(MLOPS_WORKDIR=str(base / "work"), TF_CLI_CONFIG_FILE=str(base / "no-user-config"))
 
     def mlops(*args: str) -> subprocess.CompletedProcess[str]:
+        extra = {"emulator": [], "models": ["--blueprint", "blueprints/customer_churn.py"]}.get(
+            args[0], ["--out", str(base / "terraform"), "--blueprint", "blueprints/customer_churn.py"])
         return subprocess.run(
-            [sys.executable, "-m", "mlops_dsl.cli", *args, "--namespaces", str(namespaces),
-             *(["--out", str(base / "terraform"), "--blueprint", "blueprints/customer_churn.py"]
-               if args[0] != "emulator" else [])],
+            [sys.executable, "-m", "mlops_dsl.cli", *args, "--namespaces", str(namespaces), *extra],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False)
 
-    yield mlops, endpoint
+    yield mlops, endpoint, base
     mlops("emulator", "stop", "-n", "local")
 
 
@@ -70,29 +73,95 @@ def _state(endpoint: str, template: str) -> dict:
     return json.loads(body)
 
 
-def test_plan_apply_and_destroy_the_local_namespace(local) -> None:
-    mlops, endpoint = local
+def _trained_model(directory, c: float) -> str:
+    """A small churn classifier saved as an MLflow model, with the evaluation and baseline training writes."""
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    directory.mkdir()
+    model = directory / "model"
+    mlflow.sklearn.save_model(LogisticRegression(C=c).fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1]), model,
+                              serialization_format="pickle")
+    (model / "evaluation.json").write_text(json.dumps({"metrics": {"roc_auc": 0.9, "accuracy": 0.85}}))
+    (model / "baseline.json").write_text(json.dumps({"version": 2, "rows": 4, "features": {}}))
+    return str(model)
+
+
+def _summary(base) -> str:
+    return (base / "work" / "plans" / "local" / "summary.md").read_text()
+
+
+def _endpoint_model(endpoint: str) -> dict:
+    sm = _aws(endpoint, "sagemaker")
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName="customer-churn-local-serving")["EndpointConfigName"])
+    variants = {v["VariantName"]: v["ModelName"] for v in config["ProductionVariants"]}
+    assert set(variants) == {"champion"}  # the unpinned challenger is left out
+    return sm.describe_model(ModelName=variants["champion"])
+
+
+def _release(mlops, model: str, version: int) -> None:
+    """Register, approve and promote one version to the champion variant."""
+    registered = mlops("models", "register", "-n", "local", "--model", model)
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+    assert f"registered customer-churn-local version {version} (PendingManualApproval)" in registered.stdout
+    early = mlops("models", "promote", "-n", "local", "--variant", "champion", "--version", str(version))
+    assert early.returncode == 1 and "is PendingManualApproval, not Approved" in early.stderr
+    approved = mlops("models", "approve", "-n", "local", "--version", str(version))
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    promoted = mlops("models", "promote", "-n", "local", "--variant", "champion", "--version", str(version))
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+
+
+def test_the_model_lifecycle_in_the_local_namespace(local, tmp_path) -> None:
+    mlops, endpoint, base = local
 
     planned = mlops("plan", "-n", "local")
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "started the local AWS emulator on " + endpoint in planned.stdout
     assert "customer-churn/data      planned" in planned.stdout
-    assert "customer-churn/serving   deferred   until customer-churn/data is applied" in planned.stdout
-
+    assert "customer-churn/serving: champion: no model version pinned" in planned.stdout
     applied = mlops("apply", "-n", "local")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     for template in ("data", "features", "training", "serving"):
-        assert f"customer-churn/{template}" in applied.stdout
         assert _state(endpoint, template)["resources"], template
+    assert not _aws(endpoint, "sagemaker").list_endpoints()["Endpoints"]  # nothing pinned: no endpoint
 
-    # Outputs flowed through remote state: the serving stack's models point at the data stack's bucket.
-    buckets = _state(endpoint, "data")["outputs"]["bucket_names"]["value"]
-    models = _aws(endpoint, "sagemaker").list_models()["Models"]
-    assert len(models) == 2
-    described = _aws(endpoint, "sagemaker").describe_model(ModelName=models[0]["ModelName"])
-    assert described["PrimaryContainer"]["ModelDataUrl"].startswith(f"s3://{buckets['models']}/")
-    role = _state(endpoint, "training")["outputs"]["execution_role_arn"]["value"]
-    assert described["ExecutionRoleArn"] == role
+    # Version 1: registered, refused before approval, approved, promoted, planned, applied.
+    _release(mlops, _trained_model(tmp_path / "v1", 1.0), 1)
+    pins = base / "models" / "local.yaml"
+    assert "champion: {version: 1, group: customer-churn-local" in pins.read_text()
+    planned = mlops("plan", "-n", "local")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "- champion: nothing -> version 1 (image " in _summary(base)
+    applied = mlops("apply", "-n", "local")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    first = _endpoint_model(endpoint)
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/customer-churn-local/1"
+    package = _aws(endpoint, "sagemaker").describe_model_package(ModelPackageName=arn)
+    assert first["PrimaryContainer"]["ModelDataUrl"] == package["InferenceSpecification"]["Containers"][0][
+        "ModelDataUrl"]
+    tags = {t["Key"]: t["Value"] for t in _aws(endpoint, "sagemaker").list_tags(ResourceArn=first["ModelArn"])["Tags"]}
+    assert tags["mlops-dsl:model-package"] == arn
+    # Outputs flowed through remote state: the model runs with the training stack's role.
+    assert first["ExecutionRoleArn"] == _state(endpoint, "training")["outputs"]["execution_role_arn"]["value"]
+
+    # Version 2 replaces it through the endpoint's update.
+    _release(mlops, _trained_model(tmp_path / "v2", 0.1), 2)
+    planned = mlops("plan", "-n", "local")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    image = first["PrimaryContainer"]["Image"].rsplit(":", 1)[-1]
+    assert f"- champion: version 1 (image {image}) -> version 2 (image {image})" in _summary(base)
+    applied = mlops("apply", "-n", "local")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    second = _endpoint_model(endpoint)
+    assert second["ModelName"] != first["ModelName"] and "-v2-" in second["ModelName"]
+
+    # A rejected version that is pinned stops the next plan, naming it.
+    assert mlops("models", "reject", "-n", "local", "--version", "2").returncode == 0
+    refused = mlops("plan", "-n", "local")
+    assert refused.returncode == 1
+    assert "customer-churn.champion pins customer-churn-local version 2, which is Rejected" in refused.stderr
 
     destroyed = mlops("destroy", "-n", "local")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
@@ -102,8 +171,10 @@ def test_plan_apply_and_destroy_the_local_namespace(local) -> None:
         assert not _state(endpoint, template).get("resources"), template
     s3 = _aws(endpoint, "s3")
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["mlops-tfstate-local"]
-    assert not _aws(endpoint, "sagemaker").list_models()["Models"]
-    assert not _aws(endpoint, "sagemaker").list_endpoints()["Endpoints"]
+    sm = _aws(endpoint, "sagemaker")
+    assert not sm.list_models()["Models"] and not sm.list_endpoints()["Endpoints"]
+    assert not sm.list_endpoint_configs()["EndpointConfigs"]
+    assert not sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
     assert [v for v in _aws(endpoint, "ec2").describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
     assert not [r for r in _aws(endpoint, "iam").list_roles()["Roles"] if r["RoleName"].startswith("customer-churn")]
     kms = _aws(endpoint, "kms")

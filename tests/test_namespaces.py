@@ -194,3 +194,17 @@ def test_pins_are_read_beside_namespaces_yaml(tmp_path) -> None:
     spaces = load(tmp_path / "namespaces.yaml")
     assert spaces["prod"].pins["churn"]["champion"].version == 3
     assert spaces["dev"].pins == {}
+
+
+def test_a_pin_of_a_platform_the_namespace_does_not_serve_is_an_error() -> None:
+    from dataclasses import replace
+
+    from mlops_dsl import blueprints, synth
+
+    spaces = load(ROOT / "namespaces.yaml")
+    prod = spaces["prod"]
+    typo = replace(prod, pins={"customer-chrun": prod.pins["customer-churn"]})
+    with pytest.raises(NamespaceError) as err:
+        synth.render_tree(blueprints.load(None), [typo], root=ROOT)
+    assert err.value.problems == [f"{ROOT / 'models' / 'prod.yaml'}: customer-chrun: namespace 'prod' serves no AWS "
+                                  f"platform named 'customer-chrun' (platforms: customer-churn)"]

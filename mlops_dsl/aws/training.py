@@ -13,7 +13,7 @@ from typing import Any
 
 from ..context import StackContext
 from ..templates.training import TrainingInfrastructure
-from ..terraform import Block, Expr, Interp, Output, Resource, Value, interp, jsonencode
+from ..terraform import Block, Expr, Interp, Lifecycle, Output, Resource, Value, interp, jsonencode
 from . import iam, training_config
 from .pipeline import PipelineInputs, definition
 from .repositories import repositories
@@ -67,10 +67,12 @@ def _render_registry(t: TrainingInfrastructure, ctx: StackContext, role: Resourc
     key_arn = ctx.upstream_output(data, "kms_key_arn")
     bucket_names = ctx.upstream_output(data, "bucket_names")
     data_zone = "processed" if "processed" in data.zones else data.zones[0]
+    # Other namespaces serve this group's versions: destroying it would leave them nothing to
+    # promote and their pins pointing at deleted packages, so it is protected like a feature group.
     group = Resource("aws_sagemaker_model_package_group", "models", {
         "model_package_group_name": group_name,
         "model_package_group_description": f"Models of {ctx.platform} trained in {ctx.namespace.name}",
-    })
+    }, lifecycle=Lifecycle(prevent_destroy=bool(ctx.namespace.consumer_accounts)))
     ctx.stack.add(group)
     if ctx.namespace.consumer_accounts:
         ctx.stack.add(_group_policy(ctx, group))

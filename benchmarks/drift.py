@@ -1,13 +1,26 @@
-"""Drift detection speed: 1M captured rows x 20 features (15 numeric, 5 categorical) against a baseline.
+"""Drift job throughput: 10M captured rows x 20 features in SageMaker data-capture files.
 
-Prints the median of 5 runs of `serving.drift.compare` on data already in memory (what the
-vectorised statistics cost), and the time to read the same data from CSV for context.
-Target: under 2 s for 1M x 20.
+Writes 100 capture files of 1,000 records, each record carrying 100 rows (half CSV bodies, a
+quarter of them base64, half MLflow `dataframe_split` JSON bodies), under SageMaker's
+`<endpoint>/<variant>/yyyy/mm/dd/hh/` layout, then times `python -m serving.drift` on them in a
+fresh process: wall time, rows/s and peak RSS of that process (the goal: < 60 s, < 500 MB), then
+with `--workers 2` (this machine's cores). Then
+the same data as 8 shards (`--shard i/8 --partial`) run one after the other and merged
+(`--merge`), and checks that the merged report equals the one-pass report.
+
+The records are drawn from a pool of 2,000 distinct ones (200,000 fresh rows) to keep the
+generation short; decoding costs the same whether records repeat or not. 15 numeric features (12
+continuous, 3 discrete) and 5 categorical; the training baseline comes from 50,000 rows.
+`BENCH_DRIFT_ROWS` scales the run down (e.g. 1000000 for a quick look).
 """
 
 from __future__ import annotations
 
-import statistics
+import base64
+import json
+import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,41 +29,105 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from serving.drift import compare, read_captured
-from training.baseline import baseline
+from training.baseline import baseline  # noqa: E402
 
-ROWS, NUMERIC, CATEGORICAL, RUNS = 1_000_000, 15, 5, 5
+ROWS = int(os.environ.get("BENCH_DRIFT_ROWS", 10_000_000))
+PER_RECORD, PER_FILE, POOL = 100, 1000, 2000
+CONTINUOUS, DISCRETE, CATEGORICAL = 12, 3, 5
+SHARDS = 8
+GOAL_S, GOAL_MB = 60, 500
 
 
-def frame(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+def frame(rows: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    data = {f"x{i}": rng.normal(shift * i / NUMERIC, 1 + i / 10, rows) for i in range(NUMERIC)}
-    for j in range(CATEGORICAL):
-        data[f"c{j}"] = rng.choice(np.array([f"v{k}" for k in range(8)], dtype=object), rows)
-    return pd.DataFrame(data)
+    data: dict[str, np.ndarray] = {f"x{i}": np.round(rng.normal(0, 1 + i / 10, rows), 4) for i in range(CONTINUOUS)}
+    data |= {f"d{i}": rng.integers(0, 3 + 2 * i, rows).astype(float) for i in range(DISCRETE)}
+    data |= {f"c{j}": rng.choice(np.array([f"v{k}" for k in range(8)], dtype=object), rows)
+             for j in range(CATEGORICAL)}
+    out = pd.DataFrame(data)
+    out.loc[rng.random(rows) < 0.01, "x0"] = np.nan
+    return out
+
+
+def record(part: pd.DataFrame, i: int) -> str:
+    if i % 2:
+        body = json.dumps({"dataframe_split": {"columns": list(part.columns),
+                                               "data": part.astype(object).where(part.notna(), None).values.tolist()}})
+        payload = {"observedContentType": "application/json", "mode": "INPUT", "data": body, "encoding": "JSON"}
+    else:
+        body = part.to_csv(header=False, index=False)
+        encoded = i % 4 == 0
+        payload = {"observedContentType": "text/csv", "mode": "INPUT", "encoding": "BASE64" if encoded else "CSV",
+                   "data": base64.b64encode(body.encode()).decode() if encoded else body}
+    return json.dumps({"captureData": {"endpointInput": payload}, "eventMetadata": {"eventId": str(i)},
+                       "eventVersion": "0"})
+
+
+def write_capture(root: Path) -> int:
+    pool_rows = frame(POOL * PER_RECORD, seed=2)
+    pool = [record(pool_rows.iloc[i * PER_RECORD:(i + 1) * PER_RECORD], i) for i in range(POOL)]
+    records = ROWS // PER_RECORD
+    written = 0
+    for f in range(0, records, PER_FILE):
+        hour = root / "churn" / "AllTraffic" / "2026" / "12" / "01" / f"{f // PER_FILE // 10:02d}"
+        hour.mkdir(parents=True, exist_ok=True)
+        lines = [pool[(f + k) % POOL] for k in range(min(PER_FILE, records - f))]
+        (hour / f"capture-{f // PER_FILE:04d}.jsonl").write_text("\n".join(lines) + "\n")
+        written += len(lines)
+    return written * PER_RECORD
+
+
+def timed(args: list[str]) -> tuple[float, float, int]:
+    """Wall seconds and peak RSS (MB) of one `python -m serving.drift` process, and its exit code."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "serving.drift", *args], cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"the drift job failed ({done.returncode}): {done.stderr}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
+    return elapsed, peak, done.returncode
 
 
 def main() -> None:
-    train = frame(50_000, 1)
-    base = baseline(train, [f"x{i}" for i in range(NUMERIC)], [f"c{j}" for j in range(CATEGORICAL)])
-    captured = frame(ROWS, 2, shift=3.0)  # numeric feature i shifted by 3 * i / 15
-    times = []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        report = compare(base, captured)
-        times.append(time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "captured.csv"
-        captured.to_csv(path, index=False)
+        work = Path(tmp)
+        numeric = [f"x{i}" for i in range(CONTINUOUS)] + [f"d{i}" for i in range(DISCRETE)]
+        base = baseline(frame(50_000, 1), numeric, [f"c{j}" for j in range(CATEGORICAL)])
+        (work / "baseline.json").write_text(json.dumps(base))
         start = time.perf_counter()
-        read_captured(path, list(base["features"]))
-        load = time.perf_counter() - start
-    print(f"drift compare: {ROWS:,} rows x {NUMERIC + CATEGORICAL} features, {RUNS} runs")
-    print(f"  median {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f}); target < 2 s")
-    print(f"  reading the same rows from CSV: {load:.2f} s (not part of the target)")
-    print(f"  drifted features found in the shifted sample: {len(report['drifted_features'])}")
+        rows = write_capture(work / "capture")
+        size = sum(p.stat().st_size for p in (work / "capture").rglob("*.jsonl")) / 1e9
+        print(f"wrote {rows:,} rows x 20 features in {rows // PER_RECORD:,} records ({size:.2f} GB) "
+              f"in {time.perf_counter() - start:.0f} s")
+        common = ["--baseline", str(work / "baseline.json")]
+        elapsed, peak, code = timed([*common, "--data", str(work / "capture"), "--out", str(work / "one")])
+        print(f"one pass: {elapsed:.1f} s, {rows / elapsed:,.0f} rows/s, peak RSS {peak:.0f} MB, exit {code} "
+              f"(goal < {GOAL_S} s, < {GOAL_MB} MB)")
+        elapsed2, peak2, _ = timed([*common, "--data", str(work / "capture"), "--workers", "2",
+                                    "--out", str(work / "two")])
+        print(f"one pass, --workers 2: {elapsed2:.1f} s, {rows / elapsed2:,.0f} rows/s "
+              f"(peak RSS of any process so far {peak2:.0f} MB)")
+        shard_times = []
+        for i in range(SHARDS):
+            t, _, _ = timed([*common, "--data", str(work / "capture"), "--shard", f"{i}/{SHARDS}",
+                             "--partial", str(work / f"part-{i}.json")])
+            shard_times.append(t)
+        merge_time, peak_all, merged_code = timed(
+            [*common, "--merge", *(str(work / f"part-{i}.json") for i in range(SHARDS)), "--out", str(work / "merged")])
+        one = json.loads((work / "one" / "drift.json").read_text())
+        merged = json.loads((work / "merged" / "drift.json").read_text())
+        means = max(abs(one["features"][n].pop("mean", 0.0) - merged["features"][n].pop("mean", 0.0))
+                    for n in one["features"])
+        same = one["features"] == merged["features"] and one["rows"] == merged["rows"] and code == merged_code
+        print(f"{SHARDS} shards: slowest {max(shard_times):.1f} s, sum {sum(shard_times):.1f} s; "
+              f"merge {merge_time:.1f} s; "
+              f"peak RSS of any process {peak_all:.0f} MB")
+        print(f"merged report == one-pass report: {same} (means differ by at most {means:.1e}, float rounding)")
+        if not same:
+            raise SystemExit("the merge of the shards differs from the single pass")
 
 
 if __name__ == "__main__":

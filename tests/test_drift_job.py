@@ -81,6 +81,23 @@ def test_shards_merge_to_exactly_the_single_pass(tmp_path: Path, base: dict) -> 
     assert merged["features"] == whole["features"]
 
 
+def test_workers_split_the_decoding_and_merge_exactly(tmp_path: Path, base: dict) -> None:
+    (tmp_path / "baseline.json").write_text(json.dumps(base))
+    data = write_tree(tmp_path / "capture", capture_files(700, files=5))
+    common = ["--baseline", str(tmp_path / "baseline.json"), "--data", str(data)]
+    assert main([*common, "--partial", str(tmp_path / "one.json")]) == 0
+    assert main([*common, "--workers", "3", "--partial", str(tmp_path / "three.json")]) == 0
+    one, three = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "three"))
+    assert three["features"] == one["features"] and three["rows"] == one["rows"] == 1250
+
+
+def test_the_drift_job_imports_neither_training_nor_mlflow() -> None:
+    """The serving image has no training/ package: the job must stand alone."""
+    code = ("import sys, serving.drift.cli, serving.drift.sources, serving.drift.metrics; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('mlflow', 'training')]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
 def test_a_partial_of_another_baseline_is_refused(tmp_path: Path, base: dict, capsys) -> None:
     data = write_tree(tmp_path / "capture", capture_files(5, files=1))
     other = baseline(generate_churn(3000, seed=1)[FEATURES], list(CONFIG.numeric), list(CONFIG.categorical))

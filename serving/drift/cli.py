@@ -1,7 +1,7 @@
 """The drift job's command line: one pass, one shard of a pass, or the merge of shards.
 
     python -m serving.drift --baseline B (--data SRC [SRC ...] | --merge PARTIAL [PARTIAL ...])
-        [--shard I/N] [--partial FILE] [--out DIR] [--config YAML] [--alpha A] [--min-effect E]
+        [--shard I/N] [--workers N] [--partial FILE] [--out DIR] [--config YAML] [--alpha A] [--min-effect E]
         [--metrics json|cloudwatch|azure-monitor] [--namespace NS] [--dimension NAME=VALUE ...]
 
 Exit codes: 0 no drift (or a partial result written), 1 drift, 2 bad input or a failed metrics
@@ -77,6 +77,12 @@ def _shard(text: str) -> tuple[int, int]:
     return index, count
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {text!r}")
+    return int(text)
+
+
 def _dimension(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name or not value:
@@ -93,6 +99,8 @@ def parser() -> argparse.ArgumentParser:
     inputs.add_argument("--merge", nargs="+", metavar="PARTIAL", help="partial results written by --partial")
     p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
                    help="read only every N-th input object from the I-th (default 0/1: all)")
+    p.add_argument("--workers", type=_positive, default=1, metavar="N",
+                   help="decode with N processes (e.g. the instance's vCPUs); their counts merge exactly")
     p.add_argument("--partial", type=Path, metavar="FILE",
                    help="write the counts to FILE for a later --merge, instead of a report (exit 0)")
     p.add_argument("--out", type=Path, default=Path("drift-report"), help="directory for drift.json/png/html")
@@ -107,8 +115,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def count(baseline: dict[str, Any], sources: list[str], index: int, total: int) -> Profile:
-    """Stream every input object of this shard into a fresh Profile."""
+def count(baseline: dict[str, Any], sources: list[str], index: int, total: int, workers: int = 1) -> Profile:
+    """Stream every input object of this shard into a Profile; with workers > 1, the shard's objects
+    are split among that many processes whose counts merge exactly (decoding is CPU-bound)."""
+    if workers > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            states = pool.starmap(_count_state, [(baseline, sources, index, total, w, workers)
+                                                 for w in range(workers)])
+        profile = Profile(baseline)
+        for state in states:
+            profile.merge(Profile.load(baseline, state))
+        return profile
+    return _count(baseline, sources, index, total, 0, 1)
+
+
+def _count_state(*args: Any) -> dict[str, Any]:
+    return _count(*args).state()
+
+
+def _count(baseline: dict[str, Any], sources: list[str], index: int, total: int, worker: int,
+           workers: int) -> Profile:
     blobs = []
     for uri in sources:
         try:
@@ -119,7 +147,7 @@ def count(baseline: dict[str, Any], sources: list[str], index: int, total: int) 
         raise DriftInputError(f"{', '.join(sources)}: no .jsonl, .json or .csv files")
     profile = Profile(baseline)
     reader = Reader(profile)
-    for blob in shard(blobs, index, total):
+    for blob in shard(blobs, index, total)[worker::workers]:
         if blob.is_capture:
             reader.capture(blob.uri, blob.lines())
         else:
@@ -149,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             configured.min_effect if args.min_effect is None else _fraction("--min-effect", args.min_effect))
         baseline = read_baseline(args.baseline)
         try:
-            profile = merged(baseline, args.merge) if args.merge else count(baseline, args.data, *args.shard)
+            profile = (merged(baseline, args.merge) if args.merge
+                       else count(baseline, args.data, *args.shard, args.workers))
         except BaselineError as exc:
             raise DriftInputError(f"{args.baseline}: {exc}") from None
         if args.partial:

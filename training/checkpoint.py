@@ -28,6 +28,7 @@ def fingerprint(config: TrainingConfig, features: pd.DataFrame, target: pd.Serie
     rows = pd.util.hash_pandas_object(features.assign(**{config.target: target}), index=False).to_numpy()
     search = json.dumps({"family": config.family, "space": config.space, "fixed": fixed or {},
                          "cv_folds": config.cv_folds, "n_iter": config.n_iter, "seed": config.seed,
+                         "max_rows": config.search_rows,
                          "columns": list(features.columns)}, sort_keys=True, default=str)
     digest = hashlib.sha256(search.encode())
     digest.update(rows.tobytes())

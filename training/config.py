@@ -48,6 +48,7 @@ class TrainingConfig:
     n_iter: int
     cv_folds: int
     spaces: dict[str, dict[str, Any]]  # every family's space: a `model` hyperparameter switches both
+    search_rows: int | None = None  # cross-validate on a sample of at most this many rows; refit on all
     test_size: float = 0.2
     seed: int = 42
     gates: Gates = field(default_factory=Gates)
@@ -121,6 +122,7 @@ def parse(doc: Any, source: str = "training/config.yaml") -> TrainingConfig:
         family=family,
         n_iter=_get(doc, "model.search.n_iter", int, source, default=10),
         cv_folds=_get(doc, "model.search.cv_folds", int, source, default=3),
+        search_rows=_get(doc, "model.search.max_rows", (int, type(None)), source, default=None),
         spaces=spaces,
         test_size=_get(doc, "split.test_size", float, source, default=0.2),
         seed=_get(doc, "split.seed", int, source, default=42),
@@ -134,6 +136,8 @@ def parse(doc: Any, source: str = "training/config.yaml") -> TrainingConfig:
     )
     if not 0 < config.test_size < 1:
         raise ConfigError(f"{source}: split.test_size: expected a share between 0 and 1; got {config.test_size}")
+    if config.search_rows is not None and config.search_rows < 100:
+        raise ConfigError(f"{source}: model.search.max_rows: expected null or at least 100; got {config.search_rows}")
     if config.cv_folds < 2 or config.n_iter < 1:
         raise ConfigError(f"{source}: model.search: cv_folds must be >= 2 and n_iter >= 1; "
                           f"got {config.cv_folds} and {config.n_iter}")

@@ -154,6 +154,20 @@ def _cross_validate(config: TrainingConfig, params: dict[str, Any], features: pd
     return [float(s) for s in scores]
 
 
+def search_sample(config: TrainingConfig, features: pd.DataFrame, target: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+    """At most `model.search.max_rows` rows, stratified by class and seeded: ranking candidates
+    needs far fewer rows than the final fit, and the search fits n_iter x cv_folds models."""
+    limit = config.search_rows
+    if limit is None or len(features) <= limit:
+        return features, target
+    rng = np.random.default_rng(config.seed)
+    labels = target.to_numpy()
+    keep = np.concatenate([rng.choice(np.flatnonzero(labels == c), round(limit * np.mean(labels == c)), replace=False)
+                           for c in (0, 1)])
+    keep.sort()
+    return features.iloc[keep], target.iloc[keep]
+
+
 def search(config: TrainingConfig, features: pd.DataFrame, target: pd.Series, fixed: dict[str, Any] | None = None,
            checkpoint: Checkpoint | None = None) -> SearchResult:
     """The best candidate by mean cross-validated ROC AUC (the first on ties), refitted on all of
@@ -162,8 +176,11 @@ def search(config: TrainingConfig, features: pd.DataFrame, target: pd.Series, fi
     todo = candidates(config, fixed)
     done = checkpoint.load() if checkpoint else {}
     resumed = sum(1 for c in todo if Checkpoint.key(c) in done)
+    all_features, all_target = features, target
+    features, target = search_sample(config, features, target)
+    sampled = f" (a sample of {len(all_features)}: model.search.max_rows)" if len(features) < len(all_features) else ""
     _log(f"searching {len(todo)} candidates x {config.cv_folds} folds of {config.family} on {len(features)} rows"
-         + (f"; {resumed} finished before, from the checkpoint" if resumed else ""))
+         + sampled + (f"; {resumed} finished before, from the checkpoint" if resumed else ""))
     means: list[float] = []
     failures: list[str] = []
     for number, params in enumerate(todo, 1):
@@ -191,7 +208,8 @@ def search(config: TrainingConfig, features: pd.DataFrame, target: pd.Series, fi
     if failures:
         _log(f"{len(failures)} of {len(todo)} candidates failed:\n" + "\n".join(failures))
     best = int(np.argmax(means))
-    _log(f"best: candidate {best + 1} {todo[best]} (cv roc_auc {means[best]:.4f}); refitting on {len(features)} rows")
+    _log(f"best: candidate {best + 1} {todo[best]} (cv roc_auc {means[best]:.4f}); "
+         f"refitting on {len(all_features)} rows")
     with parallel_config(backend="threading"):
-        model = build_pipeline(config, todo[best]).fit(features, target)
+        model = build_pipeline(config, todo[best]).fit(all_features, all_target)
     return SearchResult(model, todo[best], means[best], failures, resumed)

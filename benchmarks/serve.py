@@ -1,36 +1,54 @@
-"""Inference server vs `mlflow models serve`, on the same 100-tree random-forest pipeline.
+"""Inference server vs `mlflow models serve`, on the same 100-tree random-forest pipeline, in one run.
 
-Both run with one worker on 127.0.0.1 only. For each: seconds from process start to a healthy
-`/ping`, then `wrk` (Debian package) with 8 connections for a bounded 10 s sending a 1-row JSON
-request; requests/s, p50 and p99 are printed with the ratio. Predictions of both servers on the
-same 200 rows must be identical. Needs the ml extra and wrk (`apt-get install wrk`).
+Everything listens on 127.0.0.1 only, and every load is bounded in time. For each server: seconds
+from process start to a healthy `/ping`, then `wrk` (Debian package) with 8 connections for 10 s
+sending a 1-row JSON request; requests/s, p50 and p99. The servers:
+
+* `mlflow models serve` with one worker;
+* this server with one worker, with two (SAGEMAKER_MODEL_SERVER_WORKERS), and with scikit-learn only;
+* the ceiling: a bare ASGI app on the same uvicorn (httptools, uvloop, one worker, no access log)
+  that reads the body and answers a constant one. No server on this stack can be faster.
+
+Then `/ping`'s latency (one worker) while 6 MB JSON bodies are parsed and scored. Predictions of
+the servers on the same 200 rows must be identical. Needs the ml extra and wrk (`apt-get install wrk`).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from training.config import load  # noqa: E402
-from training.data import generate_churn, validate  # noqa: E402
-from training.model import build_pipeline  # noqa: E402
-from training.train import trusted_types  # noqa: E402
-
 HOST = "127.0.0.1"  # never anything else
 CONNECTIONS, THREADS, SECONDS = 8, 2, 10
+PING_SECONDS = 8
+CEILING_BODY = b'{"predictions": [0], "probabilities": [[0.75, 0.25]]}'
+
+
+async def ceiling(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The bare ASGI app: read the request, answer a constant body of the same size as ours."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(CEILING_BODY))]})
+    await send({"type": "http.response.body", "body": CEILING_BODY})
 
 
 def free_port() -> int:
@@ -43,6 +61,12 @@ def make_model(directory: Path) -> list[dict]:
     import mlflow
     from mlflow.models import infer_signature
 
+    sys.path.insert(0, str(ROOT))
+    from training.config import load
+    from training.data import generate_churn, validate
+    from training.model import build_pipeline
+    from training.train import trusted_types
+
     config = replace(load(), family="random_forest")
     frame = validate(generate_churn(5000), config, "sample")
     x = frame[config.features]
@@ -52,21 +76,23 @@ def make_model(directory: Path) -> list[dict]:
     return json.loads(x.head(200).to_json(orient="records"))
 
 
-def post(port: int, body: dict) -> dict:
-    request = urllib.request.Request(f"http://{HOST}:{port}/invocations", data=json.dumps(body).encode(),
+def post(port: int, body: bytes, timeout: float = 30) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://{HOST}:{port}/invocations", data=body,
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
 
 
-def start(command: list[str], port: int, log: Path,
-          extra_env: dict[str, str]) -> tuple[subprocess.Popen, float, float]:
+def start(command: list[str], port: int, log: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen, float, float]:
     """The process, seconds to a healthy /ping, and when it was started."""
     began = time.perf_counter()
     # mlflow execs `uvicorn` from PATH: the venv's bin comes first.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            **extra_env}
-    proc = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     deadline = began + 120
     while time.perf_counter() < deadline:
         try:
@@ -81,19 +107,20 @@ def start(command: list[str], port: int, log: Path,
     raise SystemExit(f"{' '.join(command)} did not become healthy in 120 s")
 
 
-def settle(port: int, began: float) -> tuple[str, float]:
-    """Wait until a server that compiles in the background is done: its /ping names the final engine."""
-    deadline = time.perf_counter() + 60
+def settle(port: int, began: float, log: Path, workers: int) -> tuple[str, float]:
+    """Wait until a server that compiles in the background is done in every worker."""
+    deadline = time.perf_counter() + 90
     while time.perf_counter() < deadline:
         with urllib.request.urlopen(f"http://{HOST}:{port}/ping", timeout=5) as answer:
             try:
                 state = json.loads(answer.read())
             except ValueError:  # mlflow's /ping answers a bare newline: nothing compiles there
-                state = {}
-        if not state.get("compiling"):
+                return "-", time.perf_counter() - began
+        done = len(re.findall(r"compiled path verified|serving with scikit-learn \(", log.read_text()))
+        if not state.get("compiling") and (done >= workers or state.get("engine") == "scikit-learn"):
             return state.get("engine") or "-", time.perf_counter() - began
         time.sleep(0.1)
-    return "scikit-learn", time.perf_counter() - began
+    return "unsettled", time.perf_counter() - began
 
 
 def wrk(port: int, body: str, script_dir: Path) -> dict[str, float]:
@@ -113,45 +140,103 @@ def wrk(port: int, body: str, script_dir: Path) -> dict[str, float]:
             "p50": ms("50%"), "p99": ms("99%"), "errors": float(errors.group(1)) if errors else 0.0}
 
 
+def ping_while_parsing(port: int, rows: list[dict]) -> dict[str, float]:
+    """/ping latencies (ms) while one client keeps posting bodies just under 6 MB."""
+    record = json.dumps(rows[0]).encode()
+    count = (6 * 1024 * 1024 - 100) // (len(record) + 2)
+    body = b'{"dataframe_records": [' + b", ".join([record] * count) + b"]}"
+    stop, statuses = threading.Event(), []
+
+    def load() -> None:
+        while not stop.is_set():
+            statuses.append(post(port, body, timeout=60)[0])
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    time.sleep(0.3)
+    latencies = []
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    deadline = time.perf_counter() + PING_SECONDS
+    while time.perf_counter() < deadline:
+        began = time.perf_counter()
+        conn.request("GET", "/ping")
+        conn.getresponse().read()
+        latencies.append((time.perf_counter() - began) * 1000)
+        time.sleep(0.005)
+    conn.close()
+    stop.set()
+    thread.join()
+    latencies.sort()
+    return {"bytes": len(body), "bodies": len(statuses), "ok": statuses.count(200), "pings": len(latencies),
+            "p50": statistics.median(latencies), "p99": latencies[int(len(latencies) * 0.99) - 1],
+            "max": latencies[-1]}
+
+
 def main() -> None:
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk")
+        raise SystemExit("wrk is not installed, so nothing was measured: apt-get install wrk")
+    ours = [sys.executable, "-m", "serving", "serve"]
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         rows = make_model(model_dir)
         body = json.dumps({"dataframe_records": rows[:1]})
-        results, starts, answers, engines = {}, {}, {}, {}
-        servers = {
-            "mlflow models serve": lambda p: [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
-                                              str(model_dir), "-h", HOST, "-p", str(p), "-w", "1",
-                                              "--env-manager", "local"],
-            "serving (this repo)": lambda p: [sys.executable, "-m", "serving", "serve", "--model", str(model_dir),
-                                              "--host", HOST, "--port", str(p)],
+        servers: dict[str, tuple[Any, dict[str, str], int]] = {
+            "mlflow models serve": (lambda p: [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
+                                               str(model_dir), "-h", HOST, "-p", str(p), "-w", "1",
+                                               "--env-manager", "local"], {}, 1),
+            "this server": (lambda p: [*ours, "--model", str(model_dir), "--host", HOST, "--port", str(p)],
+                            {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}, 1),
+            "this server, 2 workers": (lambda p: [*ours, "--model", str(model_dir), "--host", HOST, "--port", str(p)],
+                                       {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}, 2),
+            "this server, sklearn only": (lambda p: [*ours, "--model", str(model_dir), "--host", HOST, "--port",
+                                                     str(p)],
+                                          {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "SERVING_ENGINE": "sklearn"}, 1),
+            "ceiling: bare ASGI app": (lambda p: [sys.executable, "-m", "uvicorn", "benchmarks.serve:ceiling",
+                                                  "--host", HOST, "--port", str(p), "--no-access-log",
+                                                  "--log-level", "warning", "--lifespan", "off"], {}, 1),
         }
-        servers["serving, sklearn only"] = servers["serving (this repo)"]  # the fallback engine
-        envs = {"serving, sklearn only": {"SERVING_ENGINE": "sklearn"}}
-        for name, command in servers.items():
+        results, starts, answers, engines = {}, {}, {}, {}
+        ping: dict[str, float] = {}
+        for name, (command, env, workers) in servers.items():
             port = free_port()
-            proc, starts[name], began = start(command(port), port, Path(tmp) / f"{port}.log", envs.get(name, {}))
+            log = Path(tmp) / f"{port}.log"
+            proc, starts[name], began = start(command(port), port, log, env)
             try:
-                engines[name] = settle(port, began)
-                answers[name] = post(port, {"dataframe_records": rows})["predictions"]
-                post(port, {"dataframe_records": rows[:1]})  # warm
+                engines[name] = settle(port, began, log, workers) if "ceiling" not in name else ("-", starts[name])
+                if "ceiling" not in name:
+                    answers[name] = json.loads(post(port, json.dumps({"dataframe_records": rows}).encode())[1]
+                                               )["predictions"]
+                    post(port, body.encode())  # warm
                 results[name] = wrk(port, body, Path(tmp))
+                if name == "this server":
+                    ping = ping_while_parsing(port, rows)
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
-    ours, theirs = results["serving (this repo)"], results["mlflow models serve"]
-    print(f"1-row JSON, {CONNECTIONS} connections, {SECONDS} s each, 1 worker, 100-tree random forest pipeline")
-    print(f"{'server':<22} {'healthy':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  engine (ready at)")
+    report(results, starts, engines, answers, ping)
+
+
+def report(results: dict[str, dict[str, float]], starts: dict[str, float], engines: dict[str, tuple[str, float]],
+           answers: dict[str, list], ping: dict[str, float]) -> None:
+    one, two = results["this server"], results["this server, 2 workers"]
+    mlflow_, bare = results["mlflow models serve"], results["ceiling: bare ASGI app"]
+    print(f"1-row JSON, wrk {CONNECTIONS} connections x {SECONDS} s, 100-tree random-forest pipeline, "
+          f"{os.cpu_count()} cores (shared: figures are noisy)")
+    print(f"{'server':<27} {'healthy':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  engine (ready at)")
     for name, r in results.items():
         engine, ready = engines[name]
-        print(f"{name:<22} {starts[name]:>7.2f}s {r['rps']:>9.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>8.0f}"
-              f"  {engine} ({ready:.1f} s)")
-    print(f"ratio req/s: {ours['rps'] / theirs['rps']:.1f}x (scikit-learn fallback alone: "
-          f"{results['serving, sklearn only']['rps'] / theirs['rps']:.1f}x); predictions on 200 rows identical: "
-          f"{answers['serving (this repo)'] == answers['mlflow models serve'] == answers['serving, sklearn only']}")
-    print("targets: >= 10x req/s, p99 < 20 ms, healthy < 2 s, identical predictions")
+        print(f"{name:<27} {starts[name]:>7.2f}s {r['rps']:>9.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+              f"{r['errors']:>8.0f}  {engine} ({ready:.1f} s)")
+    same = len({json.dumps(a) for a in answers.values()}) == 1
+    print(f"req/s vs mlflow: {one['rps'] / mlflow_['rps']:.1f}x (goal >= 100x), p99 {one['p99']:.2f} ms (goal < 5 ms); "
+          f"scikit-learn only: {results['this server, sklearn only']['rps'] / mlflow_['rps']:.1f}x")
+    print(f"2 workers over 1: {two['rps'] / one['rps']:.2f}x")
+    print(f"share of the ceiling (bare ASGI app, 1 worker): {one['rps'] / bare['rps']:.2f} (goal >= 0.7)")
+    if ping:
+        print(f"/ping while {ping['bytes'] / 1e6:.1f} MB JSON bodies are parsed ({ping['bodies']:.0f} bodies, "
+              f"{ping['ok']:.0f} answered 200; {ping['pings']:.0f} pings): p50 {ping['p50']:.1f} ms, "
+              f"p99 {ping['p99']:.1f} ms, max {ping['max']:.1f} ms (goal < 50 ms)")
+    print(f"predictions on 200 rows identical across servers: {same}")
 
 
 if __name__ == "__main__":

@@ -362,7 +362,21 @@ def answer(labels: np.ndarray, probabilities: np.ndarray | None, kind: str) -> t
         out = [json.dumps({"prediction": label, **({"probabilities": probs[i]} if probs else {})})
                for i, label in enumerate(labels.tolist())]
         return ("\n".join(out) + "\n").encode(), "application/jsonlines"
-    payload: dict[str, Any] = {"predictions": labels.tolist()}
+    if len(labels) <= ANSWER_CHUNK:
+        payload: dict[str, Any] = {"predictions": labels.tolist()}
+        if probabilities is not None:
+            payload["probabilities"] = probabilities.tolist()
+        return json.dumps(payload).encode(), "application/json"
+    # The same JSON, encoded a chunk at a time: one json.dumps of 25,000 rows holds the GIL for tens
+    # of milliseconds, which the event loop (answering /ping) would wait out.
+    parts = ['{"predictions": [', ", ".join(_chunks(labels.tolist())), "]"]
     if probabilities is not None:
-        payload["probabilities"] = probabilities.tolist()
-    return json.dumps(payload).encode(), "application/json"
+        parts += [', "probabilities": [', ", ".join(_chunks(probabilities.tolist())), "]"]
+    return ("".join(parts) + "}").encode(), "application/json"
+
+
+ANSWER_CHUNK = 1000
+
+
+def _chunks(values: list[Any]) -> list[str]:
+    return [json.dumps(values[i:i + ANSWER_CHUNK])[1:-1] for i in range(0, len(values), ANSWER_CHUNK)]

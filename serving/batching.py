@@ -58,7 +58,7 @@ class Batcher:
 
     async def submit(self, rows: list[list[Any]]) -> tuple[np.ndarray, np.ndarray | None]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self.queue.put((rows, future))
+        self.queue.put_nowait((rows, future))
         return await future
 
     async def _call(self, rows: list[list[Any]]) -> tuple[np.ndarray, np.ndarray | None]:

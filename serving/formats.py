@@ -248,14 +248,19 @@ def parse_json(body: bytes, columns: list[Column]) -> Rows:
 def _text_of(body: bytes, charset: str | None, what: str) -> str:
     try:
         codec = codecs.lookup(charset or "utf-8-sig")
-    except LookupError:
-        raise ClientError(415, f"unsupported charset {charset!r}; send UTF-8") from None
+    except (LookupError, ValueError):
+        raise ClientError(415, f"unsupported charset {_short(charset)}; send UTF-8") from None
+    if not getattr(codec, "_is_text_encoding", True):  # rot13, base64, zlib...: codecs, not charsets
+        raise ClientError(415, f"unsupported charset {_short(charset)}; send UTF-8")
     if codec.name == "utf-8":
         codec = codecs.lookup("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
     try:
-        return codec.decode(body)[0]
-    except UnicodeError as exc:
-        raise ClientError(400, f"the {what} body is not {codec.name} ({exc})") from None
+        text = codec.decode(body)[0]
+    except Exception as exc:  # UnicodeError, and whatever else an exotic text codec raises
+        raise ClientError(400, f"the {what} body is not {codec.name} ({_short(str(exc))})") from None
+    if not isinstance(text, str):
+        raise ClientError(415, f"unsupported charset {_short(charset)}; send UTF-8")
+    return text
 
 
 def parse_jsonlines(body: bytes, columns: list[Column], charset: str | None = None) -> Rows:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import encodings.aliases
 import json
 import string
 
@@ -74,12 +75,16 @@ BODIES = st.one_of(
     st.integers(1, 3000).map(lambda n: b'{"inputs": ' + b"[" * n),
     st.integers(1, 3000).map(lambda n: b'{"instances": [' + b'{"a": ' * n),
 )
+# every charset Python knows, and codecs that are not charsets (rot13 maps str to str, zlib bytes to bytes)
+CHARSETS = [*sorted(set(encodings.aliases.aliases.values())), "rot13", "base64", "hex", "zlib", "undefined"]
 CONTENT_TYPES = st.one_of(
     st.just("application/json"), st.just("application/json"), st.just("text/csv"),
     st.sampled_from(["application/json", "text/csv", "application/jsonlines", "application/json; charset=utf-16",
                      "text/csv; charset=latin-1", "text/csv; charset=nope", "TEXT/CSV", "", "text/plain",
                      "application/x-jsonlines", "multipart/form-data; boundary=x"]),
     st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=30),
+    st.tuples(st.sampled_from(["text/csv", "application/jsonlines"]), st.sampled_from(CHARSETS))
+    .map(lambda pair: f"{pair[0]}; charset={pair[1]}"),
 )
 HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=40)
 HEADERS = st.fixed_dictionaries({}, optional={

@@ -136,6 +136,8 @@ BAD = [
     (b"\xc3\x28,1", "text/csv", "not utf-8"),
     (b'"unterminated\n', "text/csv", "CSV row 1 has 1 fields"),
     (b"a,b\n", "text/csv; charset=klingon", "unsupported charset 'klingon'"),
+    (b"a,b\n", "text/csv; charset=rot13", "unsupported charset 'rot13'"),
+    (b"a,b\n", "application/jsonlines; charset=zlib", "unsupported charset 'zlib'"),
     (b'[1, 2, 3, 4, 5, "a", "b", "c", "d"]\n{', "application/jsonlines", "malformed JSON on line 2"),
     (b"1,2", "application/x-www-form-urlencoded", "unsupported content type"),
 ]

@@ -249,3 +249,27 @@ def test_thresholds_come_from_the_config_and_flags_override_them(tmp_path: Path,
     assert "bad.yaml: alpha: expected a number from 0 to 1; got 'high'" in capsys.readouterr().err
     assert main([*args, "--alpha", "-1"]) == 2
     assert "--alpha: expected a number from 0 to 1; got -1.0" in capsys.readouterr().err
+
+
+def test_unseen_category_names_are_bounded_and_their_total_exact(base: dict) -> None:
+    frame = generate_churn(1000, seed=9)[FEATURES]
+    frame["contract"] = [f"new-{i % 150}" for i in range(len(frame))]
+    halves = [profile_of(base, frame.iloc[:500]), profile_of(base, frame.iloc[500:])]
+    halves[0].merge(halves[1])
+    contract = compare(halves[0])["features"]["contract"]
+    assert contract["unseen"] == 1000 and len(contract["unseen_categories"]) == 20
+    assert len(halves[0].features["contract"].unseen) == 100  # the rest pooled, still counted
+
+
+def test_sparse_columns_are_pooled_before_the_chi_square_test() -> None:
+    from scipy.stats import chi2_contingency, fisher_exact
+
+    from serving.drift.stats import contingency
+
+    base, live = np.array([500, 480, 3, 1, 40]), np.array([510, 470, 2, 0, 30])
+    pooled = np.array([[500, 480, 44], [510, 470, 32]])  # 3+1 and 2+0 expect < 5: pooled, then with the 40/30
+    assert contingency(base, live) == pytest.approx(chi2_contingency(pooled, correction=False).pvalue)
+    small = np.array([[8, 1], [1, 8]])  # expected 4.5 per cell: Fisher's exact test
+    assert contingency(small[0], small[1]) == pytest.approx(fisher_exact(small).pvalue)
+    assert contingency(np.array([9, 1]), np.array([1, 9])) == pytest.approx(
+        chi2_contingency(np.array([[9, 1], [1, 9]]), correction=False).pvalue)  # expected 5: chi-square

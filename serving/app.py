@@ -19,6 +19,7 @@ import gc
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 OFF_LOOP_BYTES = 64 * 1024  # bodies above this are parsed in a thread, so /ping stays responsive
 OFF_LOOP_ROWS = 2000  # answers above this are serialised in a thread
 ERROR_CODES = {400: "BAD_REQUEST", 404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST", 408: "DEADLINE_EXCEEDED",
@@ -85,7 +87,9 @@ class Server:
         if scope["type"] != "http":
             return
         began = time.perf_counter()
-        request_id = _header(scope, b"x-request-id")[:128] or os.urandom(16).hex()
+        request_id = _header(scope, b"x-request-id")
+        if not REQUEST_ID.fullmatch(request_id):  # it is echoed in a header and the log: no odd bytes
+            request_id = os.urandom(16).hex()
         reply = _Reply(send, request_id)
         try:
             await self.route(scope, receive, reply)

@@ -15,6 +15,10 @@ moto 5.2.5, which pyproject pins for this reason:
 - drops a model package's `CustomerMetadataProperties` on every `UpdateModelPackage` that does not
   name them (an approval), where AWS keeps them; the artifact digest recorded at registration
   lives there, so an update that names none keeps them here too.
+- ignores the conditions it cannot evaluate (the `Bool` operator, keys it has no value for), so a
+  bucket policy's `DenyInsecureTransport` (`aws:SecureTransport` false) denied every object upload.
+  In IAM a condition on a key the request does not carry does not hold, so the statement does not
+  apply; the emulator now does the same (it stands in for AWS over HTTPS).
 Nothing else of moto is changed, except that its development server answers with HTTP/1.0, one
 connection per request. Over keep-alive connections one full apply in four failed here with
 AlreadyExists on a CreateAlias that was sent once by Terraform and that the server had just
@@ -107,8 +111,26 @@ def _patch() -> None:
     setattr(models.SageMakerModelBackend, "update_model_package", update_model_package_keeping_metadata)  # noqa: B010
 
 
+def _patch_conditions() -> None:
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+    is_action_permitted = IAMPolicyStatement.is_action_permitted
+
+    def applies_only_when_its_condition_holds(statement: Any, action: str, resource: str = "*",
+                                              principal: str | None = None,
+                                              incoming_condition_values: dict[str, str] | None = None) -> Any:
+        condition = statement._statement.get("Condition") or {}
+        keys = {key for values in condition.values() if isinstance(values, dict) for key in values}
+        if keys - set(incoming_condition_values or {}):
+            return PermissionResult.NEUTRAL
+        return is_action_permitted(statement, action, resource, principal, incoming_condition_values)
+
+    setattr(IAMPolicyStatement, "is_action_permitted", applies_only_when_its_condition_holds)  # noqa: B010
+
+
 def main() -> None:
     _patch()
+    _patch_conditions()
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
     MotoRequestHandler.protocol_version = "HTTP/1.0"

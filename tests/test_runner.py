@@ -404,6 +404,18 @@ def _emulator_fixes_hold(endpoint: str) -> None:
     sm.delete_model_package_group(ModelPackageGroupName="m")
     with pytest.raises(ClientError):
         sm.describe_model_package_group(ModelPackageGroupName="m")
+    # A statement whose condition does not hold does not apply (the emulator stands in for HTTPS);
+    # an unconditional denial still denies.
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1",
+                      aws_access_key_id="mlops-local", aws_secret_access_key="mlops-local")
+    for bucket, condition in (("secure-only", {"Bool": {"aws:SecureTransport": "false"}}), ("sealed", None)):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        statement = {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": f"arn:aws:s3:::{bucket}/*",
+                     **({"Condition": condition} if condition else {})}
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    s3.put_object(Bucket="secure-only", Key="k", Body=b"x")
+    with pytest.raises(ClientError, match=r"Forbidden|AccessDenied|403"):
+        s3.put_object(Bucket="sealed", Key="k", Body=b"x")
     # UpdateEndpoint: the endpoint serves the new configuration; unknown names are refused.
     role = "arn:aws:iam::123456789012:role/r"
     for name in ("m1", "m2"):

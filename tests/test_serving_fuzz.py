@@ -126,3 +126,45 @@ def test_no_client_input_is_a_5xx_and_the_server_keeps_serving(served, body: byt
     after = loop.run_until_complete(_raw(server, "POST", "/invocations", good,
                                          [(b"content-type", b"application/json")]))
     assert after[0] == 200
+
+
+@pytest.fixture(scope="module")
+def both_engines(tmp_path_factory: pytest.TempPathFactory):
+    """The compiled path and scikit-learn serving the same model, on one event loop."""
+    _, directory, x = save_trained(tmp_path_factory.mktemp("model") / "model")
+    loop = asyncio.new_event_loop()
+    compiled = loop.run_until_complete(_ready(directory))
+    sklearn = loop.run_until_complete(_ready(directory, SERVING_ENGINE="sklearn"))
+    assert (compiled.model.engine, sklearn.model.engine) == ("onnxruntime", "scikit-learn")
+    categories = {c: sorted(x[c].dropna().unique().tolist()) for c in CONFIG.categorical}
+    yield loop, compiled, sklearn, categories
+    for server in (compiled, sklearn):
+        loop.run_until_complete(server.batcher.stop())
+    loop.close()
+
+
+NUMBERS = st.one_of(*[st.floats(-1e4, 1e4)] * 12,
+                    st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**320), 10**320),
+                    st.sampled_from([1e39, -1e39, 3.4e38, 1e300, 0.0, None, "", "nan", "12.5"]))
+
+
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_both_engines_give_the_same_answer_for_every_input(both_engines, data) -> None:
+    loop, compiled, sklearn, categories = both_engines
+    record = {c: data.draw(NUMBERS) for c in CONFIG.numeric}
+    for column, known in categories.items():
+        record[column] = data.draw(st.one_of(st.sampled_from(known), st.none(), st.booleans(), st.integers(),
+                                             st.floats(), st.text(max_size=5)))
+    body = json.dumps({"dataframe_records": [record]}, allow_nan=True).encode()
+    headers = [(b"content-type", b"application/json")]
+    fast = loop.run_until_complete(_raw(compiled, "POST", "/invocations", body, headers))
+    exact = loop.run_until_complete(_raw(sklearn, "POST", "/invocations", body, headers))
+    event(f"status {exact[0]}")
+    assert fast[0] == exact[0], (record, fast[2], exact[2])
+    if exact[0] == 200:
+        a, b = json.loads(fast[2]), json.loads(exact[2])
+        assert a["predictions"] == b["predictions"], record
+        assert max(abs(p - q) for p, q in zip(a["probabilities"][0], b["probabilities"][0], strict=True)) < 1e-5
+    else:
+        assert json.loads(fast[2]) == json.loads(exact[2])

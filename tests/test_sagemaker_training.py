@@ -260,3 +260,13 @@ def test_a_checkpoint_of_other_data_is_not_used(sm_root: Path, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert "from other data or another search; starting the search over" in result.stderr
     assert "finished before" not in result.stderr
+
+
+def test_only_the_first_host_of_a_multi_instance_job_trains(sm_root: Path, tmp_path: Path) -> None:
+    layout(sm_root, {})
+    (sm_root / "input/config/resourceconfig.json").write_text(json.dumps(
+        {"current_host": "algo-2", "hosts": ["algo-1", "algo-2"], "network_interface_name": "eth0"}))
+    result = train(sm_root, tmp_path)
+    assert result.returncode == 0
+    assert "algo-2: this training runs on one instance; the first host trains and writes the model" in result.stderr
+    assert not (sm_root / "model").exists()  # nothing that could clash with algo-1's files in the archive

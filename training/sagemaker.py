@@ -90,6 +90,22 @@ def apply(config: TrainingConfig, params: dict[str, Any]) -> tuple[TrainingConfi
     return replace(config, **changes), fixed
 
 
+def secondary_host() -> str | None:
+    """This host's name when the job runs on several instances and this is not the first one.
+
+    The training is not distributed: every host would fit the same model and write the same
+    file names into /opt/ml/model, which SageMaker merges into one archive. Only the first host
+    (by name, as in resourceconfig.json) trains; the others finish at once.
+    """
+    path = root() / "input" / "config" / "resourceconfig.json"
+    try:
+        resources = json.loads(path.read_text(encoding="utf-8"))
+        current, hosts = resources["current_host"], sorted(resources["hosts"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return current if hosts and current != hosts[0] else None
+
+
 def channel(name: str) -> Path:
     return root() / "input" / "data" / name
 

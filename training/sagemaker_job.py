@@ -45,6 +45,10 @@ def _train() -> None:
 
 def run() -> int:
     """The exit code: 0 trained; 2 bad configuration or data; 1 anything else."""
+    other = sagemaker.secondary_host()
+    if other:
+        t.log(f"{other}: this training runs on one instance; the first host trains and writes the model")
+        return 0
     try:
         _train()
     except (DataError, ConfigError, SearchError) as exc:

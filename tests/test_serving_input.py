@@ -266,3 +266,36 @@ def test_parse_keeps_the_signature_the_drift_job_uses() -> None:
     assert parse(b'{"a": 2, "b": "y"}\n', "application/jsonlines", columns) == [[2.0, "y"]]
     frame = pd.DataFrame(parse(b'{"inputs": {"a": [3], "b": ["z"]}}', "application/json", columns))
     assert frame.values.tolist() == [[3.0, "z"]]
+
+
+def test_an_older_model_trained_on_raw_booleans_still_serves_them(tmp_path: Path) -> None:
+    """Before training cast categories to text, a Parquet bool column reached the pipeline as bools
+    and the signature said `boolean`: such a model starts, compiles and scores JSON booleans."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from training.data import generate_churn
+    from training.model import build_pipeline
+    from training.train import trusted_types
+
+    raw = generate_churn(600, seed=4)
+    x = raw[FEATURES].copy()
+    for column in CONFIG.numeric:
+        x[column] = x[column].astype("float64")
+    for column in CONFIG.categorical:
+        x[column] = x[column].astype(object).where(x[column].notna(), np.nan)
+    x["paperless_billing"] = raw["paperless_billing"].map({"Yes": True, "No": False}).astype(object)
+    model = build_pipeline(CONFIG, {"n_estimators": 10}).fit(x, raw[CONFIG.target])
+    signature = infer_signature(x.head(5))
+    assert {c.name: c.type.name for c in signature.inputs.inputs}["paperless_billing"] == "boolean"
+    mlflow.sklearn.save_model(model, tmp_path / "m", signature=signature, input_example=x.head(5),
+                              skops_trusted_types=trusted_types(model))
+    records = json.loads(x.head(20).to_json(orient="records"))
+
+    async def scenario():
+        server = await _ready(tmp_path / "m")
+        return server.model, await _call(server, "POST", "/invocations", _post(records))
+
+    loaded, (status, body, _) = _run(scenario())
+    assert loaded.example is not None and loaded.engine == "onnxruntime"
+    assert status == 200 and json.loads(body)["predictions"] == model.predict(x.head(20)).tolist()

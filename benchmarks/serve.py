@@ -108,14 +108,18 @@ def start(command: list[str], port: int, log: Path, extra_env: dict[str, str]) -
 
 
 def settle(port: int, began: float, log: Path, workers: int) -> tuple[str, float]:
-    """Wait until a server that compiles in the background is done in every worker."""
+    """Wait until every worker is healthy and done compiling in the background."""
     deadline = time.perf_counter() + 90
     while time.perf_counter() < deadline:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/ping", timeout=5) as answer:
-            try:
-                state = json.loads(answer.read())
-            except ValueError:  # mlflow's /ping answers a bare newline: nothing compiles there
-                return "-", time.perf_counter() - began
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/ping", timeout=5) as answer:
+                try:
+                    state = json.loads(answer.read())
+                except ValueError:  # mlflow's /ping answers a bare newline: nothing compiles there
+                    return "-", time.perf_counter() - began
+        except urllib.error.HTTPError:  # another worker still loading: 503
+            time.sleep(0.1)
+            continue
         done = len(re.findall(r"compiled path verified|serving with scikit-learn \(", log.read_text()))
         if not state.get("compiling") and (done >= workers or state.get("engine") == "scikit-learn"):
             return state.get("engine") or "-", time.perf_counter() - began

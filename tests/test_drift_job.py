@@ -316,3 +316,29 @@ def test_the_job_runs_as_a_module(tmp_path: Path, base: dict) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["metrics"][2] == {"name": "RowsAnalysed", "dimensions": {}, "value": 250.0,
                                                      "unit": "Count"}
+
+
+def test_an_object_that_vanishes_after_listing_is_counted_and_skipped(tmp_path: Path, base: dict, aws: None,
+                                                                      monkeypatch) -> None:
+    import boto3
+
+    from serving.drift import cli, sources
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="capture", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    for key, text in capture_files(800, files=2).items():
+        s3.put_object(Bucket="capture", Key=key, Body=text.encode())
+
+    def list_then_delete(uri: str) -> list:
+        blobs = sources.list_blobs(uri)
+        s3.delete_object(Bucket="capture", Key=blobs[0].uri.removeprefix("s3://capture/"))
+        return blobs
+
+    monkeypatch.setattr(cli, "list_blobs", list_then_delete)
+    (tmp_path / "baseline.json").write_text(json.dumps(base))
+    code, report = run(["--baseline", str(tmp_path / "baseline.json"), "--data", "s3://capture/churn/"],
+                       tmp_path / "r")
+    assert code == 0 and report["rows"] == 250 and report["unreadable_records"] == 1
+    assert report["unreadable_examples"][0].startswith(
+        "s3://capture/churn/AllTraffic/2026/11/22/10/part-0.jsonl: cannot read (")
+    assert "NoSuchKey" in report["unreadable_examples"][0]

@@ -148,10 +148,14 @@ def _count(baseline: dict[str, Any], sources: list[str], index: int, total: int,
     profile = Profile(baseline)
     reader = Reader(profile)
     for blob in shard(blobs, index, total)[worker::workers]:
-        if blob.is_capture:
-            reader.capture(blob.uri, blob.lines())
-        else:
-            reader.table(blob.uri, blob.lines())
+        try:
+            if blob.is_capture:
+                reader.capture(blob.uri, blob.lines())
+            else:
+                reader.table(blob.uri, blob.lines())
+        except SourceError as exc:  # an object that cannot be fetched: counted and skipped like a bad record
+            profile.records += 1
+            profile.skip(str(exc))
     reader.flush()
     return profile
 
@@ -168,6 +172,14 @@ def merged(baseline: dict[str, Any], partials: list[str]) -> Profile:
     return profile
 
 
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise DriftInputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -182,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         except BaselineError as exc:
             raise DriftInputError(f"{args.baseline}: {exc}") from None
         if args.partial:
-            args.partial.parent.mkdir(parents=True, exist_ok=True)
-            args.partial.write_text(json.dumps(profile.state()))
+            _write(args.partial, json.dumps(profile.state()))
             print(f"partial: {profile.rows} rows, {profile.unreadable} unreadable records -> {args.partial}")
             return 0
         if profile.rows == 0:
@@ -191,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             raise DriftInputError(f"no readable rows in {profile.records} records"
                                   + (f" ({reasons})" if reasons else ""))
         report = compare(profile, thresholds)
-        paths = write(report, args.out)
+        try:
+            paths = write(report, args.out)
+        except OSError as exc:
+            raise DriftInputError(f"{args.out}: cannot write the report ({exc.strerror or exc})") from None
         text = send(report, args.metrics, args.namespace, dict(args.dimension)) if args.metrics else None
     except (DriftInputError, SinkError) as exc:
         print(f"Error: {exc}", file=sys.stderr)

@@ -92,8 +92,11 @@ def list_blobs(uri: str) -> list[Blob]:
 
 
 def _local_lines(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        yield from handle
+    try:
+        with path.open("rb") as handle:
+            yield from handle
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def _s3_list(uri: str) -> list[Blob]:
@@ -108,8 +111,11 @@ def _s3_list(uri: str) -> list[Blob]:
         raise SourceError(f"{uri}: cannot list ({exc})") from None
 
     def lines(key: str) -> Iterator[bytes]:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"]
-        yield from _split_lines(body.iter_chunks(CHUNK))
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+            yield from _split_lines(body.iter_chunks(CHUNK))
+        except (BotoCoreError, ClientError) as exc:
+            raise SourceError(f"s3://{bucket}/{key}: cannot read ({exc})") from None
 
     return [Blob(f"s3://{bucket}/{key}", lambda key=key: lines(key)) for key in sorted(keys)]
 
@@ -125,7 +131,10 @@ def _azure_list(uri: str) -> list[Blob]:
         raise SourceError(f"{uri}: cannot list ({str(exc).splitlines()[0]})") from None
 
     def lines(name: str) -> Iterator[bytes]:
-        yield from _split_lines(container.download_blob(name).chunks())
+        try:
+            yield from _split_lines(container.download_blob(name).chunks())
+        except AzureError as exc:
+            raise SourceError(f"azure://{container_name}/{name}: cannot read ({str(exc).splitlines()[0]})") from None
 
     return [Blob(f"azure://{container_name}/{name}", lambda name=name: lines(name)) for name in sorted(names)]
 

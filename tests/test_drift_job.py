@@ -252,8 +252,10 @@ def azurite() -> Iterator[str]:
         pytest.skip("Node.js (node and npm) is not installed: Azurite cannot run")
     binary = NODE_DIR / "node_modules" / ".bin" / "azurite-blob"
     if not binary.exists():
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR), AZURITE],
-                       check=True, capture_output=True, timeout=600)
+        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR), AZURITE],
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            pytest.fail(f"npm install {AZURITE} failed (run make setup with network access): {done.stderr[-500:]}")
     port = _free_port()
     process = subprocess.Popen([str(binary), "--inMemoryPersistence", "--skipApiVersionCheck", "--silent",
                                 "--blobHost", "127.0.0.1", "--blobPort", str(port)],

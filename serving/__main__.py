@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--model", default=os.environ.get("MODEL_URI", "/opt/ml/model"),
                        help="model directory or models:/ URI (env MODEL_URI; default /opt/ml/model)")
     serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")))
+    serve.add_argument("--port", type=int, default=os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"),
+                       help="port (env SAGEMAKER_BIND_TO_PORT; default 8080)")
     args = parser.parse_args(argv)
     try:
         config = settings.load()

@@ -45,6 +45,9 @@ ERROR_CODES = {400: "BAD_REQUEST", 404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST"
 
 
 class Server:
+    """One worker process's ASGI app: it loads the model in the background (so the port answers
+    /ping from the first second), then batches the requests of this process into model calls."""
+
     def __init__(self, model_uri: str, config: settings.Settings | None = None):
         self.model_uri = model_uri
         self.settings = config or settings.load()

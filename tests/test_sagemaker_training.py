@@ -133,8 +133,8 @@ def test_a_tuning_child_trains_on_every_shard_and_writes_its_model(sm_root: Path
     clf = loaded.named_steps["classifier"]
     assert type(clf).__name__ == "RandomForestClassifier"  # `model` switched the family ...
     assert (clf.bootstrap, clf.max_depth, clf.max_features) == (False, 6, "sqrt")  # "false" decoded to False
-    assert 10 <= clf.n_estimators <= 30  # ... and the search space: random_forest's, from the config channel
-    assert "searching 2 candidates x 2 folds of random_forest" in result.stderr
+    assert clf.n_estimators == 100  # a trial trains exactly what the tuner chose, defaults for the rest
+    assert "searching 1 candidates x 2 folds of random_forest" in result.stderr
     baseline = json.loads((model_dir / "baseline.json").read_text())
     assert set(baseline["features"]) == {*PLATFORM_CONFIG["data"]["numeric"], *PLATFORM_CONFIG["data"]["categorical"]}
     inputs = json.loads(yaml.safe_load((model_dir / "MLmodel").read_text())["signature"]["inputs"])
@@ -166,12 +166,16 @@ def _parsed():
 
 
 def test_without_a_test_channel_the_id_hash_holds_rows_out(sm_root: Path, tmp_path: Path) -> None:
-    frame = layout(sm_root, {"model": json.dumps("hist_gradient_boosting")}, test=False)
+    frame = layout(sm_root, {"model": json.dumps("random_forest")}, test=False)
     result = train(sm_root, tmp_path)
     assert result.returncode == 0, result.stderr
+    held = int(held_out(frame, _parsed()).sum())
     assert f"train channel: {len(frame)} rows; holding out 20% of ids" in result.stderr
-    assert "searching 2 candidates x 2 folds of hist_gradient_boosting" in result.stderr
-    assert int(held_out(frame, _parsed()).sum()) > 0 and "validation:roc_auc=" in result.stdout
+    assert f"refitting on {len(frame) - held} rows" in result.stderr and "validation:roc_auc=" in result.stdout
+    # `model` switched the family and the search space: random_forest's, from the config channel.
+    assert "searching 2 candidates x 2 folds of random_forest" in result.stderr
+    clf = mlflow.sklearn.load_model(str(sm_root / "model")).named_steps["classifier"]
+    assert 10 <= clf.n_estimators <= 30 and clf.min_samples_leaf in (1, 5)
 
 
 @pytest.mark.parametrize(("hyperparameters", "config", "expected", "code"), [
@@ -179,7 +183,7 @@ def test_without_a_test_channel_the_id_hash_holds_rows_out(sm_root: Path, tmp_pa
      "'learning_rate': not a parameter of the random_forest classifier; valid: bootstrap, ccp_alpha,", 2),
     ({}, None, "no training configuration: the pipeline passes it as the 'config' channel", 2),
     ({"model": '"xgboost"'}, PLATFORM_CONFIG, "model: expected one of hist_gradient_boosting,", 2),
-    ({"max_depth": "0"}, PLATFORM_CONFIG, "all 2 candidates failed; the first: candidate 1", 1),
+    ({"max_depth": "0"}, PLATFORM_CONFIG, "all 1 candidates failed; the first: candidate 1 {'max_depth': 0}", 1),
 ])
 def test_a_refused_job_says_why_in_the_failure_file(sm_root: Path, tmp_path: Path, hyperparameters: dict,
                                                     config: dict | None, expected: str, code: int) -> None:

@@ -118,18 +118,20 @@ def _plain(value: Any) -> Any:
 def candidates(config: TrainingConfig, fixed: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The parameter sets to cross-validate, in a fixed order for a given config and seed.
 
-    `fixed` parameters (a SageMaker tuning job chose them) hold in every candidate; the rest of the
-    family's space is searched. Nothing left to search: one candidate.
+    With `fixed` parameters (a SageMaker tuning job chose them) there is one candidate: exactly
+    those, the classifier's defaults for the rest. A search inside each tuning trial would make its
+    objective depend on draws the tuner does not see.
     """
-    fixed = dict(fixed or {})
-    space = distributions({k: v for k, v in config.space.items() if k not in fixed})
+    if fixed:
+        return [dict(fixed)]
+    space = distributions(config.space)
     if not space:
-        return [fixed]
+        return [{}]
     n_iter = config.n_iter
     if all(isinstance(v, list) for v in space.values()):
         n_iter = min(n_iter, math.prod(len(v) for v in space.values()))  # no more than the grid holds
     sampled = ParameterSampler(space, n_iter, random_state=config.seed)
-    return [{**fixed, **{k: _plain(v) for k, v in sorted(c.items())}} for c in sampled]
+    return [{k: _plain(v) for k, v in sorted(c.items())} for c in sampled]
 
 
 @dataclass

@@ -178,6 +178,7 @@ def test_serving_wiring() -> None:
                                         '["serving"]}:cccccccccccc"'
     assert container["model_data_url"] == pin().artifact
     assert models["variant_champion"].body["tags"] == {
+        "mlops-dsl:variant": "champion",
         "mlops-dsl:model-package": "arn:aws:sagemaker:eu-west-1:333333333333:model-package/churn-prod/7",
         "mlops-dsl:artifact-sha256": "d" * 64}
     assert all(m.body["enable_network_isolation"] is True and "vpc_config" in m.body for m in models.values())
@@ -271,6 +272,10 @@ def test_serving_at_fixed_capacity_and_unmonitored() -> None:
      "max_wait_seconds (60) must be at least max_runtime_seconds (86400)"),
     (lambda t: TrainingInfrastructure(t.data, tuning=Tuning("m", [IntegerRange("d", 5, 2)])),
      "TrainingInfrastructure 'training': tuning.ranges[0]: low (5) must be below high (2)"),
+    (lambda t: ModelServing(t, variants=[Variant(f"v{i}") for i in range(6)]),
+     "6 variants need 12 rollback alarms; an endpoint's deployment takes at most 10, so at most 5 variants"),
+    (lambda t: ModelServing(t, variants=[Variant("a"), Variant("b")], deployment=Rolling()),
+     "a Rolling deployment cannot update an endpoint with several variants"),
     (lambda t: TrainingInfrastructure(t.data, instance_count=2),
      "instance_count is 2, but the training code is not distributed"),
     (lambda t: TrainingInfrastructure(t.data, tuning=Tuning("validation:roc_auc", [IntegerRange("max_depth", 2, 8)])),
@@ -437,3 +442,19 @@ def test_parsed_hcl_references_between_resources(ns: str) -> None:
             "aws_cloudwatch_event_rule.drift", "aws_iam_role.retrain"}
     emails = [s["endpoint"] for s in serving.get("aws_sns_topic_subscription", [])]
     assert emails == (["ml-oncall@example.com"] if ns == "prod" else [])
+
+
+def test_pinned_serving_images_never_expire_and_rollback_alarms_are_readable() -> None:
+    stack = _stacks(_platform(serving_kwargs={"variants": [Variant("champion"), Variant("challenger")]}),
+                    pins={"champion": pin(7), "challenger": replace(pin(6), image="eeeeeeeeeeee")})["training"].stack
+    rules = _resources(stack, "aws_ecr_lifecycle_policy")["serving"].body["policy"].args[0]["rules"]
+    assert [(r["rulePriority"], r["selection"].get("tagPrefixList")) for r in rules] == [
+        (1, ["cccccccccccc"]), (2, ["eeeeeeeeeeee"]), (3, None)]
+    assert rules[-1]["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 30}
+    training_rules = _resources(stack, "aws_ecr_lifecycle_policy")["training"].body["policy"].args[0]["rules"]
+    assert len(training_rules) == 1
+    policy = _text(_resources(stack, "aws_iam_role_policy")["execution"].body["policy"])
+    assert '"arn:aws:cloudwatch:eu-west-1:333333333333:alarm:churn-prod-*"' in policy
+    features = _text(_resources(_stacks(_platform())["features"].stack, "aws_iam_role_policy")["feature_store"]
+                     .body["policy"])
+    assert '"s3:PutObjectAcl"' in features

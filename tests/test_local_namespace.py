@@ -131,10 +131,12 @@ def test_the_model_lifecycle_in_the_local_namespace(local, tmp_path) -> None:
     _release(mlops, _trained_model(tmp_path / "v1", 1.0), 1)
     pins = base / "models" / "local.yaml"
     assert "champion: {version: 1, group: customer-churn-local" in pins.read_text()
-    planned = mlops("plan", "-n", "local")
+    # A pin changes the serving stack only. (The whole namespace would defer serving behind the
+    # emulator's perpetual feature-group replacement: moto does not keep its online store.)
+    planned = mlops("plan", "-n", "local", "--template", "serving")
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "- champion: nothing -> version 1 (image " in _summary(base)
-    applied = mlops("apply", "-n", "local")
+    applied = mlops("apply", "-n", "local", "--template", "serving")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     first = _endpoint_model(endpoint)
     arn = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/customer-churn-local/1"
@@ -148,18 +150,18 @@ def test_the_model_lifecycle_in_the_local_namespace(local, tmp_path) -> None:
 
     # Version 2 replaces it through the endpoint's update.
     _release(mlops, _trained_model(tmp_path / "v2", 0.1), 2)
-    planned = mlops("plan", "-n", "local")
+    planned = mlops("plan", "-n", "local", "--template", "serving")
     assert planned.returncode == 0, planned.stdout + planned.stderr
     image = first["PrimaryContainer"]["Image"].rsplit(":", 1)[-1]
     assert f"- champion: version 1 (image {image}) -> version 2 (image {image})" in _summary(base)
-    applied = mlops("apply", "-n", "local")
+    applied = mlops("apply", "-n", "local", "--template", "serving")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     second = _endpoint_model(endpoint)
     assert second["ModelName"] != first["ModelName"] and "-v2-" in second["ModelName"]
 
     # A rejected version that is pinned stops the next plan, naming it.
     assert mlops("models", "reject", "-n", "local", "--version", "2").returncode == 0
-    refused = mlops("plan", "-n", "local")
+    refused = mlops("plan", "-n", "local", "--template", "serving")
     assert refused.returncode == 1
     assert "customer-churn.champion pins customer-churn-local version 2, which is Rejected" in refused.stderr
 

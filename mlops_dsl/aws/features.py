@@ -30,7 +30,9 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
 
     role = iam.role(ctx, "feature_store", "feature-store", "sagemaker.amazonaws.com")
     policy = iam.inline_policy("feature_store", role, [
-        iam.statement("OfflineStoreObjects", ["s3:PutObject", "s3:GetObject", "s3:GetBucketAcl"],
+        # PutObjectAcl as in AWS's AmazonSageMakerFeatureStoreAccess policy: the offline store sets the
+        # bucket-owner-full-control ACL on what it writes (accepted under BucketOwnerEnforced).
+        iam.statement("OfflineStoreObjects", ["s3:PutObject", "s3:PutObjectAcl", "s3:GetObject", "s3:GetBucketAcl"],
                       [interp("", bucket_arn, f"/{PREFIX}/*")]),
         iam.statement("OfflineStoreBucket", ["s3:GetBucketAcl", "s3:GetBucketLocation", "s3:ListBucket"],
                       [bucket_arn]),

@@ -49,6 +49,10 @@ def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: di
         iam.statement("RegistryLogin", ["ecr:GetAuthorizationToken"], "*"),
         iam.statement("JobLogs", ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                       [iam.arn(ctx, "logs", "log-group:/aws/sagemaker/*")]),
+        # The endpoints' deployment guardrails read their rollback alarms with the models' role
+        # (SageMaker, "Auto-Rollback Configuration and Monitoring"); the alarms are named <platform>-<ns>-*.
+        iam.statement("ReadRollbackAlarms", ["cloudwatch:DescribeAlarms"], [
+            iam.arn(ctx, "cloudwatch", f"alarm:{ctx.name}-*")]),
         iam.statement("JobMetrics", ["cloudwatch:PutMetricData"], "*",
                       {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}}),
         iam.statement("JobNetworkInterfaces", ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",

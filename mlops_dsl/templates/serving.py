@@ -13,6 +13,7 @@ from .data import LOG_RETENTION_DAYS
 from .image import Image
 from .training import INSTANCE_TYPE, SCHEDULE, TrainingInfrastructure
 
+MAX_ROLLBACK_ALARMS = 10
 VARIANT_NAME = Pattern(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,19}", "1 to 20 letters, digits and hyphens")
 
 
@@ -196,6 +197,16 @@ class ModelServing(Template):
                     problems.append(f"{where}: variants[{i}].initial_instance_count must be at least 2 for "
                                     f"{self.deployment.traffic} traffic shifting, which moves part of the "
                                     f"capacity first. Got {v.initial_instance_count} instead.")
+        # Each variant has two rollback alarms (p99 latency, 5xx rate); AutoRollbackConfiguration takes
+        # at most 10 (botocore's AlarmList: 1 to 10 items).
+        if 2 * len(self.variants) > MAX_ROLLBACK_ALARMS:
+            problems.append(f"{where}: {len(self.variants)} variants need {2 * len(self.variants)} rollback alarms; "
+                            f"an endpoint's deployment takes at most {MAX_ROLLBACK_ALARMS}, so at most "
+                            f"{MAX_ROLLBACK_ALARMS // 2} variants")
+        if isinstance(self.deployment, Rolling) and len(self.variants) > 1:
+            problems.append(f"{where}: a Rolling deployment cannot update an endpoint with several variants "
+                            f"(SageMaker's deployment guardrails exclude multi-variant endpoints from rolling "
+                            f"updates); use BlueGreen or one variant")
         if self.retrain_on_drift and self.monitoring_schedule is None:
             problems.append(f"{where}: retrain_on_drift needs a monitoring_schedule, whose reports trigger it; "
                             f"set retrain_on_drift=False or give a schedule")

@@ -33,7 +33,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ml,local,cdktf]'
+	$(BIN)/pip install --quiet -e '.[dev,ml,local,cdktf,aws]'
 	@# Azurite (Azure Blob emulator) for the drift job's tests; 3.35.0 is the last release for Node 20.
 	@if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix .mlops/node azurite@3.35.0; \
 	else echo "npm not found: the drift job's Azure Blob tests will be skipped"; fi

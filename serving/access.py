@@ -3,7 +3,8 @@
 A `logging` call per request (record, formatter, one write to stderr each) costs about a quarter
 of this server's throughput. Lines are instead formatted cheaply, collected, and written together
 by the event loop every FLUSH_SECONDS (and at shutdown), in the layout of the server's other log
-lines: `2026-12-01 20:00:17,167 4242 serving.access INFO <id> POST /invocations 200 0.30ms`.
+lines: `2026-12-01 20:00:17,167 4242 serving.access INFO <id> POST /invocations 200 0.30ms`, and
+`unseen=contract,...` when a request held categories training never saw.
 `ACCESS_LOG=0` turns it off.
 """
 
@@ -28,7 +29,8 @@ class AccessLog:
         self._stamp = ""
         self._prefix = f" {os.getpid()} serving.access INFO "
 
-    def write(self, request_id: str, method: str, path: str, status: int, milliseconds: float) -> None:
+    def write(self, request_id: str, method: str, path: str, status: int, milliseconds: float,
+              note: str = "") -> None:
         if not self.enabled:
             return
         now = time.time()
@@ -36,7 +38,7 @@ class AccessLog:
         if second != self._second:  # strftime once a second, not once a request
             self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         self.lines.append(f"{self._stamp},{int((now - second) * 1000):03d}{self._prefix}{request_id} {method} "
-                          f"{path} {status} {milliseconds:.2f}ms\n")
+                          f"{path} {status} {milliseconds:.2f}ms{' ' + note if note else ''}\n")
         if not self.pending:
             self.pending = True
             try:

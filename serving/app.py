@@ -61,6 +61,7 @@ class Server:
         self.scoring = os.environ.get("SCORING_ROUTE", "/invocations")
         self.compile = os.environ.get("SERVING_ENGINE", "auto") == "auto"  # `sklearn` keeps scikit-learn only
         self.access = AccessLog()
+        self.unseen: dict[str, int] = {}  # categories training never saw, per column, since start
 
     async def startup(self) -> None:
         try:
@@ -101,7 +102,7 @@ class Server:
             if not reply.started:
                 await reply.error(500, "the server failed on this request; see its log")
         self.access.write(request_id, scope["method"], scope["path"], reply.status,
-                          (time.perf_counter() - began) * 1000)
+                          (time.perf_counter() - began) * 1000, reply.note)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -145,7 +146,8 @@ class Server:
         if busy > self.settings.timeout:
             return 503, {"status": "stuck", "error": f"a model call has run for {busy:.0f} s, past the timeout of "
                                                      f"{self.settings.timeout:g} s", "engine": self.model.engine}
-        return 200, {"status": "healthy", "engine": self.model.engine, "compiling": self.compiling}
+        return 200, {"status": "healthy", "engine": self.model.engine, "compiling": self.compiling,
+                     "unseen_categories": self.unseen}
 
     def execution_parameters(self) -> dict[str, Any]:
         """What Batch Transform asks before sending: one request per worker, as many records per
@@ -202,13 +204,23 @@ class Server:
             if not message.get("more_body"):
                 return b"".join(chunks)
 
+    def read_rows(self, body: bytes, content_type: str) -> tuple[formats.Rows, dict[str, int]]:
+        """The checked rows, and the count of unseen categories per column (both per row: a thread's work
+        for a large body)."""
+        assert self.model is not None
+        rows = formats.parse(body, content_type, self.model.columns)
+        return rows, self.model.unseen(rows)
+
     async def score(self, body: bytes, content_type: str, output: str, reply: _Reply) -> None:
         assert self.model is not None and self.batcher is not None
-        columns = self.model.columns
         if len(body) > OFF_LOOP_BYTES:
-            rows = await asyncio.to_thread(formats.parse, body, content_type, columns)
+            rows, unseen = await asyncio.to_thread(self.read_rows, body, content_type)
         else:
-            rows = formats.parse(body, content_type, columns)
+            rows, unseen = self.read_rows(body, content_type)
+        if unseen:
+            reply.note = "unseen=" + ",".join(unseen)
+            for name, count in unseen.items():
+                self.unseen[name] = self.unseen.get(name, 0) + count
         try:
             labels, proba = await self.batcher.submit(rows)
         except Exception as exc:  # checked rows the model itself rejects are still the client's input
@@ -228,6 +240,7 @@ class _Reply:
         self.request_id = request_id.encode("latin-1", "replace")
         self.status = 0
         self.started = False
+        self.note = ""  # appended to the access log line
 
     async def send(self, status: int, body: bytes, content_type: str) -> None:
         self.status, self.started = status, True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,17 @@ class LoadedModel:
     example: list[list[Any]] | None
     fast: Any = None  # a verified CompiledPipeline, once built
     engine: str = "scikit-learn"
+    known: dict[int, frozenset[str]] = field(default_factory=dict)  # column -> categories seen in training
+
+    def unseen(self, rows: list[list[Any]]) -> dict[str, int]:
+        """Per categorical column, how many values training never saw (scored as "none of them",
+        silently, by the one-hot encoder): visible in the access log and on /ping."""
+        counts: dict[str, int] = {}
+        for i, categories in self.known.items():
+            n = sum(1 for row in rows if isinstance(row[i], str) and row[i] not in categories)
+            if n:
+                counts[self.columns[i].name] = n
+        return counts
 
     def cheap(self, rows: int) -> bool:
         """Whether a call on this many rows is fast enough to run on the event loop (see Batcher)."""
@@ -109,7 +120,25 @@ def load(uri: str) -> LoadedModel:
     if not columns and hasattr(model, "feature_names_in_"):
         columns = [Column(str(n), "double") for n in model.feature_names_in_]
     info = meta.get("saved_input_example_info") or {}
-    return LoadedModel(model, columns, _example(path / info.get("artifact_path", "input_example.json"), columns))
+    return LoadedModel(model, columns, _example(path / info.get("artifact_path", "input_example.json"), columns),
+                       known=_known_categories(model, columns))
+
+
+def _known_categories(model: Any, columns: list[Column]) -> dict[int, frozenset[str]]:
+    """The one-hot encoders' categories by column position, for a preprocess + classifier pipeline
+    (as training builds it); empty for any other shape."""
+    position = {c.name: i for i, c in enumerate(columns)}
+    known: dict[int, frozenset[str]] = {}
+    try:
+        for _, steps, names in model.named_steps["preprocess"].transformers_:
+            encoder = steps.steps[-1][1] if hasattr(steps, "steps") else steps
+            if hasattr(encoder, "categories_") and getattr(encoder, "handle_unknown", None) != "error":
+                for name, categories in zip(names, encoder.categories_, strict=True):
+                    if name in position and columns[position[name]].type not in formats.NUMERIC:
+                        known[position[name]] = frozenset(str(v) for v in categories)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return {}
+    return known
 
 
 def _example(file: Path, columns: list[Column]) -> list[list[Any]] | None:

@@ -105,7 +105,7 @@ def test_ping_is_healthy_only_after_the_warm_up_prediction(trained) -> None:
     assert before[0] == 503 and json.loads(before[1]) == {"status": "loading"}
     assert scoring[0] == 503
     assert after[0] == 200 and json.loads(after[1]) == {"status": "healthy", "engine": "onnxruntime",
-                                                                     "compiling": False}
+                                                         "compiling": False, "unseen_categories": {}}
 
 
 def test_an_unloadable_model_is_reported_on_ping(tmp_path: Path) -> None:

@@ -260,3 +260,26 @@ def test_a_large_batch_is_scored_in_chunks_and_answered_in_pieces_exactly(traine
     assert answer == json.dumps({"predictions": doc["predictions"], "probabilities": doc["probabilities"]}).encode()
     lines = csv_answer.decode().splitlines()
     assert csv_status == 200 and csv_content == "text/csv" and [int(line.split(",")[0]) for line in lines] == expected
+
+
+def test_unseen_categories_are_counted_in_the_access_log_and_on_ping(trained) -> None:
+    """The one-hot encoder scores a category training never saw as "none of them", silently: the
+    server says so, per request in the access log and in total on /ping."""
+    _, directory, x = trained
+    record = _records(x, 1)[0]
+    odd = [{**record, "contract": "Ten years", "payment_method": "Gold"}, {**record, "contract": "Forever"}]
+    log = io.StringIO()
+
+    async def scenario():
+        server = await _ready(directory)
+        server.access.stream = log
+        await _call(server, "POST", "/invocations", json.dumps({"dataframe_records": [record]}).encode())
+        scored = await _call(server, "POST", "/invocations", json.dumps({"dataframe_records": odd}).encode())
+        await asyncio.sleep(0.1)
+        return scored, await _call(server, "GET", "/ping")
+
+    scored, ping = _run(scenario())
+    assert scored[0] == 200
+    first, second = log.getvalue().splitlines()
+    assert first.endswith("ms") and second.endswith(" unseen=contract,payment_method")
+    assert json.loads(ping[1])["unseen_categories"] == {"contract": 2, "payment_method": 1}

@@ -458,3 +458,25 @@ def test_pinned_serving_images_never_expire_and_rollback_alarms_are_readable() -
     features = _text(_resources(_stacks(_platform())["features"].stack, "aws_iam_role_policy")["feature_store"]
                      .body["policy"])
     assert '"s3:PutObjectAcl"' in features
+
+
+def test_a_schedule_that_cannot_start_the_pipeline_and_a_failed_execution_alert() -> None:
+    stack = _stacks(_platform())["training"].stack
+    schedule = _resources(stack, "aws_scheduler_schedule")["training"]
+    target = schedule.body["target"].body
+    assert target["dead_letter_config"].body["arn"].text == "aws_sqs_queue.schedule_dead_letters.arn"
+    assert schedule.body["group_name"].text == "aws_scheduler_schedule_group.training.name"
+    queue = _resources(stack, "aws_sqs_queue")["schedule_dead_letters"]
+    assert queue.body["kms_master_key_id"] is not None
+    policy = _text(_resources(stack, "aws_iam_role_policy")["scheduler"].body["policy"])
+    assert '"sqs:SendMessage"' in policy and '"kms:Decrypt"' in policy
+    alarms = _resources(stack, "aws_cloudwatch_metric_alarm")
+    assert {a.body["metric_name"] for a in alarms.values()} == {
+        "InvocationDroppedCount", "TargetErrorCount", "ApproximateNumberOfMessagesVisible"}
+    assert all(a.body["alarm_actions"][0].text == "aws_sns_topic.alarms.arn" for a in alarms.values())
+    rule = _text(_resources(stack, "aws_cloudwatch_event_rule")["pipeline_failed"].body["event_pattern"])
+    assert '"SageMaker Model Building Pipeline Execution Status Change"' in rule and '"Failed"' in rule
+    assert _resources(stack, "aws_cloudwatch_event_target")["pipeline_failed"].body["arn"].text == \
+        "aws_sns_topic.alarms.arn"
+    topic_policy = _text(_resources(stack, "aws_sns_topic_policy")["alarms"].body["policy"])
+    assert '"events.amazonaws.com"' in topic_policy and '"cloudwatch.amazonaws.com"' in topic_policy

@@ -5,59 +5,14 @@ from __future__ import annotations
 
 from ..context import StackContext
 from ..templates.serving import ModelServing, Variant
-from ..terraform import Block, Resource, jsonencode
-from . import iam
-
-
-def _alarm_key(ctx: StackContext) -> Resource:
-    """A key CloudWatch may use: alarms cannot publish to a topic on the AWS-managed SNS key."""
-    aws = ctx.namespace.aws
-    assert aws is not None
-    return Resource("aws_kms_key", "alarms", {
-        "description": f"Encrypts the {ctx.platform} alarm topic in {ctx.namespace.name}",
-        "enable_key_rotation": True,
-        "deletion_window_in_days": 30,
-        "is_enabled": True,
-        "policy": jsonencode({
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Sid": "AccountAdministration", "Effect": "Allow",
-                 "Principal": {"AWS": iam.arn(ctx, "iam", "root", region=False)},
-                 "Action": "kms:*", "Resource": "*"},
-                {"Sid": "CloudWatchAlarmsOfThisAccount", "Effect": "Allow",
-                 "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
-                 "Condition": {"StringEquals": {"aws:SourceAccount": aws.account_id}}},
-            ],
-        }),
-    })
-
-
+from ..terraform import Block, Resource
+from .alerts import alert_topic
 
 
 def render_topic(ctx: StackContext, endpoint_name: str) -> Resource:
     """The alarm topic, with the namespace's e-mail subscriptions (confirmed once, before any alarm)."""
-    alarm_key = _alarm_key(ctx)
-    topic = Resource("aws_sns_topic", "alarms", {
-        "name": f"{endpoint_name}-alarms",
-        "kms_master_key_id": alarm_key.attr("arn"),
-    })
-    topic_policy = Resource("aws_sns_topic_policy", "alarms", {
-        "arn": topic.attr("arn"),
-        "policy": jsonencode({"Version": "2012-10-17", "Statement": [{
-            "Sid": "CloudWatchAlarmsOfThisAccount", "Effect": "Allow",
-            "Principal": {"Service": "cloudwatch.amazonaws.com"},
-            "Action": "sns:Publish", "Resource": topic.attr("arn"),
-            "Condition": {"StringEquals": {"aws:SourceAccount": ctx.namespace.aws.account_id}},  # type: ignore[union-attr]
-        }]}),
-    })
-    ctx.stack.add(alarm_key, Resource("aws_kms_alias", "alarms", {
-        "name": f"alias/{endpoint_name}-alarms", "target_key_id": alarm_key.attr("key_id")}), topic, topic_policy)
-    for i, email in enumerate(ctx.namespace.alert_emails):
-        ctx.stack.add(Resource("aws_sns_topic_subscription", f"email_{i}", {
-            "topic_arn": topic.attr("arn"), "protocol": "email", "endpoint": email}))
-
-    return topic
+    return alert_topic(ctx, f"{endpoint_name}-alarms", "alarm",
+                       {"CloudWatchAlarmsOfThisAccount": "cloudwatch.amazonaws.com"})
 
 
 def render_alarms(t: ModelServing, ctx: StackContext, endpoint_name: str, topic: Resource,

@@ -15,6 +15,7 @@ from ..context import StackContext
 from ..templates.training import TrainingInfrastructure
 from ..terraform import Block, Expr, Interp, Lifecycle, Output, Resource, Value, interp, jsonencode
 from . import iam, training_config
+from .alerts import alert_topic
 from .pipeline import PipelineInputs, definition
 from .repositories import repositories
 from .training_role import execution_statements, registry_group_name
@@ -108,8 +109,9 @@ def _render_registry(t: TrainingInfrastructure, ctx: StackContext, role: Resourc
         ))),
     }, depends_on=(policy,))
     ctx.stack.add(config_object, pipeline)
+    topic = _render_alerts(ctx, pipeline)
     if t.schedule is not None:
-        _render_schedule(t, ctx, pipeline, key_arn)
+        _render_schedule(t, ctx, pipeline, key_arn, topic)
     ctx.stack.add(
         Output("pipeline_arn", pipeline.attr("arn"), description="The training pipeline"),
         Output("pipeline_name", pipeline.attr("pipeline_name"), description="The training pipeline's name"),
@@ -135,13 +137,50 @@ def _group_policy(ctx: StackContext, group: Resource) -> Resource:
     })
 
 
-def _render_schedule(t: TrainingInfrastructure, ctx: StackContext, pipeline: Resource, key_arn: Any) -> None:
+def _render_alerts(ctx: StackContext, pipeline: Resource) -> Resource:
+    """The training alert topic, and a failed pipeline execution published to it (EventBridge)."""
+    topic = alert_topic(ctx, f"{ctx.name}-training-alerts", "training alert", {
+        "CloudWatchAlarmsOfThisAccount": "cloudwatch.amazonaws.com",
+        "EventBridgeRulesOfThisAccount": "events.amazonaws.com",
+    })
+    rule = Resource("aws_cloudwatch_event_rule", "pipeline_failed", {
+        "name": f"{ctx.name}-training-failed",
+        "description": "A training pipeline execution failed (a step, or the quality gate)",
+        # SageMaker's "Pipeline Execution Status Change" event (SageMaker's EventBridge events).
+        "event_pattern": jsonencode({
+            "source": ["aws.sagemaker"],
+            "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+            "detail": {"currentPipelineExecutionStatus": ["Failed"], "pipelineArn": [pipeline.attr("arn")]},
+        }),
+    })
+    ctx.stack.add(rule, Resource("aws_cloudwatch_event_target", "pipeline_failed", {
+        "rule": rule.attr("name"),
+        "arn": topic.attr("arn"),
+    }))
+    return topic
+
+
+def _render_schedule(t: TrainingInfrastructure, ctx: StackContext, pipeline: Resource, key_arn: Any,
+                     topic: Resource) -> None:
+    """The weekly schedule in its own group, a dead-letter queue for what it could not deliver, and
+    alarms on dropped invocations, target errors and the queue: a schedule that silently never
+    starts the pipeline is the failure this guards against."""
+    group = Resource("aws_scheduler_schedule_group", "training", {"name": f"{ctx.name}-training"})
+    queue = Resource("aws_sqs_queue", "schedule_dead_letters", {
+        "name": f"{ctx.name}-training-schedule-dlq",
+        "kms_master_key_id": key_arn,
+        "message_retention_seconds": 1209600,  # the maximum, 14 days: time to notice and replay
+    })
     scheduler = iam.role(ctx, "scheduler", "training-scheduler", "scheduler.amazonaws.com")
-    ctx.stack.add(scheduler, iam.inline_policy("scheduler", scheduler, [
+    ctx.stack.add(group, queue, scheduler, iam.inline_policy("scheduler", scheduler, [
         iam.statement("StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [pipeline.attr("arn")]),
+        iam.statement("DeadLetters", ["sqs:SendMessage"], [queue.attr("arn")]),
+        # The schedule is encrypted with the platform's key (kms_key_arn), and so is the queue.
+        iam.statement("PlatformKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key_arn]),
     ]))
     ctx.stack.add(Resource("aws_scheduler_schedule", "training", {
         "name": pipeline.body["pipeline_name"],
+        "group_name": group.attr("name"),
         "description": f"Starts the {ctx.platform} training pipeline in {ctx.namespace.name}",
         "schedule_expression": t.schedule,
         "schedule_expression_timezone": "UTC",
@@ -151,5 +190,23 @@ def _render_schedule(t: TrainingInfrastructure, ctx: StackContext, pipeline: Res
             "arn": pipeline.attr("arn"),
             "role_arn": scheduler.attr("arn"),
             "retry_policy": Block({"maximum_retry_attempts": 2, "maximum_event_age_in_seconds": 3600}),
+            "dead_letter_config": Block({"arn": queue.attr("arn")}),
         }),
     }))
+    notify = {"alarm_actions": [topic.attr("arn")], "ok_actions": [topic.attr("arn")], "actions_enabled": True,
+              "comparison_operator": "GreaterThanThreshold", "threshold": 0, "evaluation_periods": 1,
+              "period": 300, "statistic": "Sum", "treat_missing_data": "notBreaching"}
+    for name, metric, what in (("schedule_dropped", "InvocationDroppedCount",
+                                "the schedule gave up starting the pipeline (retries exhausted)"),
+                               ("schedule_target_errors", "TargetErrorCount",
+                                "starting the pipeline failed (permissions, key, throttling)")):
+        ctx.stack.add(Resource("aws_cloudwatch_metric_alarm", name, {
+            "alarm_name": f"{ctx.name}-training-{name.replace('_', '-')}",
+            "alarm_description": f"EventBridge Scheduler: {what}",
+            "namespace": "AWS/Scheduler", "metric_name": metric,
+            "dimensions": {"ScheduleGroup": group.attr("name")}, **notify}))
+    ctx.stack.add(Resource("aws_cloudwatch_metric_alarm", "schedule_dead_letters", {
+        "alarm_name": f"{ctx.name}-training-schedule-dead-letters",
+        "alarm_description": "Invocations of the training schedule wait in its dead-letter queue",
+        "namespace": "AWS/SQS", "metric_name": "ApproximateNumberOfMessagesVisible",
+        "dimensions": {"QueueName": queue.attr("name")}, **{**notify, "statistic": "Maximum"}}))

@@ -208,3 +208,36 @@ def test_a_pin_of_a_platform_the_namespace_does_not_serve_is_an_error() -> None:
         synth.render_tree(blueprints.load(None), [typo], root=ROOT)
     assert err.value.problems == [f"{ROOT / 'models' / 'prod.yaml'}: customer-chrun: namespace 'prod' serves no AWS "
                                   f"platform named 'customer-chrun' (platforms: customer-churn)"]
+
+
+# Which provider service endpoint each resource type of the AWS stacks calls.
+_SERVICE_OF = [("aws_appautoscaling_", "applicationautoscaling"), ("aws_cloudwatch_event_", "events"),
+               ("aws_cloudwatch_log_", "logs"), ("aws_cloudwatch_metric_alarm", "cloudwatch"),
+               ("aws_flow_log", "ec2"), ("aws_vpc", "ec2"), ("aws_subnet", "ec2"), ("aws_route", "ec2"),
+               ("aws_security_group", "ec2"), ("aws_default_security_group", "ec2"), ("aws_ecr_", "ecr"),
+               ("aws_glue_", "glue"), ("aws_iam_", "iam"), ("aws_kms_", "kms"), ("aws_s3_", "s3"),
+               ("aws_sagemaker_", "sagemaker"), ("aws_scheduler_", "scheduler"), ("aws_sns_", "sns"),
+               ("aws_sqs_", "sqs")]
+
+
+@pytest.mark.parametrize("pinned", [False, True])
+def test_every_service_the_local_namespace_calls_goes_to_the_emulator(pinned: bool) -> None:
+    """A resource whose service endpoint is not redirected would call real AWS from the local namespace."""
+    from dataclasses import replace
+
+    from mlops_dsl import blueprints, synth
+    from mlops_dsl.aws.provider import EMULATED_SERVICES
+
+    local = load(ROOT / "namespaces.yaml")["local"]
+    if pinned:  # the serving stack with an endpoint, as after the first promotion
+        local = replace(local, pins={"customer-churn": load(ROOT / "namespaces.yaml")["dev"].pins["customer-churn"]})
+    rendered = synth.render_tree(blueprints.load(None), [local], root=ROOT)
+    types = {r.type for _, stack in rendered.stacks() for r in stack.resources}
+    types |= {f"data:{d.type}" for _, stack in rendered.stacks() for d in stack.data if d.type.startswith("aws_")}
+    missing = []
+    for kind in sorted(types):
+        name = kind.removeprefix("data:")
+        service = next((s for prefix, s in _SERVICE_OF if name.startswith(prefix)), None)
+        if service is None or service not in EMULATED_SERVICES:
+            missing.append(f"{kind} ({service or 'no known service'})")
+    assert missing == []

@@ -14,16 +14,26 @@ import base64
 import binascii
 import io
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from ..formats import ClientError, Column, parse
+from . import fastdecode
 from .sketch import Profile
 
 BATCH_ROWS = 50_000
+# Records decoded together by the fast path: bounded, so memory does not grow with the input.
+QUEUE_RECORDS, QUEUE_BYTES = 1000, 16 << 20
+# MLOPS_DRIFT_FAST_DECODE=0 decodes every record with formats.parse (the reference, for comparison).
+FAST_DECODE = os.environ.get("MLOPS_DRIFT_FAST_DECODE", "1") != "0"
+# Rows waiting for the next batch: a list of rows from formats.parse, or (block, start, end) of a
+# block decoded by fastdecode.
+Segment = list[list[Any]] | tuple[dict[str, np.ndarray], int, int]
 
 
 def columns(baseline: dict[str, Any]) -> list[Column]:
@@ -33,12 +43,20 @@ def columns(baseline: dict[str, Any]) -> list[Column]:
 
 
 class Reader:
-    def __init__(self, profile: Profile, batch_rows: int = BATCH_ROWS):
+    """Feeds a Profile in batches of `batch_rows` rows (whole records), cut at the same records and
+    in the same row order whether a record was decoded by the fast path or by `formats.parse`, so
+    the counts, and even the float sum behind the live mean, are identical with `fast` on or off."""
+
+    def __init__(self, profile: Profile, batch_rows: int = BATCH_ROWS, fast: bool | None = None):
         self.profile = profile
         self.columns = columns(profile.baseline)
         self.numeric = [c.type == "double" for c in self.columns]
         self.batch_rows = batch_rows
-        self.pending: list[list[Any]] = []
+        self.fast = FAST_DECODE if fast is None else fast
+        self.pending: list[Segment] = []
+        self.pending_rows = 0
+        self.queue: list[tuple[str, int, bytes]] = []
+        self.queued_bytes = 0
 
     def capture(self, name: str, lines: Iterable[bytes]) -> None:
         """One JSON Lines file of SageMaker data-capture records."""
@@ -46,18 +64,63 @@ class Reader:
             if not line.strip():
                 continue
             self.profile.records += 1
-            try:
-                body, content_type = _endpoint_input(line)
-                rows = parse(body, content_type, self.columns)
-            except ClientError as exc:
-                self.profile.skip(f"{name}:{number}: a body the server rejects ({exc.message})")
+            if not self.fast:
+                self._one(name, number, line)
                 continue
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                self.profile.skip(f"{name}:{number}: not a SageMaker data-capture record ({exc})")
+            self.queue.append((name, number, line))
+            self.queued_bytes += len(line)
+            if len(self.queue) >= QUEUE_RECORDS or self.queued_bytes >= QUEUE_BYTES:
+                self._drain()
+        self._drain()
+
+    def _one(self, name: str, number: int, line: bytes) -> None:
+        """A record decoded by the server's own parser: the reference path, and every fallback."""
+        try:
+            body, content_type = _endpoint_input(line)
+            rows = parse(body, content_type, self.columns)
+        except ClientError as exc:
+            self.profile.skip(f"{name}:{number}: a body the server rejects ({exc.message})")
+            return
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.profile.skip(f"{name}:{number}: not a SageMaker data-capture record ({exc})")
+            return
+        if self.pending and isinstance(self.pending[-1], list):
+            self.pending[-1] += rows
+        else:
+            self.pending.append(list(rows))
+        self._added(len(rows))
+
+    def _added(self, rows: int) -> None:
+        self.pending_rows += rows
+        if self.pending_rows >= self.batch_rows:
+            self.flush()
+
+    def _drain(self) -> None:
+        """The queued records in order: CSV and JSON bodies decoded together by fastdecode, each
+        record it cannot prove well-formed (and every malformed envelope) through `_one`."""
+        if not self.queue:
+            return
+        queue, self.queue, self.queued_bytes = self.queue, [], 0
+        bodies: list[tuple[bytes, str] | None] = [_fast_envelope(line) for _, _, line in queue]
+        csv_at = [i for i, b in enumerate(bodies) if b is not None and b[1] == fastdecode.CSV_TYPE]
+        json_at = [i for i, b in enumerate(bodies) if b is not None and b[1] == fastdecode.JSON_TYPE]
+        where: dict[int, tuple[fastdecode.Block, int, int]] = {}
+        for at, decode in ((csv_at, fastdecode.decode_csv), (json_at, fastdecode.decode_json)):
+            if at:
+                block, spans = decode([bodies[i][0] for i in at], self.columns)  # type: ignore[index]
+                where |= {i: (block, *span) for i, span in zip(at, spans, strict=True) if span is not None}
+        for i, (name, number, line) in enumerate(queue):
+            found = where.get(i)
+            if found is None:
+                self._one(name, number, line)
                 continue
-            self.pending += rows
-            if len(self.pending) >= self.batch_rows:
-                self.flush()
+            block, start, end = found
+            last = self.pending[-1] if self.pending else None
+            if isinstance(last, tuple) and last[0] is block and last[2] == start:
+                self.pending[-1] = (block, last[1], end)  # contiguous rows of one block: one slice
+            else:
+                self.pending.append((block, start, end))
+            self._added(end - start)
 
     def table(self, name: str, lines: Iterable[bytes]) -> None:
         """A CSV file with a header row; extra columns are ignored, a numeric cell that is not a
@@ -111,17 +174,38 @@ class Reader:
         self.profile.add({k: v[~bad] for k, v in data.items()}, int((~bad).sum()))
 
     def flush(self) -> None:
+        """The pending rows to the Profile as one array per feature (float, or object for a
+        categorical), whichever path decoded them."""
+        self._drain()
         if not self.pending:
             return
-        table = np.array(self.pending, dtype=object)  # one 2-D array: twice as fast as zip(*rows)
-        data = {c.name: table[:, i].astype(float) if numeric else table[:, i]
-                for i, (c, numeric) in enumerate(zip(self.columns, self.numeric, strict=True))}
-        self.profile.add(data, len(self.pending))
-        self.pending = []
+        parts: list[dict[str, np.ndarray]] = []
+        for segment in self.pending:
+            if isinstance(segment, list):
+                table = np.array(segment, dtype=object)  # one 2-D array: twice as fast as zip(*rows)
+                parts.append({c.name: table[:, i].astype(float) if numeric else table[:, i]
+                              for i, (c, numeric) in enumerate(zip(self.columns, self.numeric, strict=True))})
+            else:
+                block, start, end = segment
+                parts.append({c.name: block[c.name][start:end] for c in self.columns})
+        data = parts[0] if len(parts) == 1 else {c.name: np.concatenate([p[c.name] for p in parts])
+                                                 for c in self.columns}
+        self.profile.add(data, self.pending_rows)
+        self.pending, self.pending_rows = [], 0
 
 
-def _endpoint_input(line: bytes) -> tuple[bytes, str]:
-    record = json.loads(line)
+def _fast_envelope(line: bytes) -> tuple[bytes, str] | None:
+    """`_endpoint_input` with orjson (4x faster on these lines); None for anything it does not
+    read the same way as json.loads (NaN, big ints, a BOM, lone surrogates: orjson refuses them
+    all), or that is not a record: `_one` then gives the exact reason."""
+    try:
+        return _endpoint_input(line, orjson.loads)
+    except (ValueError, KeyError, TypeError, AttributeError):  # orjson.JSONDecodeError is a ValueError
+        return None
+
+
+def _endpoint_input(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> tuple[bytes, str]:
+    record = loads(line)
     payload = record["captureData"]["endpointInput"]
     data = payload["data"]
     if not isinstance(data, str):

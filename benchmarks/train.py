@@ -14,6 +14,7 @@ Goal for 1,000,000 rows on the 2-core development machine: < 10 minutes and < 4 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -96,7 +97,24 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run(label: str, code: Path, data: Path, rows: int, work: Path) -> dict[str, float | str]:
+def _stop_tree(pid: int) -> None:
+    """SIGKILL a process and its descendants (the search's worker processes)."""
+    import signal
+
+    found = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=False).stdout.split()
+    parents = dict(zip(map(int, found[::2]), map(int, found[1::2]), strict=True))
+    tree, changed = {pid}, True
+    while changed:
+        new = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= new
+        changed = bool(new)
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+
+
+def run(label: str, code: Path, data: Path, rows: int, work: Path, timeout: float) -> dict[str, float | str]:
+    """One `train` process, measured; stopped after `timeout` seconds, which is a result too."""
     work.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(code), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     env.pop("SM_ROOT", None)
@@ -106,11 +124,19 @@ def run(label: str, code: Path, data: Path, rows: int, work: Path) -> dict[str, 
     with (work / "stderr.txt").open("w") as errors:
         process = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
         peak = 0
-        while process.poll() is None:
+        while process.poll() is None and time.perf_counter() - start < timeout:
             peak = max(peak, _tree_rss(process.pid))
             time.sleep(0.2)
+        stopped = process.poll() is None
+        if stopped:
+            _stop_tree(process.pid)
+            process.wait()
         output = process.stdout.read() if process.stdout else ""
     seconds = time.perf_counter() - start
+    if stopped:
+        fits = (output + (work / "stderr.txt").read_text()).count("[CV] END")  # RandomizedSearchCV's verbose lines
+        return {"label": label, "rows": rows, "seconds": seconds, "rows_per_s": rows / seconds,
+                "peak_mb": peak / 2 ** 20, "roc_auc": f"stopped after {seconds / 60:.0f} min, {fits} fits done"}
     if process.returncode != 0:
         tail = (work / "stderr.txt").read_text()[-2000:]
         raise SystemExit(f"{label}: exit {process.returncode}\n{output}\n{tail}")
@@ -125,6 +151,7 @@ def main() -> None:
     parser.add_argument("--old-ref", default=OLD_REF, help="git revision of the code to compare with")
     parser.add_argument("--sizes", default="100000,1000000", help="row counts for the new code")
     parser.add_argument("--old-rows", type=int, default=100_000, help="row count for the old code (0: skip)")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds after which a run is stopped")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     results = []
@@ -138,12 +165,12 @@ def main() -> None:
             print(f"generated {rows} rows x {NUMERIC + CATEGORICAL} features: {size:.0f} MB CSV", file=sys.stderr,
                   flush=True)
         for rows in sizes:  # the new code first: the old one takes longest
-            results.append(run("working tree (new)", ROOT, data[rows], rows, base / f"run-new-{rows}"))
+            results.append(run("working tree (new)", ROOT, data[rows], rows, base / f"run-new-{rows}", args.timeout))
             print(results[-1], file=sys.stderr, flush=True)
         if args.old_rows:
             old = old_code(args.old_ref, base / "old")
             results.insert(0, run(f"{args.old_ref[:12]} (old)", old, data[args.old_rows], args.old_rows,
-                                  base / "run-old"))
+                                  base / "run-old", args.timeout))
             print(results[0], file=sys.stderr, flush=True)
     print(f"{'code':<22} {'rows':>9} {'seconds':>9} {'rows/s':>9} {'peak RSS':>10} {'ROC AUC':>8}")
     for r in results:

@@ -199,8 +199,8 @@ def _where(frame: pd.DataFrame, source: str, bad: np.ndarray) -> list[tuple[str,
     if not len(rows):
         return []
     sources = frame.attrs.get("sources") or [(source, len(frame))]
-    if len(sources) == 1:
-        return [(source, [int(r) + 1 for r in rows])]
+    if len(sources) == 1:  # the file itself, also when it is the only one in a directory
+        return [(sources[0][0], [int(r) + 1 for r in rows])]
     out, start = [], 0
     for name, count in sources:
         inside = rows[(rows >= start) & (rows < start + count)]

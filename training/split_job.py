@@ -26,6 +26,8 @@ def run(data: Path, config: TrainingConfig, output: Path) -> None:
     check_classes(test_part[config.target], config, "held-out split", 1)
     for name, part in (("train", train_part), ("test", test_part)):
         (output / name).mkdir(parents=True, exist_ok=True)
+        part = part.copy(deep=False)
+        part.attrs = {}  # pandas would store the input's file list in the Parquet metadata
         part.to_parquet(output / name / "part-00000.parquet", index=False)
     write_json(output / "baseline" / "baseline.json",
                baseline.baseline(train_part[config.features], list(config.numeric), list(config.categorical)))

@@ -30,9 +30,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from .checkpoint import Checkpoint
 from .config import TrainingConfig
 
-# Families whose estimator uses every core itself (OpenMP, or threads over trees): their folds run
-# one after the other. The others are single-threaded, so their folds run in parallel threads.
-MULTITHREADED = ("hist_gradient_boosting", "random_forest")
+# Families whose estimator uses every core itself (OpenMP): their folds run one after the other.
+# The others are single-threaded (a forest too: n_jobs=1 keeps its single-row predictions free of
+# a thread pool per call when it serves), so their folds run in parallel threads.
+MULTITHREADED = ("hist_gradient_boosting",)
 
 
 class SearchError(RuntimeError):
@@ -47,7 +48,7 @@ def classifier(family: str, seed: int) -> Any:
     if family == "gradient_boosting":
         return GradientBoostingClassifier(random_state=seed)
     if family == "random_forest":
-        return RandomForestClassifier(random_state=seed, n_jobs=-1)
+        return RandomForestClassifier(random_state=seed, n_jobs=1)
     return LogisticRegression(max_iter=2000)
 
 

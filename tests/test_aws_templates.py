@@ -453,8 +453,15 @@ def test_pinned_serving_images_never_expire_and_rollback_alarms_are_readable() -
     assert rules[-1]["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 30}
     training_rules = _resources(stack, "aws_ecr_lifecycle_policy")["training"].body["policy"].args[0]["rules"]
     assert len(training_rules) == 1
-    policy = _text(_resources(stack, "aws_iam_role_policy")["execution"].body["policy"])
-    assert '"arn:aws:cloudwatch:eu-west-1:333333333333:alarm:churn-prod-*"' in policy
+    hosting = _text(_resources(stack, "aws_iam_role_policy")["hosting"].body["policy"])
+    assert '"arn:aws:cloudwatch:eu-west-1:333333333333:alarm:churn-prod-*"' in hosting
+    # The models' role starts no job and passes no role; the jobs' role reads no alarm.
+    assert "sagemaker:Create" not in hosting and "iam:PassRole" not in hosting
+    assert "cloudwatch:DescribeAlarms" not in _text(_resources(stack, "aws_iam_role_policy")["execution"]
+                                                    .body["policy"])
+    serving = _stacks(_platform())["serving"].stack
+    model = next(iter(_resources(serving, "aws_sagemaker_model").values()))
+    assert model.body["execution_role_arn"].text == "data.terraform_remote_state.training.outputs.hosting_role_arn"
     features = _text(_resources(_stacks(_platform())["features"].stack, "aws_iam_role_policy")["feature_store"]
                      .body["policy"])
     assert '"s3:PutObjectAcl"' in features

@@ -145,8 +145,8 @@ def test_the_model_lifecycle_in_the_local_namespace(local, tmp_path) -> None:
         "ModelDataUrl"]
     tags = {t["Key"]: t["Value"] for t in _aws(endpoint, "sagemaker").list_tags(ResourceArn=first["ModelArn"])["Tags"]}
     assert tags["mlops-dsl:model-package"] == arn
-    # Outputs flowed through remote state: the model runs with the training stack's role.
-    assert first["ExecutionRoleArn"] == _state(endpoint, "training")["outputs"]["execution_role_arn"]["value"]
+    # Outputs flowed through remote state: the model runs with the training stack's hosting role.
+    assert first["ExecutionRoleArn"] == _state(endpoint, "training")["outputs"]["hosting_role_arn"]["value"]
 
     # Version 2 replaces it through the endpoint's update.
     _release(mlops, _trained_model(tmp_path / "v2", 0.1), 2)

@@ -67,7 +67,7 @@ def model(t: ModelServing, ctx: StackContext, p: Pinned) -> Resource:
     repository = ctx.upstream_output(training, "repository_urls")["serving"]
     return Resource("aws_sagemaker_model", f"variant_{p.variant.name.replace('-', '_')}", {
         "name": name,
-        "execution_role_arn": ctx.upstream_output(training, "execution_role_arn"),
+        "execution_role_arn": ctx.upstream_output(training, "hosting_role_arn"),
         "enable_network_isolation": True,
         "primary_container": Block({
             "image": image_uri(repository, p.pin.image),

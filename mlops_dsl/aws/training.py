@@ -18,7 +18,7 @@ from . import iam, training_config
 from .alerts import alert_topic
 from .pipeline import PipelineInputs, definition
 from .repositories import repositories
-from .training_role import execution_statements, registry_group_name
+from .training_role import execution_statements, hosting_statements, registry_group_name
 
 
 def registry(account_id: str, region: str) -> str:
@@ -47,7 +47,10 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
     role = iam.role(ctx, "execution", "sagemaker-execution", "sagemaker.amazonaws.com")
     policy = iam.inline_policy("execution", role, execution_statements(t, ctx, repos, bucket_arns, key_arn,
                                                                        security_group))
-    ctx.stack.add(role, policy)
+    # The served models get their own role: a model cannot start jobs or pass roles.
+    hosting = iam.role(ctx, "hosting", "sagemaker-hosting", "sagemaker.amazonaws.com")
+    ctx.stack.add(role, policy, hosting, iam.inline_policy("hosting", hosting, hosting_statements(
+        t, ctx, repos, bucket_arns, key_arn, security_group)))
     training_image = image_uri(repos["training"].attr("repository_url"), ctx.image_tag(t.image))
     serving_image = image_uri(repos["serving"].attr("repository_url"), ctx.image_tag(t.serving_image))
     ctx.stack.add(
@@ -55,7 +58,8 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
                description="ECR repository URL of each image"),
         Output("training_image_uri", training_image, description="The training image, tagged by content hash"),
         Output("serving_image_uri", serving_image, description="The serving image, tagged by content hash"),
-        Output("execution_role_arn", role.attr("arn"), description="Role of SageMaker jobs and models"),
+        Output("execution_role_arn", role.attr("arn"), description="Role of the pipeline's and monitoring's jobs"),
+        Output("hosting_role_arn", hosting.attr("arn"), description="Role of the served SageMaker models"),
     )
     if ctx.namespace.owns_registry:
         _render_registry(t, ctx, role, policy, training_image, serving_image, group_name)

@@ -28,6 +28,20 @@ def registry_bucket(ctx: StackContext) -> str:
     return f"{ctx.platform}-{ctx.namespace.registry}-models-{aws.account_id}"
 
 
+def network_statements(ctx: StackContext, security_group: Expr) -> list[dict[str, Any]]:
+    """What a SageMaker job or model in the private subnets needs: its network interfaces there."""
+    return [
+        iam.statement("NetworkInterfaces", ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                                            "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"], [
+            iam.arn(ctx, "ec2", "network-interface/*"),
+            iam.arn(ctx, "ec2", "subnet/*"),
+            interp(iam.arn(ctx, "ec2", "security-group/"), security_group),
+        ], {"StringEquals": {"aws:ResourceAccount": ctx.namespace.aws.account_id}}),  # type: ignore[union-attr]
+        iam.statement("DescribeNetwork", ["ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
+                                          "ec2:DescribeSecurityGroups", "ec2:DescribeDhcpOptions"], "*"),
+    ]
+
+
 def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: dict[str, Resource],
                          bucket_arns: Expr, key_arn: Expr, security_group: Expr) -> list[dict[str, Any]]:
     """Least-privilege statements: read the zones, write models and experiments, run pipeline jobs;
@@ -49,20 +63,9 @@ def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: di
         iam.statement("RegistryLogin", ["ecr:GetAuthorizationToken"], "*"),
         iam.statement("JobLogs", ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                       [iam.arn(ctx, "logs", "log-group:/aws/sagemaker/*")]),
-        # The endpoints' deployment guardrails read their rollback alarms with the models' role
-        # (SageMaker, "Auto-Rollback Configuration and Monitoring"); the alarms are named <platform>-<ns>-*.
-        iam.statement("ReadRollbackAlarms", ["cloudwatch:DescribeAlarms"], [
-            iam.arn(ctx, "cloudwatch", f"alarm:{ctx.name}-*")]),
         iam.statement("JobMetrics", ["cloudwatch:PutMetricData"], "*",
                       {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}}),
-        iam.statement("JobNetworkInterfaces", ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                                               "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"], [
-            iam.arn(ctx, "ec2", "network-interface/*"),
-            iam.arn(ctx, "ec2", "subnet/*"),
-            interp(iam.arn(ctx, "ec2", "security-group/"), security_group),
-        ], {"StringEquals": {"aws:ResourceAccount": ctx.namespace.aws.account_id}}),  # type: ignore[union-attr]
-        iam.statement("DescribeNetwork", ["ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
-                                          "ec2:DescribeSecurityGroups", "ec2:DescribeDhcpOptions"], "*"),
+        *network_statements(ctx, security_group),
         iam.statement("RunPipelineJobs", [
             "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
             "sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
@@ -89,8 +92,36 @@ def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: di
             "sagemaker:GetRecord", "sagemaker:BatchGetRecord", "sagemaker:DescribeFeatureGroup"],
             [groups[g.name] for g in t.features.groups]))
     if not ctx.namespace.owns_registry:
-        # No pipeline runs here: the role only serves models, read from the registry.
-        statements = [s for s in statements if s["Sid"] not in TRAINING_ONLY] + _registry_reads(ctx)
+        # No pipeline runs here: the role runs the namespace's monitoring jobs only.
+        statements = [s for s in statements if s["Sid"] not in TRAINING_ONLY]
+    return statements
+
+
+def hosting_statements(t: TrainingInfrastructure, ctx: StackContext, repos: dict[str, Resource],
+                       bucket_arns: Expr, key_arn: Expr, security_group: Expr) -> list[dict[str, Any]]:
+    """The role the served models run with, and nothing more: read model artifacts, pull the serving
+    image, write the endpoints' logs and metrics, attach to the private subnets, and read the
+    rollback alarms, which the endpoints' deployment guardrails do with this role (SageMaker,
+    "Auto-Rollback Configuration and Monitoring"). It cannot start jobs or pass roles."""
+    models = [interp("", bucket_arns[z], "/*") for z in t.data.zones if z == "models"] or \
+        [interp("", bucket_arns[z], "/*") for z in t.data.zones]
+    statements = [
+        iam.statement("ReadModelArtifacts", ["s3:GetObject"], models),
+        iam.statement("DecryptModelArtifacts", ["kms:Decrypt", "kms:DescribeKey"], [key_arn]),
+        iam.statement("PullServingImage", ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                                           "ecr:BatchCheckLayerAvailability"], [repos["serving"].attr("arn")]),
+        # GetAuthorizationToken acts on the registry, which has no ARN to scope it to.
+        iam.statement("RegistryLogin", ["ecr:GetAuthorizationToken"], "*"),
+        iam.statement("EndpointLogs", ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                      [iam.arn(ctx, "logs", "log-group:/aws/sagemaker/Endpoints/*")]),
+        iam.statement("EndpointMetrics", ["cloudwatch:PutMetricData"], "*",
+                      {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}}),
+        iam.statement("ReadRollbackAlarms", ["cloudwatch:DescribeAlarms"], [
+            iam.arn(ctx, "cloudwatch", f"alarm:{ctx.name}-*")]),
+        *network_statements(ctx, security_group),
+    ]
+    if not ctx.namespace.owns_registry:
+        statements += _registry_reads(ctx)
     return statements
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from itertools import chain
-from typing import Any
 
 import numpy as np
 import orjson
@@ -181,8 +179,8 @@ def _read_csv(data: bytes, types: list[pa.DataType]) -> pa.Table:
                                              check_utf8=True))
 
 
-def _json_columns(body: bytes, columns: list[Column]) -> list[Sequence[Any]] | None:
-    """The body's cells, one sequence per signature column, when parse_json would read them the
+def _json_table(body: bytes, columns: list[Column]) -> np.ndarray | None:
+    """The body's cells as a rows x columns object array in signature order, when parse_json would read them the
     same way; None otherwise. orjson is strict JSON (no NaN, no BOM, no lone surrogates, no 1e400)
     and keeps the last of repeated keys where formats.parse refuses them: a body is taken only
     without backslashes (so no string hides a quote or an escaped key) and with each object and
@@ -218,44 +216,53 @@ def _json_columns(body: bytes, columns: list[Column]) -> list[Sequence[Any]] | N
     width = len(names)
     if not isinstance(rows, list) or not rows or not all(type(r) is list and len(r) == width for r in rows):
         return None
-    transposed = list(zip(*rows, strict=True))
-    return [transposed[i] for i in order]
+    try:
+        table = np.array(rows, dtype=object)
+    except ValueError:  # cells that are lists of different lengths
+        return None
+    if table.shape != (len(rows), width):  # cells that are lists of one length: a 3-D array
+        return None
+    return table if order == list(range(width)) else table[:, order]
 
 
-_NUMERIC_TYPES = {float, int, type(None)}  # bool is refused by formats._number; int is not bool here
-_TEXT_TYPES = {str, type(None)}  # numbers and booleans in a categorical column: formats.parse's job
+# pandas' C type inference over an object column (None skipped): the kinds formats.parse converts
+# as the fast path does. "boolean", "mixed" (a bool or a list among numbers), "string"... are not.
+_NUMERIC_KINDS = {"floating", "integer", "mixed-integer-float", "empty"}
+_TEXT_KINDS = {"string", "empty"}  # a number or a boolean in a categorical column: formats.parse's job
 
 
 def decode_json(bodies: Sequence[bytes], columns: list[Column]) -> tuple[Block, list[Span]]:
     """Many `application/json` bodies at once: a block of columns and, per body, its rows (or None)."""
-    decoded = [_json_columns(body, columns) for body in bodies]
-    kept = [i for i, cells in enumerate(decoded) if cells is not None]
+    from pandas.api.types import infer_dtype
+
+    decoded = [_json_table(body, columns) for body in bodies]
+    kept = [i for i, table in enumerate(decoded) if table is not None]
     spans: list[Span] = [None] * len(bodies)
     if not kept:
         return {}, spans
-    rows = np.array([len(decoded[i][0]) for i in kept])  # type: ignore[index]
+    tables = [decoded[i] for i in kept]
+    rows = np.array([t.shape[0] for t in tables])  # type: ignore[union-attr]
+    ends = np.cumsum(rows)
+    cells = np.concatenate(tables) if len(tables) > 1 else tables[0]
     good = np.ones(len(kept), dtype=bool)
     block: Block = {}
     for j, column in enumerate(columns):
-        parts = [decoded[i][j] for i in kept]  # type: ignore[index]
-        allowed = _NUMERIC_TYPES if column.type == "double" else _TEXT_TYPES
-        flat = list(chain.from_iterable(parts))
-        if not set(map(type, flat)) <= allowed:  # find the records, blank their cells
-            for r, part in enumerate(parts):
-                if not set(map(type, part)) <= allowed:
+        values = cells[:, j]
+        kinds = _NUMERIC_KINDS if column.type == "double" else _TEXT_KINDS
+        if infer_dtype(values, skipna=True) not in kinds:  # find the records, blank their cells
+            values = values.copy()
+            for r, (start, end) in enumerate(zip(ends - rows, ends, strict=True)):
+                if infer_dtype(values[start:end], skipna=True) not in kinds:
                     good[r] = False
-                    parts[r] = (None,) * len(part)
-            flat = list(chain.from_iterable(parts))
+                    values[start:end] = None
         if column.type == "double":
-            values = np.array(flat, dtype=float)  # None -> NaN; int -> float as float() rounds it
-            inf = np.isinf(values)
+            numbers = values.astype(float)  # None -> NaN; int -> float as float() rounds it
+            inf = np.isinf(numbers)
             if inf.any():
-                good[np.unique(np.searchsorted(np.cumsum(rows), np.flatnonzero(inf), side="right"))] = False
-            block[column.name] = values
+                good[np.unique(np.searchsorted(ends, np.flatnonzero(inf), side="right"))] = False
+            block[column.name] = numbers
         else:
-            values = np.empty(len(flat), dtype=object)
-            values[:] = flat
-            block[column.name] = _missing_text(values)
+            block[column.name] = _missing_text(values.copy())
     for i, span in zip(kept, _spans(rows, good), strict=True):
         spans[i] = span
     return block, spans

@@ -85,7 +85,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mlops synth --all --check
 	$(BIN)/mlops validate --schema
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: setup
 	$(BIN)/ruff check .

@@ -38,6 +38,20 @@ resource "aws_kms_key" "data" {
           }
         }
       },
+      {
+        Sid    = "ServingNamespacesReadModelArtifacts"
+        Effect = "Allow"
+        Principal = {
+          AWS = ["arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"]
+        }
+        Action   = ["kms:Decrypt", "kms:DescribeKey"]
+        Resource = "*"
+        Condition = {
+          StringEquals = {
+            "kms:ViaService" = "s3.eu-west-1.amazonaws.com"
+          }
+        }
+      },
     ]
   })
 }
@@ -377,6 +391,15 @@ resource "aws_s3_bucket_policy" "models" {
             "aws:SecureTransport" = "false"
           }
         }
+      },
+      {
+        Sid    = "ServingNamespacesReadModelArtifacts"
+        Effect = "Allow"
+        Principal = {
+          AWS = ["arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"]
+        }
+        Action   = "s3:GetObject"
+        Resource = "${aws_s3_bucket.models.arn}/*"
       },
     ]
   })

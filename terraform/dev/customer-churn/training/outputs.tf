@@ -20,8 +20,13 @@ output "serving_image_uri" {
 }
 
 output "execution_role_arn" {
-  description = "Role of SageMaker jobs and models"
+  description = "Role of the pipeline's and monitoring's jobs"
   value       = aws_iam_role.execution.arn
+}
+
+output "hosting_role_arn" {
+  description = "Role of the served SageMaker models"
+  value       = aws_iam_role.hosting.arn
 }
 
 output "pipeline_arn" {

@@ -2,12 +2,8 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "b8e690cbb9c6"
-  serving_image_tag  = "6de4c214e32f"
-}
-
-data "aws_sagemaker_prebuilt_ecr_image" "model_monitor" {
-  repository_name = "sagemaker-model-monitor-analyzer"
+  training_image_tag = "baea520a1f6c"
+  serving_image_tag  = "b78afbfcf24a"
 }
 
 resource "aws_ecr_repository" "training" {
@@ -76,11 +72,6 @@ resource "aws_ecr_lifecycle_policy" "serving" {
       },
     ]
   })
-}
-
-resource "aws_sagemaker_model_package_group" "models" {
-  model_package_group_name        = "customer-churn-local"
-  model_package_group_description = "Models of customer-churn trained in local"
 }
 
 resource "aws_iam_role" "execution" {
@@ -189,7 +180,7 @@ resource "aws_iam_role_policy" "execution" {
         }
       },
       {
-        Sid    = "JobNetworkInterfaces"
+        Sid    = "NetworkInterfaces"
         Effect = "Allow"
         Action = [
           "ec2:CreateNetworkInterface",
@@ -252,7 +243,7 @@ resource "aws_iam_role_policy" "execution" {
           "sagemaker:AddTags",
         ]
         Resource = [
-          aws_sagemaker_model_package_group.models.arn,
+          "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/customer-churn-local",
           "arn:aws:sagemaker:eu-west-1:123456789012:model-package/customer-churn-local/*",
         ]
       },
@@ -285,10 +276,174 @@ resource "aws_iam_role_policy" "execution" {
   })
 }
 
+resource "aws_iam_role" "hosting" {
+  name        = "customer-churn-local-sagemaker-hosting"
+  description = "sagemaker-hosting for customer-churn in local"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect = "Allow"
+        Principal = {
+          Service = "sagemaker.amazonaws.com"
+        }
+        Action = "sts:AssumeRole"
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = "123456789012"
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy" "hosting" {
+  name = "hosting"
+  role = aws_iam_role.hosting.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "ReadModelArtifacts"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject"]
+        Resource = ["${data.terraform_remote_state.data.outputs.bucket_arns["models"]}/*"]
+      },
+      {
+        Sid      = "DecryptModelArtifacts"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:DescribeKey"]
+        Resource = [data.terraform_remote_state.data.outputs.kms_key_arn]
+      },
+      {
+        Sid    = "PullServingImage"
+        Effect = "Allow"
+        Action = [
+          "ecr:BatchGetImage",
+          "ecr:GetDownloadUrlForLayer",
+          "ecr:BatchCheckLayerAvailability",
+        ]
+        Resource = [aws_ecr_repository.serving.arn]
+      },
+      {
+        Sid      = "RegistryLogin"
+        Effect   = "Allow"
+        Action   = ["ecr:GetAuthorizationToken"]
+        Resource = "*"
+      },
+      {
+        Sid    = "EndpointLogs"
+        Effect = "Allow"
+        Action = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+        Resource = [
+          "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/Endpoints/*",
+        ]
+      },
+      {
+        Sid      = "EndpointMetrics"
+        Effect   = "Allow"
+        Action   = ["cloudwatch:PutMetricData"]
+        Resource = "*"
+        Condition = {
+          StringLike = {
+            "cloudwatch:namespace" = ["/aws/sagemaker/*", "aws/sagemaker/*"]
+          }
+        }
+      },
+      {
+        Sid    = "ReadRollbackAlarms"
+        Effect = "Allow"
+        Action = ["cloudwatch:DescribeAlarms"]
+        Resource = [
+          "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:customer-churn-local-*",
+        ]
+      },
+      {
+        Sid    = "NetworkInterfaces"
+        Effect = "Allow"
+        Action = [
+          "ec2:CreateNetworkInterface",
+          "ec2:CreateNetworkInterfacePermission",
+          "ec2:DeleteNetworkInterface",
+          "ec2:DeleteNetworkInterfacePermission",
+        ]
+        Resource = [
+          "arn:aws:ec2:eu-west-1:123456789012:network-interface/*",
+          "arn:aws:ec2:eu-west-1:123456789012:subnet/*",
+          "arn:aws:ec2:eu-west-1:123456789012:security-group/${data.terraform_remote_state.data.outputs.sagemaker_security_group_id}",
+        ]
+        Condition = {
+          StringEquals = {
+            "aws:ResourceAccount" = "123456789012"
+          }
+        }
+      },
+      {
+        Sid    = "DescribeNetwork"
+        Effect = "Allow"
+        Action = [
+          "ec2:DescribeNetworkInterfaces",
+          "ec2:DescribeVpcs",
+          "ec2:DescribeSubnets",
+          "ec2:DescribeSecurityGroups",
+          "ec2:DescribeDhcpOptions",
+        ]
+        Resource = "*"
+      },
+    ]
+  })
+}
+
+resource "aws_sagemaker_model_package_group" "models" {
+  model_package_group_name        = "customer-churn-local"
+  model_package_group_description = "Models of customer-churn trained in local"
+}
+
+resource "aws_s3_object" "training_config" {
+  bucket = data.terraform_remote_state.data.outputs.bucket_names["models"]
+  key    = "pipeline/training-config-36cbbdc92526.json"
+  content = jsonencode({
+    platform = "customer-churn"
+    data = {
+      target    = "churned"
+      id_column = "customer_id"
+      numeric = [
+        "tenure_months",
+        "monthly_charges",
+        "total_charges",
+        "support_calls",
+        "senior_citizen",
+      ]
+      categorical = ["contract", "payment_method", "internet_service", "paperless_billing"]
+    }
+    split = {
+      test_size = 0.2
+      seed      = 42
+    }
+    model = {
+      family = "hist_gradient_boosting"
+      search = {
+        n_iter   = 1
+        cv_folds = 5
+        space = {
+          hist_gradient_boosting = {}
+        }
+      }
+    }
+    gates = {
+      min_roc_auc = 0.8
+    }
+  })
+  content_type           = "application/json"
+  server_side_encryption = "aws:kms"
+  kms_key_id             = data.terraform_remote_state.data.outputs.kms_key_arn
+}
+
 resource "aws_sagemaker_pipeline" "training" {
   pipeline_name         = "customer-churn-local-training"
   pipeline_display_name = "customer-churn-local-training"
-  pipeline_description  = "Train, evaluate, gate on roc_auc >= 0.8, register"
+  pipeline_description  = "Split, train, evaluate on held-out entities, gate on roc_auc >= 0.8, register"
   role_arn              = aws_iam_role.execution.arn
   pipeline_definition = jsonencode({
     Version  = "2020-12-01"
@@ -300,11 +455,6 @@ resource "aws_sagemaker_pipeline" "training" {
         DefaultValue = "s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}/training/"
       },
       {
-        Name         = "BaselineDataUri"
-        Type         = "String"
-        DefaultValue = "s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}/baseline/"
-      },
-      {
         Name         = "ModelApprovalStatus"
         Type         = "String"
         DefaultValue = "PendingManualApproval"
@@ -312,14 +462,176 @@ resource "aws_sagemaker_pipeline" "training" {
     ]
     Steps = [
       {
+        Name = "Split"
+        Type = "Processing"
+        RetryPolicies = [
+          {
+            ExceptionType   = ["Step.SERVICE_FAULT", "Step.THROTTLING"]
+            IntervalSeconds = 10
+            BackoffRate     = 2.0
+            MaxAttempts     = 5
+          },
+          {
+            ExceptionType = [
+              "SageMaker.CAPACITY_ERROR",
+              "SageMaker.RESOURCE_LIMIT",
+              "SageMaker.JOB_INTERNAL_ERROR",
+            ]
+            IntervalSeconds = 60
+            BackoffRate     = 2.0
+            MaxAttempts     = 3
+          },
+        ]
+        Arguments = {
+          ProcessingResources = {
+            ClusterConfig = {
+              InstanceType   = "ml.m5.large"
+              InstanceCount  = 1
+              VolumeSizeInGB = 30
+              VolumeKmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
+            }
+          }
+          AppSpecification = {
+            ImageUri = "${aws_ecr_repository.training.repository_url}:${local.training_image_tag}"
+            ContainerEntrypoint = [
+              "python",
+              "-m",
+              "training",
+              "split",
+              "--data",
+              "/opt/ml/processing/data",
+              "--config",
+              "/opt/ml/processing/config",
+              "--output",
+              "/opt/ml/processing/output",
+            ]
+          }
+          RoleArn = aws_iam_role.execution.arn
+          ProcessingInputs = [
+            {
+              InputName = "data"
+              S3Input = {
+                S3Uri = {
+                  Get = "Parameters.InputDataUri"
+                }
+                LocalPath              = "/opt/ml/processing/data"
+                S3DataType             = "S3Prefix"
+                S3InputMode            = "File"
+                S3DataDistributionType = "FullyReplicated"
+              }
+            },
+            {
+              InputName = "config"
+              S3Input = {
+                S3Uri                  = "s3://${aws_s3_object.training_config.bucket}/${aws_s3_object.training_config.key}"
+                LocalPath              = "/opt/ml/processing/config"
+                S3DataType             = "S3Prefix"
+                S3InputMode            = "File"
+                S3DataDistributionType = "FullyReplicated"
+              }
+            },
+          ]
+          ProcessingOutputConfig = {
+            Outputs = [
+              {
+                OutputName = "train"
+                S3Output = {
+                  S3Uri = {
+                    "Std:Join" = {
+                      On = "/"
+                      Values = [
+                        "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/executions",
+                        {
+                          Get = "Execution.PipelineExecutionId"
+                        },
+                        "split",
+                        "train",
+                      ]
+                    }
+                  }
+                  LocalPath    = "/opt/ml/processing/output/train"
+                  S3UploadMode = "EndOfJob"
+                }
+              },
+              {
+                OutputName = "test"
+                S3Output = {
+                  S3Uri = {
+                    "Std:Join" = {
+                      On = "/"
+                      Values = [
+                        "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/executions",
+                        {
+                          Get = "Execution.PipelineExecutionId"
+                        },
+                        "split",
+                        "test",
+                      ]
+                    }
+                  }
+                  LocalPath    = "/opt/ml/processing/output/test"
+                  S3UploadMode = "EndOfJob"
+                }
+              },
+              {
+                OutputName = "baseline"
+                S3Output = {
+                  S3Uri = {
+                    "Std:Join" = {
+                      On = "/"
+                      Values = [
+                        "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/executions",
+                        {
+                          Get = "Execution.PipelineExecutionId"
+                        },
+                        "split",
+                        "baseline",
+                      ]
+                    }
+                  }
+                  LocalPath    = "/opt/ml/processing/output/baseline"
+                  S3UploadMode = "EndOfJob"
+                }
+              },
+            ]
+            KmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
+          }
+          NetworkConfig = {
+            EnableNetworkIsolation                = true
+            EnableInterContainerTrafficEncryption = true
+            VpcConfig = {
+              SecurityGroupIds = [data.terraform_remote_state.data.outputs.sagemaker_security_group_id]
+              Subnets          = data.terraform_remote_state.data.outputs.private_subnet_ids
+            }
+          }
+          StoppingCondition = {
+            MaxRuntimeInSeconds = 3600
+          }
+        }
+      },
+      {
         Name = "Tune"
         Type = "Tuning"
+        RetryPolicies = [
+          {
+            ExceptionType   = ["Step.SERVICE_FAULT", "Step.THROTTLING"]
+            IntervalSeconds = 10
+            BackoffRate     = 2.0
+            MaxAttempts     = 5
+          },
+          {
+            ExceptionType   = ["SageMaker.CAPACITY_ERROR", "SageMaker.RESOURCE_LIMIT"]
+            IntervalSeconds = 60
+            BackoffRate     = 2.0
+            MaxAttempts     = 3
+          },
+        ]
         Arguments = {
           HyperParameterTuningJobConfig = {
             Strategy = "Bayesian"
             HyperParameterTuningJobObjective = {
               Type       = "Maximize"
-              MetricName = "validation:roc_auc"
+              MetricName = "validation:cv_roc_auc"
             }
             ResourceLimits = {
               MaxNumberOfTrainingJobs = 20
@@ -334,7 +646,7 @@ resource "aws_sagemaker_pipeline" "training" {
                   ScalingType = "Auto"
                 },
                 {
-                  Name        = "n_estimators"
+                  Name        = "max_iter"
                   MinValue    = "50"
                   MaxValue    = "400"
                   ScalingType = "Auto"
@@ -356,6 +668,10 @@ resource "aws_sagemaker_pipeline" "training" {
               TrainingInputMode = "File"
               MetricDefinitions = [
                 {
+                  Name  = "validation:cv_roc_auc"
+                  Regex = "validation:cv_roc_auc=([-+0-9.eE]+)"
+                },
+                {
                   Name  = "validation:roc_auc"
                   Regex = "validation:roc_auc=([-+0-9.eE]+)"
                 },
@@ -365,21 +681,56 @@ resource "aws_sagemaker_pipeline" "training" {
             InputDataConfig = [
               {
                 ChannelName = "train"
-                ContentType = "text/csv"
+                ContentType = "application/x-parquet"
                 DataSource = {
                   S3DataSource = {
                     S3DataType = "S3Prefix"
                     S3Uri = {
-                      Get = "Parameters.InputDataUri"
+                      Get = "Steps.Split.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"
                     }
+                    S3DataDistributionType = "FullyReplicated"
+                  }
+                }
+              },
+              {
+                ChannelName = "test"
+                ContentType = "application/x-parquet"
+                DataSource = {
+                  S3DataSource = {
+                    S3DataType = "S3Prefix"
+                    S3Uri = {
+                      Get = "Steps.Split.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"
+                    }
+                    S3DataDistributionType = "FullyReplicated"
+                  }
+                }
+              },
+              {
+                ChannelName = "config"
+                ContentType = "application/json"
+                DataSource = {
+                  S3DataSource = {
+                    S3DataType             = "S3Prefix"
+                    S3Uri                  = "s3://${aws_s3_object.training_config.bucket}/${aws_s3_object.training_config.key}"
                     S3DataDistributionType = "FullyReplicated"
                   }
                 }
               },
             ]
             OutputDataConfig = {
-              S3OutputPath = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/training-output"
-              KmsKeyId     = data.terraform_remote_state.data.outputs.kms_key_arn
+              S3OutputPath = {
+                "Std:Join" = {
+                  On = "/"
+                  Values = [
+                    "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/executions",
+                    {
+                      Get = "Execution.PipelineExecutionId"
+                    },
+                    "training",
+                  ]
+                }
+              }
+              KmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
             }
             ResourceConfig = {
               InstanceType   = "ml.m5.xlarge"
@@ -398,12 +749,8 @@ resource "aws_sagemaker_pipeline" "training" {
             EnableNetworkIsolation                = true
             EnableInterContainerTrafficEncryption = true
             EnableManagedSpotTraining             = true
-            CheckpointConfig = {
-              S3Uri = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/checkpoints/"
-            }
             StaticHyperParameters = {
-              cv_folds = "5"
-              model    = "gradient_boosting"
+              model = "\"hist_gradient_boosting\""
             }
           }
         }
@@ -411,6 +758,24 @@ resource "aws_sagemaker_pipeline" "training" {
       {
         Name = "Evaluate"
         Type = "Processing"
+        RetryPolicies = [
+          {
+            ExceptionType   = ["Step.SERVICE_FAULT", "Step.THROTTLING"]
+            IntervalSeconds = 10
+            BackoffRate     = 2.0
+            MaxAttempts     = 5
+          },
+          {
+            ExceptionType = [
+              "SageMaker.CAPACITY_ERROR",
+              "SageMaker.RESOURCE_LIMIT",
+              "SageMaker.JOB_INTERNAL_ERROR",
+            ]
+            IntervalSeconds = 60
+            BackoffRate     = 2.0
+            MaxAttempts     = 3
+          },
+        ]
         Arguments = {
           ProcessingResources = {
             ClusterConfig = {
@@ -431,6 +796,8 @@ resource "aws_sagemaker_pipeline" "training" {
               "/opt/ml/processing/model",
               "--data",
               "/opt/ml/processing/test",
+              "--config",
+              "/opt/ml/processing/config",
               "--output",
               "/opt/ml/processing/output/evaluation",
             ]
@@ -444,7 +811,18 @@ resource "aws_sagemaker_pipeline" "training" {
                   "Std:Join" = {
                     On = "/"
                     Values = [
-                      "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/training-output",
+                      {
+                        "Std:Join" = {
+                          On = "/"
+                          Values = [
+                            "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/executions",
+                            {
+                              Get = "Execution.PipelineExecutionId"
+                            },
+                            "training",
+                          ]
+                        }
+                      },
                       {
                         Get = "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"
                       },
@@ -462,9 +840,19 @@ resource "aws_sagemaker_pipeline" "training" {
               InputName = "test"
               S3Input = {
                 S3Uri = {
-                  Get = "Parameters.InputDataUri"
+                  Get = "Steps.Split.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"
                 }
                 LocalPath              = "/opt/ml/processing/test"
+                S3DataType             = "S3Prefix"
+                S3InputMode            = "File"
+                S3DataDistributionType = "FullyReplicated"
+              }
+            },
+            {
+              InputName = "config"
+              S3Input = {
+                S3Uri                  = "s3://${aws_s3_object.training_config.bucket}/${aws_s3_object.training_config.key}"
+                LocalPath              = "/opt/ml/processing/config"
                 S3DataType             = "S3Prefix"
                 S3InputMode            = "File"
                 S3DataDistributionType = "FullyReplicated"
@@ -476,7 +864,19 @@ resource "aws_sagemaker_pipeline" "training" {
               {
                 OutputName = "evaluation"
                 S3Output = {
-                  S3Uri        = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/evaluation"
+                  S3Uri = {
+                    "Std:Join" = {
+                      On = "/"
+                      Values = [
+                        "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/executions",
+                        {
+                          Get = "Execution.PipelineExecutionId"
+                        },
+                        "evaluate",
+                        "evaluation",
+                      ]
+                    }
+                  }
                   LocalPath    = "/opt/ml/processing/output/evaluation"
                   S3UploadMode = "EndOfJob"
                 }
@@ -505,68 +905,6 @@ resource "aws_sagemaker_pipeline" "training" {
         ]
       },
       {
-        Name = "Baseline"
-        Type = "Processing"
-        Arguments = {
-          ProcessingResources = {
-            ClusterConfig = {
-              InstanceType   = "ml.m5.large"
-              InstanceCount  = 1
-              VolumeSizeInGB = 30
-              VolumeKmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
-            }
-          }
-          AppSpecification = {
-            ImageUri = data.aws_sagemaker_prebuilt_ecr_image.model_monitor.registry_path
-          }
-          RoleArn = aws_iam_role.execution.arn
-          ProcessingInputs = [
-            {
-              InputName = "baseline"
-              S3Input = {
-                S3Uri = {
-                  Get = "Parameters.BaselineDataUri"
-                }
-                LocalPath              = "/opt/ml/processing/baseline"
-                S3DataType             = "S3Prefix"
-                S3InputMode            = "File"
-                S3DataDistributionType = "FullyReplicated"
-              }
-            },
-          ]
-          ProcessingOutputConfig = {
-            Outputs = [
-              {
-                OutputName = "baseline"
-                S3Output = {
-                  S3Uri        = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/baseline"
-                  LocalPath    = "/opt/ml/processing/output/baseline"
-                  S3UploadMode = "EndOfJob"
-                }
-              },
-            ]
-            KmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
-          }
-          NetworkConfig = {
-            EnableNetworkIsolation                = true
-            EnableInterContainerTrafficEncryption = true
-            VpcConfig = {
-              SecurityGroupIds = [data.terraform_remote_state.data.outputs.sagemaker_security_group_id]
-              Subnets          = data.terraform_remote_state.data.outputs.private_subnet_ids
-            }
-          }
-          StoppingCondition = {
-            MaxRuntimeInSeconds = 3600
-          }
-          Environment = {
-            dataset_format             = "{\"csv\": {\"header\": true, \"output_columns_position\": \"START\"}}"
-            dataset_source             = "/opt/ml/processing/baseline"
-            output_path                = "/opt/ml/processing/output/baseline"
-            publish_cloudwatch_metrics = "Disabled"
-          }
-        }
-      },
-      {
         Name = "QualityGate"
         Type = "Condition"
         Arguments = {
@@ -588,8 +926,17 @@ resource "aws_sagemaker_pipeline" "training" {
             {
               Name = "Register"
               Type = "RegisterModel"
+              RetryPolicies = [
+                {
+                  ExceptionType   = ["Step.SERVICE_FAULT", "Step.THROTTLING"]
+                  IntervalSeconds = 10
+                  BackoffRate     = 2.0
+                  MaxAttempts     = 5
+                },
+              ]
               Arguments = {
-                ModelPackageGroupName = aws_sagemaker_model_package_group.models.model_package_group_name
+                ModelPackageGroupName   = aws_sagemaker_model_package_group.models.model_package_group_name
+                ModelPackageDescription = "Gate: roc_auc >= 0.8 on held-out entities"
                 ModelApprovalStatus = {
                   Get = "Parameters.ModelApprovalStatus"
                 }
@@ -601,7 +948,18 @@ resource "aws_sagemaker_pipeline" "training" {
                         "Std:Join" = {
                           On = "/"
                           Values = [
-                            "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/training-output",
+                            {
+                              "Std:Join" = {
+                                On = "/"
+                                Values = [
+                                  "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/executions",
+                                  {
+                                    Get = "Execution.PipelineExecutionId"
+                                  },
+                                  "training",
+                                ]
+                              }
+                            },
                             {
                               Get = "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"
                             },
@@ -618,7 +976,35 @@ resource "aws_sagemaker_pipeline" "training" {
                   ModelQuality = {
                     Statistics = {
                       ContentType = "application/json"
-                      S3Uri       = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/evaluation/evaluation.json"
+                      S3Uri = {
+                        "Std:Join" = {
+                          On = "/"
+                          Values = [
+                            {
+                              Get = "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"
+                            },
+                            "evaluation.json",
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+                DriftCheckBaselines = {
+                  ModelDataQuality = {
+                    Statistics = {
+                      ContentType = "application/json"
+                      S3Uri = {
+                        "Std:Join" = {
+                          On = "/"
+                          Values = [
+                            {
+                              Get = "Steps.Split.ProcessingOutputConfig.Outputs['baseline'].S3Output.S3Uri"
+                            },
+                            "baseline.json",
+                          ]
+                        }
+                      }
                     }
                   }
                 }
@@ -630,7 +1016,7 @@ resource "aws_sagemaker_pipeline" "training" {
               Name = "GateFailed"
               Type = "Fail"
               Arguments = {
-                ErrorMessage = "The model's roc_auc is below the quality gate of 0.8; it was not registered."
+                ErrorMessage = "The model's roc_auc on held-out entities is below the quality gate of 0.8; it was not registered."
               }
             },
           ]
@@ -639,6 +1025,130 @@ resource "aws_sagemaker_pipeline" "training" {
     ]
   })
   depends_on = [aws_iam_role_policy.execution]
+}
+
+resource "aws_kms_key" "alarms" {
+  description             = "Encrypts the customer-churn training alert topic in local"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  is_enabled              = true
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "AccountAdministration"
+        Effect = "Allow"
+        Principal = {
+          AWS = "arn:aws:iam::123456789012:root"
+        }
+        Action   = "kms:*"
+        Resource = "*"
+      },
+      {
+        Sid    = "CloudWatchAlarmsOfThisAccount"
+        Effect = "Allow"
+        Principal = {
+          Service = "cloudwatch.amazonaws.com"
+        }
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource = "*"
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = "123456789012"
+          }
+        }
+      },
+      {
+        Sid    = "EventBridgeRulesOfThisAccount"
+        Effect = "Allow"
+        Principal = {
+          Service = "events.amazonaws.com"
+        }
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource = "*"
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = "123456789012"
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_kms_alias" "alarms" {
+  name          = "alias/customer-churn-local-training-alerts"
+  target_key_id = aws_kms_key.alarms.key_id
+}
+
+resource "aws_sns_topic" "alarms" {
+  name              = "customer-churn-local-training-alerts"
+  kms_master_key_id = aws_kms_key.alarms.arn
+}
+
+resource "aws_sns_topic_policy" "alarms" {
+  arn = aws_sns_topic.alarms.arn
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "CloudWatchAlarmsOfThisAccount"
+        Effect = "Allow"
+        Principal = {
+          Service = "cloudwatch.amazonaws.com"
+        }
+        Action   = "sns:Publish"
+        Resource = aws_sns_topic.alarms.arn
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = "123456789012"
+          }
+        }
+      },
+      {
+        Sid    = "EventBridgeRulesOfThisAccount"
+        Effect = "Allow"
+        Principal = {
+          Service = "events.amazonaws.com"
+        }
+        Action   = "sns:Publish"
+        Resource = aws_sns_topic.alarms.arn
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = "123456789012"
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_cloudwatch_event_rule" "pipeline_failed" {
+  name        = "customer-churn-local-training-failed"
+  description = "A training pipeline execution failed (a step, or the quality gate)"
+  event_pattern = jsonencode({
+    source      = ["aws.sagemaker"]
+    detail-type = ["SageMaker Model Building Pipeline Execution Status Change"]
+    detail = {
+      currentPipelineExecutionStatus = ["Failed"]
+      pipelineArn                    = [aws_sagemaker_pipeline.training.arn]
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "pipeline_failed" {
+  rule = aws_cloudwatch_event_rule.pipeline_failed.name
+  arn  = aws_sns_topic.alarms.arn
+}
+
+resource "aws_scheduler_schedule_group" "training" {
+  name = "customer-churn-local-training"
+}
+
+resource "aws_sqs_queue" "schedule_dead_letters" {
+  name                      = "customer-churn-local-training-schedule-dlq"
+  kms_master_key_id         = data.terraform_remote_state.data.outputs.kms_key_arn
+  message_retention_seconds = 1209600
 }
 
 resource "aws_iam_role" "scheduler" {
@@ -675,12 +1185,25 @@ resource "aws_iam_role_policy" "scheduler" {
         Action   = ["sagemaker:StartPipelineExecution"]
         Resource = [aws_sagemaker_pipeline.training.arn]
       },
+      {
+        Sid      = "DeadLetters"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = [aws_sqs_queue.schedule_dead_letters.arn]
+      },
+      {
+        Sid      = "PlatformKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = [data.terraform_remote_state.data.outputs.kms_key_arn]
+      },
     ]
   })
 }
 
 resource "aws_scheduler_schedule" "training" {
   name                         = "customer-churn-local-training"
+  group_name                   = aws_scheduler_schedule_group.training.name
   description                  = "Starts the customer-churn training pipeline in local"
   schedule_expression          = "cron(0 3 ? * MON *)"
   schedule_expression_timezone = "UTC"
@@ -698,5 +1221,66 @@ resource "aws_scheduler_schedule" "training" {
       maximum_retry_attempts       = 2
       maximum_event_age_in_seconds = 3600
     }
+
+    dead_letter_config {
+      arn = aws_sqs_queue.schedule_dead_letters.arn
+    }
   }
+}
+
+resource "aws_cloudwatch_metric_alarm" "schedule_dropped" {
+  alarm_name        = "customer-churn-local-training-schedule-dropped"
+  alarm_description = "EventBridge Scheduler: the schedule gave up starting the pipeline (retries exhausted)"
+  namespace         = "AWS/Scheduler"
+  metric_name       = "InvocationDroppedCount"
+  dimensions = {
+    ScheduleGroup = aws_scheduler_schedule_group.training.name
+  }
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  actions_enabled     = true
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  period              = 300
+  statistic           = "Sum"
+  treat_missing_data  = "notBreaching"
+}
+
+resource "aws_cloudwatch_metric_alarm" "schedule_target_errors" {
+  alarm_name        = "customer-churn-local-training-schedule-target-errors"
+  alarm_description = "EventBridge Scheduler: starting the pipeline failed (permissions, key, throttling)"
+  namespace         = "AWS/Scheduler"
+  metric_name       = "TargetErrorCount"
+  dimensions = {
+    ScheduleGroup = aws_scheduler_schedule_group.training.name
+  }
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  actions_enabled     = true
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  period              = 300
+  statistic           = "Sum"
+  treat_missing_data  = "notBreaching"
+}
+
+resource "aws_cloudwatch_metric_alarm" "schedule_dead_letters" {
+  alarm_name        = "customer-churn-local-training-schedule-dead-letters"
+  alarm_description = "Invocations of the training schedule wait in its dead-letter queue"
+  namespace         = "AWS/SQS"
+  metric_name       = "ApproximateNumberOfMessagesVisible"
+  dimensions = {
+    QueueName = aws_sqs_queue.schedule_dead_letters.name
+  }
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  actions_enabled     = true
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  period              = 300
+  statistic           = "Maximum"
+  treat_missing_data  = "notBreaching"
 }

@@ -61,6 +61,7 @@ provider "aws" {
     sagemaker              = "http://127.0.0.1:4566"
     scheduler              = "http://127.0.0.1:4566"
     sns                    = "http://127.0.0.1:4566"
+    sqs                    = "http://127.0.0.1:4566"
     sts                    = "http://127.0.0.1:4566"
   }
 }

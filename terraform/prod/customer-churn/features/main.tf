@@ -32,7 +32,7 @@ resource "aws_iam_role_policy" "feature_store" {
       {
         Sid    = "OfflineStoreObjects"
         Effect = "Allow"
-        Action = ["s3:PutObject", "s3:GetObject", "s3:GetBucketAcl"]
+        Action = ["s3:PutObject", "s3:PutObjectAcl", "s3:GetObject", "s3:GetBucketAcl"]
         Resource = [
           "${data.terraform_remote_state.data.outputs.bucket_arns["processed"]}/feature-store/*",
         ]

@@ -2,12 +2,8 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "b8e690cbb9c6"
-  serving_image_tag  = "6de4c214e32f"
-}
-
-data "aws_sagemaker_prebuilt_ecr_image" "model_monitor" {
-  repository_name = "sagemaker-model-monitor-analyzer"
+  training_image_tag = "baea520a1f6c"
+  serving_image_tag  = "b78afbfcf24a"
 }
 
 resource "aws_ecr_repository" "training" {
@@ -64,6 +60,19 @@ resource "aws_ecr_lifecycle_policy" "serving" {
     rules = [
       {
         rulePriority = 1
+        description  = "Keep 5d41402abc4b: pinned in models/ (a model serves it)"
+        selection = {
+          tagStatus     = "tagged"
+          tagPrefixList = ["5d41402abc4b"]
+          countType     = "imageCountMoreThan"
+          countNumber   = 1
+        }
+        action = {
+          type = "expire"
+        }
+      },
+      {
+        rulePriority = 2
         description  = "Keep the last 30 images"
         selection = {
           tagStatus   = "any"
@@ -76,11 +85,6 @@ resource "aws_ecr_lifecycle_policy" "serving" {
       },
     ]
   })
-}
-
-resource "aws_sagemaker_model_package_group" "models" {
-  model_package_group_name        = "customer-churn-prod"
-  model_package_group_description = "Models of customer-churn trained in prod"
 }
 
 resource "aws_iam_role" "execution" {
@@ -189,7 +193,126 @@ resource "aws_iam_role_policy" "execution" {
         }
       },
       {
-        Sid    = "JobNetworkInterfaces"
+        Sid    = "NetworkInterfaces"
+        Effect = "Allow"
+        Action = [
+          "ec2:CreateNetworkInterface",
+          "ec2:CreateNetworkInterfacePermission",
+          "ec2:DeleteNetworkInterface",
+          "ec2:DeleteNetworkInterfacePermission",
+        ]
+        Resource = [
+          "arn:aws:ec2:eu-west-1:333333333333:network-interface/*",
+          "arn:aws:ec2:eu-west-1:333333333333:subnet/*",
+          "arn:aws:ec2:eu-west-1:333333333333:security-group/${data.terraform_remote_state.data.outputs.sagemaker_security_group_id}",
+        ]
+        Condition = {
+          StringEquals = {
+            "aws:ResourceAccount" = "333333333333"
+          }
+        }
+      },
+      {
+        Sid    = "DescribeNetwork"
+        Effect = "Allow"
+        Action = [
+          "ec2:DescribeNetworkInterfaces",
+          "ec2:DescribeVpcs",
+          "ec2:DescribeSubnets",
+          "ec2:DescribeSecurityGroups",
+          "ec2:DescribeDhcpOptions",
+        ]
+        Resource = "*"
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role" "hosting" {
+  name        = "customer-churn-prod-sagemaker-hosting"
+  description = "sagemaker-hosting for customer-churn in prod"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect = "Allow"
+        Principal = {
+          Service = "sagemaker.amazonaws.com"
+        }
+        Action = "sts:AssumeRole"
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = "333333333333"
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy" "hosting" {
+  name = "hosting"
+  role = aws_iam_role.hosting.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "ReadModelArtifacts"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject"]
+        Resource = ["${data.terraform_remote_state.data.outputs.bucket_arns["models"]}/*"]
+      },
+      {
+        Sid      = "DecryptModelArtifacts"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:DescribeKey"]
+        Resource = [data.terraform_remote_state.data.outputs.kms_key_arn]
+      },
+      {
+        Sid    = "PullServingImage"
+        Effect = "Allow"
+        Action = [
+          "ecr:BatchGetImage",
+          "ecr:GetDownloadUrlForLayer",
+          "ecr:BatchCheckLayerAvailability",
+        ]
+        Resource = [aws_ecr_repository.serving.arn]
+      },
+      {
+        Sid      = "RegistryLogin"
+        Effect   = "Allow"
+        Action   = ["ecr:GetAuthorizationToken"]
+        Resource = "*"
+      },
+      {
+        Sid    = "EndpointLogs"
+        Effect = "Allow"
+        Action = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+        Resource = [
+          "arn:aws:logs:eu-west-1:333333333333:log-group:/aws/sagemaker/Endpoints/*",
+        ]
+      },
+      {
+        Sid      = "EndpointMetrics"
+        Effect   = "Allow"
+        Action   = ["cloudwatch:PutMetricData"]
+        Resource = "*"
+        Condition = {
+          StringLike = {
+            "cloudwatch:namespace" = ["/aws/sagemaker/*", "aws/sagemaker/*"]
+          }
+        }
+      },
+      {
+        Sid    = "ReadRollbackAlarms"
+        Effect = "Allow"
+        Action = ["cloudwatch:DescribeAlarms"]
+        Resource = [
+          "arn:aws:cloudwatch:eu-west-1:333333333333:alarm:customer-churn-prod-*",
+        ]
+      },
+      {
+        Sid    = "NetworkInterfaces"
         Effect = "Allow"
         Action = [
           "ec2:CreateNetworkInterface",
@@ -221,482 +344,22 @@ resource "aws_iam_role_policy" "execution" {
         Resource = "*"
       },
       {
-        Sid    = "RunPipelineJobs"
-        Effect = "Allow"
-        Action = [
-          "sagemaker:CreateTrainingJob",
-          "sagemaker:DescribeTrainingJob",
-          "sagemaker:StopTrainingJob",
-          "sagemaker:CreateHyperParameterTuningJob",
-          "sagemaker:DescribeHyperParameterTuningJob",
-          "sagemaker:StopHyperParameterTuningJob",
-          "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-          "sagemaker:CreateProcessingJob",
-          "sagemaker:DescribeProcessingJob",
-          "sagemaker:StopProcessingJob",
-          "sagemaker:AddTags",
-        ]
-        Resource = [
-          "arn:aws:sagemaker:eu-west-1:333333333333:training-job/pipelines-*",
-          "arn:aws:sagemaker:eu-west-1:333333333333:hyper-parameter-tuning-job/pipelines-*",
-          "arn:aws:sagemaker:eu-west-1:333333333333:processing-job/pipelines-*",
-        ]
-      },
-      {
-        Sid    = "RegisterModels"
-        Effect = "Allow"
-        Action = [
-          "sagemaker:CreateModelPackage",
-          "sagemaker:DescribeModelPackage",
-          "sagemaker:DescribeModelPackageGroup",
-          "sagemaker:AddTags",
-        ]
-        Resource = [
-          aws_sagemaker_model_package_group.models.arn,
-          "arn:aws:sagemaker:eu-west-1:333333333333:model-package/customer-churn-prod/*",
-        ]
-      },
-      {
-        Sid    = "PassOwnRoleToSageMaker"
-        Effect = "Allow"
-        Action = ["iam:PassRole"]
-        Resource = [
-          "arn:aws:iam::333333333333:role/customer-churn-prod-sagemaker-execution",
-        ]
-        Condition = {
-          StringEquals = {
-            "iam:PassedToService" = "sagemaker.amazonaws.com"
-          }
-        }
-      },
-      {
-        Sid    = "ReadFeatures"
-        Effect = "Allow"
-        Action = [
-          "sagemaker:GetRecord",
-          "sagemaker:BatchGetRecord",
-          "sagemaker:DescribeFeatureGroup",
-        ]
-        Resource = [
-          data.terraform_remote_state.features.outputs.feature_group_arns["customer"],
-        ]
-      },
-    ]
-  })
-}
-
-resource "aws_sagemaker_pipeline" "training" {
-  pipeline_name         = "customer-churn-prod-training"
-  pipeline_display_name = "customer-churn-prod-training"
-  pipeline_description  = "Train, evaluate, gate on roc_auc >= 0.8, register"
-  role_arn              = aws_iam_role.execution.arn
-  pipeline_definition = jsonencode({
-    Version  = "2020-12-01"
-    Metadata = {}
-    Parameters = [
-      {
-        Name         = "InputDataUri"
-        Type         = "String"
-        DefaultValue = "s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}/training/"
-      },
-      {
-        Name         = "BaselineDataUri"
-        Type         = "String"
-        DefaultValue = "s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}/baseline/"
-      },
-      {
-        Name         = "ModelApprovalStatus"
-        Type         = "String"
-        DefaultValue = "PendingManualApproval"
-      },
-    ]
-    Steps = [
-      {
-        Name = "Tune"
-        Type = "Tuning"
-        Arguments = {
-          HyperParameterTuningJobConfig = {
-            Strategy = "Bayesian"
-            HyperParameterTuningJobObjective = {
-              Type       = "Maximize"
-              MetricName = "validation:roc_auc"
-            }
-            ResourceLimits = {
-              MaxNumberOfTrainingJobs = 20
-              MaxParallelTrainingJobs = 2
-            }
-            ParameterRanges = {
-              IntegerParameterRanges = [
-                {
-                  Name        = "max_depth"
-                  MinValue    = "2"
-                  MaxValue    = "8"
-                  ScalingType = "Auto"
-                },
-                {
-                  Name        = "n_estimators"
-                  MinValue    = "50"
-                  MaxValue    = "400"
-                  ScalingType = "Auto"
-                },
-              ]
-              ContinuousParameterRanges = [
-                {
-                  Name        = "learning_rate"
-                  MinValue    = "0.01"
-                  MaxValue    = "0.3"
-                  ScalingType = "Logarithmic"
-                },
-              ]
-            }
-          }
-          TrainingJobDefinition = {
-            AlgorithmSpecification = {
-              TrainingImage     = "${aws_ecr_repository.training.repository_url}:${local.training_image_tag}"
-              TrainingInputMode = "File"
-              MetricDefinitions = [
-                {
-                  Name  = "validation:roc_auc"
-                  Regex = "validation:roc_auc=([-+0-9.eE]+)"
-                },
-              ]
-            }
-            RoleArn = aws_iam_role.execution.arn
-            InputDataConfig = [
-              {
-                ChannelName = "train"
-                ContentType = "text/csv"
-                DataSource = {
-                  S3DataSource = {
-                    S3DataType = "S3Prefix"
-                    S3Uri = {
-                      Get = "Parameters.InputDataUri"
-                    }
-                    S3DataDistributionType = "FullyReplicated"
-                  }
-                }
-              },
-            ]
-            OutputDataConfig = {
-              S3OutputPath = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/training-output"
-              KmsKeyId     = data.terraform_remote_state.data.outputs.kms_key_arn
-            }
-            ResourceConfig = {
-              InstanceType   = "ml.m5.4xlarge"
-              InstanceCount  = 2
-              VolumeSizeInGB = 30
-              VolumeKmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
-            }
-            StoppingCondition = {
-              MaxRuntimeInSeconds  = 86400
-              MaxWaitTimeInSeconds = 172800
-            }
-            VpcConfig = {
-              SecurityGroupIds = [data.terraform_remote_state.data.outputs.sagemaker_security_group_id]
-              Subnets          = data.terraform_remote_state.data.outputs.private_subnet_ids
-            }
-            EnableNetworkIsolation                = true
-            EnableInterContainerTrafficEncryption = true
-            EnableManagedSpotTraining             = true
-            CheckpointConfig = {
-              S3Uri = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/checkpoints/"
-            }
-            StaticHyperParameters = {
-              cv_folds = "5"
-              model    = "gradient_boosting"
-            }
-          }
-        }
-      },
-      {
-        Name = "Evaluate"
-        Type = "Processing"
-        Arguments = {
-          ProcessingResources = {
-            ClusterConfig = {
-              InstanceType   = "ml.m5.large"
-              InstanceCount  = 1
-              VolumeSizeInGB = 30
-              VolumeKmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
-            }
-          }
-          AppSpecification = {
-            ImageUri = "${aws_ecr_repository.training.repository_url}:${local.training_image_tag}"
-            ContainerEntrypoint = [
-              "python",
-              "-m",
-              "training",
-              "evaluate",
-              "--model",
-              "/opt/ml/processing/model",
-              "--data",
-              "/opt/ml/processing/test",
-              "--output",
-              "/opt/ml/processing/output/evaluation",
-            ]
-          }
-          RoleArn = aws_iam_role.execution.arn
-          ProcessingInputs = [
-            {
-              InputName = "model"
-              S3Input = {
-                S3Uri = {
-                  "Std:Join" = {
-                    On = "/"
-                    Values = [
-                      "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/training-output",
-                      {
-                        Get = "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"
-                      },
-                      "output/model.tar.gz",
-                    ]
-                  }
-                }
-                LocalPath              = "/opt/ml/processing/model"
-                S3DataType             = "S3Prefix"
-                S3InputMode            = "File"
-                S3DataDistributionType = "FullyReplicated"
-              }
-            },
-            {
-              InputName = "test"
-              S3Input = {
-                S3Uri = {
-                  Get = "Parameters.InputDataUri"
-                }
-                LocalPath              = "/opt/ml/processing/test"
-                S3DataType             = "S3Prefix"
-                S3InputMode            = "File"
-                S3DataDistributionType = "FullyReplicated"
-              }
-            },
-          ]
-          ProcessingOutputConfig = {
-            Outputs = [
-              {
-                OutputName = "evaluation"
-                S3Output = {
-                  S3Uri        = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/evaluation"
-                  LocalPath    = "/opt/ml/processing/output/evaluation"
-                  S3UploadMode = "EndOfJob"
-                }
-              },
-            ]
-            KmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
-          }
-          NetworkConfig = {
-            EnableNetworkIsolation                = true
-            EnableInterContainerTrafficEncryption = true
-            VpcConfig = {
-              SecurityGroupIds = [data.terraform_remote_state.data.outputs.sagemaker_security_group_id]
-              Subnets          = data.terraform_remote_state.data.outputs.private_subnet_ids
-            }
-          }
-          StoppingCondition = {
-            MaxRuntimeInSeconds = 3600
-          }
-        }
-        PropertyFiles = [
-          {
-            PropertyFileName = "EvaluationReport"
-            OutputName       = "evaluation"
-            FilePath         = "evaluation.json"
-          },
-        ]
-      },
-      {
-        Name = "Baseline"
-        Type = "Processing"
-        Arguments = {
-          ProcessingResources = {
-            ClusterConfig = {
-              InstanceType   = "ml.m5.large"
-              InstanceCount  = 1
-              VolumeSizeInGB = 30
-              VolumeKmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
-            }
-          }
-          AppSpecification = {
-            ImageUri = data.aws_sagemaker_prebuilt_ecr_image.model_monitor.registry_path
-          }
-          RoleArn = aws_iam_role.execution.arn
-          ProcessingInputs = [
-            {
-              InputName = "baseline"
-              S3Input = {
-                S3Uri = {
-                  Get = "Parameters.BaselineDataUri"
-                }
-                LocalPath              = "/opt/ml/processing/baseline"
-                S3DataType             = "S3Prefix"
-                S3InputMode            = "File"
-                S3DataDistributionType = "FullyReplicated"
-              }
-            },
-          ]
-          ProcessingOutputConfig = {
-            Outputs = [
-              {
-                OutputName = "baseline"
-                S3Output = {
-                  S3Uri        = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/baseline"
-                  LocalPath    = "/opt/ml/processing/output/baseline"
-                  S3UploadMode = "EndOfJob"
-                }
-              },
-            ]
-            KmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
-          }
-          NetworkConfig = {
-            EnableNetworkIsolation                = true
-            EnableInterContainerTrafficEncryption = true
-            VpcConfig = {
-              SecurityGroupIds = [data.terraform_remote_state.data.outputs.sagemaker_security_group_id]
-              Subnets          = data.terraform_remote_state.data.outputs.private_subnet_ids
-            }
-          }
-          StoppingCondition = {
-            MaxRuntimeInSeconds = 3600
-          }
-          Environment = {
-            dataset_format             = "{\"csv\": {\"header\": true, \"output_columns_position\": \"START\"}}"
-            dataset_source             = "/opt/ml/processing/baseline"
-            output_path                = "/opt/ml/processing/output/baseline"
-            publish_cloudwatch_metrics = "Disabled"
-          }
-        }
-      },
-      {
-        Name = "QualityGate"
-        Type = "Condition"
-        Arguments = {
-          Conditions = [
-            {
-              Type = "GreaterThanOrEqualTo"
-              LeftValue = {
-                "Std:JsonGet" = {
-                  PropertyFile = {
-                    Get = "Steps.Evaluate.PropertyFiles.EvaluationReport"
-                  }
-                  Path = "metrics.roc_auc"
-                }
-              }
-              RightValue = 0.8
-            },
-          ]
-          IfSteps = [
-            {
-              Name = "Register"
-              Type = "RegisterModel"
-              Arguments = {
-                ModelPackageGroupName = aws_sagemaker_model_package_group.models.model_package_group_name
-                ModelApprovalStatus = {
-                  Get = "Parameters.ModelApprovalStatus"
-                }
-                InferenceSpecification = {
-                  Containers = [
-                    {
-                      Image = "${aws_ecr_repository.serving.repository_url}:${local.serving_image_tag}"
-                      ModelDataUrl = {
-                        "Std:Join" = {
-                          On = "/"
-                          Values = [
-                            "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/training-output",
-                            {
-                              Get = "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"
-                            },
-                            "output/model.tar.gz",
-                          ]
-                        }
-                      }
-                    },
-                  ]
-                  SupportedContentTypes      = ["text/csv", "application/json"]
-                  SupportedResponseMIMETypes = ["application/json", "text/csv"]
-                }
-                ModelMetrics = {
-                  ModelQuality = {
-                    Statistics = {
-                      ContentType = "application/json"
-                      S3Uri       = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/evaluation/evaluation.json"
-                    }
-                  }
-                }
-              }
-            },
-          ]
-          ElseSteps = [
-            {
-              Name = "GateFailed"
-              Type = "Fail"
-              Arguments = {
-                ErrorMessage = "The model's roc_auc is below the quality gate of 0.8; it was not registered."
-              }
-            },
-          ]
-        }
-      },
-    ]
-  })
-  depends_on = [aws_iam_role_policy.execution]
-}
-
-resource "aws_iam_role" "scheduler" {
-  name        = "customer-churn-prod-training-scheduler"
-  description = "training-scheduler for customer-churn in prod"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Effect = "Allow"
-        Principal = {
-          Service = "scheduler.amazonaws.com"
-        }
-        Action = "sts:AssumeRole"
-        Condition = {
-          StringEquals = {
-            "aws:SourceAccount" = "333333333333"
-          }
-        }
-      },
-    ]
-  })
-}
-
-resource "aws_iam_role_policy" "scheduler" {
-  name = "scheduler"
-  role = aws_iam_role.scheduler.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid      = "StartTrainingPipeline"
+        Sid      = "ReadRegistryArtifacts"
         Effect   = "Allow"
-        Action   = ["sagemaker:StartPipelineExecution"]
-        Resource = [aws_sagemaker_pipeline.training.arn]
+        Action   = ["s3:GetObject"]
+        Resource = ["arn:aws:s3:::customer-churn-dev-models-111111111111/*"]
+      },
+      {
+        Sid      = "DecryptRegistryArtifacts"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:DescribeKey"]
+        Resource = ["arn:aws:kms:eu-west-1:111111111111:key/*"]
+        Condition = {
+          StringEquals = {
+            "kms:ViaService" = "s3.eu-west-1.amazonaws.com"
+          }
+        }
       },
     ]
   })
-}
-
-resource "aws_scheduler_schedule" "training" {
-  name                         = "customer-churn-prod-training"
-  description                  = "Starts the customer-churn training pipeline in prod"
-  schedule_expression          = "cron(0 3 ? * MON *)"
-  schedule_expression_timezone = "UTC"
-  kms_key_arn                  = data.terraform_remote_state.data.outputs.kms_key_arn
-
-  flexible_time_window {
-    mode = "OFF"
-  }
-
-  target {
-    arn      = aws_sagemaker_pipeline.training.arn
-    role_arn = aws_iam_role.scheduler.arn
-
-    retry_policy {
-      maximum_retry_attempts       = 2
-      maximum_event_age_in_seconds = 3600
-    }
-  }
 }

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  serving_image_tag = "6de4c214e32f"
+  serving_image_tag = "b78afbfcf24a"
 }
 
 resource "azapi_resource" "serving_environment" {

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "b8e690cbb9c6"
+  training_image_tag = "baea520a1f6c"
 }
 
 resource "azurerm_container_registry" "main" {
@@ -181,12 +181,12 @@ resource "azurerm_machine_learning_compute_cluster" "training" {
   name                          = "train-cluster"
   location                      = "westeurope"
   machine_learning_workspace_id = azurerm_machine_learning_workspace.training.id
-  vm_size                       = "Standard_D16s_v3"
+  vm_size                       = "Standard_D4s_v3"
   vm_priority                   = "LowPriority"
 
   scale_settings {
     min_node_count                       = 0
-    max_node_count                       = 2
+    max_node_count                       = 1
     scale_down_nodes_after_idle_duration = "PT10M"
   }
 

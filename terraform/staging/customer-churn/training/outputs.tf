@@ -20,21 +20,11 @@ output "serving_image_uri" {
 }
 
 output "execution_role_arn" {
-  description = "Role of SageMaker jobs and models"
+  description = "Role of the pipeline's and monitoring's jobs"
   value       = aws_iam_role.execution.arn
 }
 
-output "pipeline_arn" {
-  description = "The training pipeline"
-  value       = aws_sagemaker_pipeline.training.arn
-}
-
-output "pipeline_name" {
-  description = "The training pipeline's name"
-  value       = aws_sagemaker_pipeline.training.pipeline_name
-}
-
-output "model_package_group_name" {
-  description = "Model registry group the pipeline registers into"
-  value       = aws_sagemaker_model_package_group.models.model_package_group_name
+output "hosting_role_arn" {
+  description = "Role of the served SageMaker models"
+  value       = aws_iam_role.hosting.arn
 }

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "b8e690cbb9c6"
+  training_image_tag = "baea520a1f6c"
 }
 
 resource "azurerm_container_registry" "main" {

@@ -11,7 +11,8 @@ the same data as 8 shards (`--shard i/8 --partial`) run one after the other and 
 The records are drawn from a pool of 2,000 distinct ones (200,000 fresh rows) to keep the
 generation short; decoding costs the same whether records repeat or not. 15 numeric features (12
 continuous, 3 discrete) and 5 categorical; the training baseline comes from 50,000 rows.
-`BENCH_DRIFT_ROWS` scales the run down (e.g. 1000000 for a quick look).
+`BENCH_DRIFT_ROWS` scales the run down (e.g. 1000000 for a quick look). The load average is
+printed before and after the timed runs: on a shared machine it says how far to trust them.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def main() -> None:
         print(f"wrote {rows:,} rows x 20 features in {rows // PER_RECORD:,} records ({size:.2f} GB) "
               f"in {time.perf_counter() - start:.0f} s")
         common = ["--baseline", str(work / "baseline.json")]
+        print("load average before the timed runs (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
         elapsed, peak, code = timed([*common, "--data", str(work / "capture"), "--out", str(work / "one")])
         print(f"one pass: {elapsed:.1f} s, {rows / elapsed:,.0f} rows/s, peak RSS {peak:.0f} MB, exit {code} "
               f"(goal < {GOAL_S} s, < {GOAL_MB} MB)")
@@ -126,6 +128,7 @@ def main() -> None:
               f"merge {merge_time:.1f} s; "
               f"peak RSS of any process {peak_all:.0f} MB")
         print(f"merged report == one-pass report: {same} (means differ by at most {means:.1e}, float rounding)")
+        print("load average after (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
         if not same:
             raise SystemExit("the merge of the shards differs from the single pass")
 

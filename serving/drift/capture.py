@@ -6,6 +6,12 @@ exactly the bodies the server accepted, in every format it accepts. A record tha
 (not JSON, no endpointInput, a body the server would reject) is counted, its reason kept for the
 report (file:line: why), and skipped; the run goes on. Rows are counted in batches, so memory is
 bounded by the batch size, not by the input.
+
+Speed: `parse` converts every cell in Python. Records are therefore queued (at most QUEUE_RECORDS
+or QUEUE_BYTES) and the well-formed CSV and JSON bodies among them decoded together by
+`fastdecode`, which takes a record only when it reads it exactly as `parse` would; every other
+record goes through `parse`, in its place, so rows, batches and error messages are the same
+(tests/test_drift_fastdecode.py). MLOPS_DRIFT_FAST_DECODE=0 turns the fast path off.
 """
 
 from __future__ import annotations

@@ -197,7 +197,7 @@ def _json_table(body: bytes, columns: list[Column]) -> np.ndarray | None:
         return None
     names = [c.name for c in columns]
     if key == "dataframe_split":
-        if not isinstance(payload, dict) or set(payload) - {"columns", "data"}:
+        if not isinstance(payload, dict):  # other keys ("index", as pandas writes it) are ignored there too
             return None
         rows = payload.get("data")
         given = payload.get("columns", names)

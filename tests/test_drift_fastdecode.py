@@ -194,7 +194,9 @@ def small_base() -> dict:
     frame = pd.DataFrame({"a": np.round(rng.normal(0, 1, 500), 1), "b": rng.integers(0, 3, 500).astype(float),
                           "c": rng.choice(["v1", "v2", "a"], 500), "d": np.round(rng.normal(0, 10, 500)),
                           "e": rng.choice(["x", "y"], 500)})
-    return baseline(frame, ["a", "b", "d"], ["c", "e"])
+    base = baseline(frame, ["a", "b", "d"], ["c", "e"])
+    base["features"] = {name: base["features"][name] for name in NAMES}  # the signature order of COLUMNS
+    return base
 
 
 @st.composite
@@ -255,3 +257,25 @@ def test_the_drift_report_on_a_file_is_identical_with_the_fast_path_on_and_off(
     report = json.loads(reports[0])
     assert report["rows"] == 3001 and report["unreadable_records"] == 3  # "x" is an unseen category, not an error
     assert "monthly_charges" in report["drifted_features"]
+
+
+def test_a_failure_inside_the_fast_path_sends_its_records_through_the_servers_parser(
+        small_base: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = [capture_line("1.5,2,v1,3,x\n0.5,1,v2,,y", "text/csv", "CSV").encode(),
+             capture_line(json.dumps({"instances": [[1.5, 2, "v1", 3, "x"]]}), "application/json", "JSON").encode()]
+    reference = Profile(small_base)
+    slow = Reader(reference, fast=False)
+    slow.capture("f.jsonl", iter(lines))
+    slow.flush()
+
+    def broken(bodies: list[bytes], columns: list[Column]) -> None:
+        import pyarrow as pa
+
+        raise pa.ArrowInvalid("a pyarrow failure the checks did not foresee")
+
+    monkeypatch.setattr(fastdecode, "decode_csv", broken)
+    profile = Profile(small_base)
+    reader = Reader(profile, fast=True)
+    reader.capture("f.jsonl", iter(lines))
+    reader.flush()
+    assert profile.rows == 3 and profile.state() == reference.state()

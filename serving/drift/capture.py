@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from ..formats import ClientError, Column, parse
 from . import fastdecode
@@ -112,9 +113,13 @@ class Reader:
         json_at = [i for i, b in enumerate(bodies) if b is not None and b[1] == fastdecode.JSON_TYPE]
         where: dict[int, tuple[fastdecode.Block, int, int]] = {}
         for at, decode in ((csv_at, fastdecode.decode_csv), (json_at, fastdecode.decode_json)):
-            if at:
+            if not at:
+                continue
+            try:
                 block, spans = decode([bodies[i][0] for i in at], self.columns)  # type: ignore[index]
-                where |= {i: (block, *span) for i, span in zip(at, spans, strict=True) if span is not None}
+            except (pa.ArrowException, ValueError, TypeError, OverflowError):
+                continue  # not expected; the fast path is only a shortcut: these records go through parse
+            where |= {i: (block, *span) for i, span in zip(at, spans, strict=True) if span is not None}
         for i, (name, number, line) in enumerate(queue):
             found = where.get(i)
             if found is None:

@@ -6,12 +6,13 @@ is *exactly* what `parse` would give for those records: the same floats (both pa
 correctly), the same missing values, and only records `parse` accepts. A record is taken only when
 it is proved well-formed by cheap, conservative checks; anything else (a header row, quotes, CR,
 control bytes, a BOM, a charset parameter, a wrong field count, a cell that is not a plain decimal
-number, inf or an overflow, a boolean or number in a categorical column, escapes or duplicate keys
-in JSON...) is returned as None, and the caller decodes that record with `formats.parse` itself, so
+number, nan, inf or an overflow, a boolean or number in a categorical column, a repeated JSON
+key...) is returned as None, and the caller decodes that record with `formats.parse` itself, so
 every rejection and its message stay the server's.
 
 Accepted shapes: `text/csv` without a header; `application/json` with `dataframe_split` (with or
-without `columns`, in any column order) or `instances`/`inputs` as a list of lists.
+without `columns`, in any column order, other keys such as pandas' `index` ignored as parse ignores
+them) or `instances`/`inputs` as a list of lists.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from ..formats import Column
 CSV_TYPE = "text/csv"
 JSON_TYPE = "application/json"
 BOM = b"\xef\xbb\xbf"
-# A numeric CSV cell the fast path takes: what str(float) and DataFrame.to_csv write. Python's
-# float() reads all of these; the rest ("nan", " 1", "1_0", ".5", "inf", ...) goes to formats.parse.
+# When pyarrow's typed read refuses a batch, a numeric cell is taken only in this form (what
+# str(float) and DataFrame.to_csv write, all read by Python's float()); the rest goes to formats.parse.
 NUMBER = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
 
 # Per byte: 0 fine, 1 not taken (control bytes but LF, '"' which starts quoting, DEL), 2 non-ASCII

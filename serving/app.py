@@ -61,6 +61,7 @@ class Server:
         self.scoring = os.environ.get("SCORING_ROUTE", "/invocations")
         self.compile = os.environ.get("SERVING_ENGINE", "auto") == "auto"  # `sklearn` keeps scikit-learn only
         self.access = AccessLog()
+        self.deadlines = Deadlines(self.settings.timeout)
         self.unseen: dict[str, int] = {}  # categories training never saw, per column, since start
 
     async def startup(self) -> None:
@@ -156,37 +157,55 @@ class Server:
                 "MaxPayloadInMB": self.settings.max_payload_mb}
 
     async def invocations(self, scope: Scope, receive: Receive, reply: _Reply) -> None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        content_type, accept, length = "application/json", "", ""
+        for key, value in scope["headers"]:  # the three headers used, in one pass (the last one wins)
+            key = key.lower()
+            if key == b"content-type":
+                content_type = value.decode("latin-1")
+            elif key == b"accept":
+                accept = value.decode("latin-1")
+            elif key == b"content-length":
+                length = value.decode("latin-1")
         reading = True  # which deadline passed: the client's body (408) or our answer (504)
+        task = asyncio.current_task()
+        assert task is not None
+        self.deadlines.start(task)
+        expired = False
         try:
-            async with asyncio.timeout(self.settings.timeout):
-                body = await self.read_body(headers, receive)
+            try:
+                body = await self.read_body(length, receive)
                 reading = False
                 if self.model is None or self.batcher is None:
                     await reply.error(503, "the model is not loaded yet" if self.error is None else
                                       f"the model failed to load: {self.error}")
                     return
-                content_type = headers.get("content-type", "application/json")
-                kind = formats.media_type(content_type)[0]
-                output = formats.choose(headers.get("accept", ""), "application/jsonlines"
-                                        if kind in formats.JSONLINES_TYPES else "application/json")
+                if accept or content_type != "application/json":
+                    kind = formats.media_type(content_type)[0]
+                    output = formats.choose(accept, "application/jsonlines"
+                                            if kind in formats.JSONLINES_TYPES else "application/json")
+                else:  # the common request: no Accept, plain JSON in, JSON out
+                    output = "application/json"
                 if output is None:
-                    raise formats.ClientError(406, f"cannot answer in {headers['accept']!r}; accept "
+                    raise formats.ClientError(406, f"cannot answer in {accept!r}; accept "
                                                    f"{', '.join(formats.OUTPUTS)}")
                 await self.score(body, content_type, output, reply)
+            finally:
+                expired = self.deadlines.finish(task)
         except formats.ClientError as exc:
             await reply.error(exc.status, exc.message, exc.error_code)
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not expired:
+                raise  # cancelled by someone else (shutdown): not ours to answer
             if reading:
                 await reply.error(408, f"the body did not arrive within {self.settings.timeout:g} s")
             else:
                 await reply.error(504, f"no answer within the timeout of {self.settings.timeout:g} s "
                                        "(SAGEMAKER_MODEL_SERVER_TIMEOUT)")
 
-    async def read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+    async def read_body(self, content_length: str, receive: Receive) -> bytes:
         limit = self.settings.max_body
         try:
-            length = int(headers.get("content-length") or 0)
+            length = int(content_length or 0)
         except ValueError:
             raise formats.ClientError(400, "the Content-Length header is not a number") from None
         if length > limit:
@@ -230,6 +249,52 @@ class Server:
         else:
             payload, answer_type = formats.answer(labels, proba, output)
         await reply.send(200, payload, answer_type)
+
+
+class Deadlines:
+    """Per-request timeouts for one worker, as `asyncio.timeout` gives them, at a tenth of its cost.
+
+    asyncio.timeout arms and cancels a loop timer per request (8 us on uvloop, a tenth of this
+    server's whole per-request work). The timeout is the same for every request, so deadlines
+    expire in the order requests started: they are kept in an insertion-ordered dict, and one timer
+    runs at the earliest deadline, cancels each task past its own and re-arms at the next. A
+    cancellation it caused is told apart from any other with `Task.uncancel`, as asyncio.timeout does.
+    """
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.active: dict[asyncio.Task[Any], tuple[float, int]] = {}  # task -> (deadline, cancelling() at start)
+        self.fired: dict[asyncio.Task[Any], int] = {}  # tasks this cancelled -> cancelling() at start
+        self.handle: asyncio.TimerHandle | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, task: asyncio.Task[Any]) -> None:
+        loop = task.get_loop()
+        deadline = loop.time() + self.timeout
+        self.active[task] = (deadline, task.cancelling())
+        if self.handle is None or self.loop is not loop:
+            self.loop, self.handle = loop, loop.call_at(deadline, self._fire)
+
+    def finish(self, task: asyncio.Task[Any]) -> bool:
+        """Whether this task's deadline passed (its CancelledError is then a timeout); ends its deadline."""
+        self.active.pop(task, None)
+        cancelling = self.fired.pop(task, None)
+        return cancelling is not None and task.uncancel() <= cancelling
+
+    def _fire(self) -> None:
+        assert self.loop is not None
+        self.handle = None
+        now = self.loop.time()
+        late = []
+        for task, (deadline, cancelling) in self.active.items():
+            if deadline > now:
+                self.handle = self.loop.call_at(deadline, self._fire)
+                break
+            late.append((task, cancelling))
+        for task, cancelling in late:
+            del self.active[task]
+            self.fired[task] = cancelling
+            task.cancel()
 
 
 class _Reply:

@@ -279,3 +279,33 @@ def test_a_failure_inside_the_fast_path_sends_its_records_through_the_servers_pa
     reader.capture("f.jsonl", iter(lines))
     reader.flush()
     assert profile.rows == 3 and profile.state() == reference.state()
+
+
+def test_without_pyarrow_the_job_reads_everything_through_the_servers_parser(tmp_path: Path) -> None:
+    """The serving image pins neither pyarrow nor orjson: the drift job must still run there."""
+    import subprocess
+    import sys
+
+    line = capture_line("1.5,2,v1,3,x\n0.5,1,v2,,y", "text/csv", "CSV")
+    script = f"""
+import sys
+sys.modules["pyarrow"] = None  # import pyarrow -> ImportError, as where it is not installed
+from serving.drift import capture
+assert capture.fastdecode is None and capture.FAST_DECODE is False
+from serving.drift.sketch import Profile
+base = {{"version": 2, "features": {{
+    "a": {{"type": "numeric", "kind": "continuous", "sample": [0.5, 1.5]}},
+    "b": {{"type": "numeric", "kind": "discrete", "values": [1.0, 2.0], "counts": [1, 1]}},
+    "c": {{"type": "categorical", "counts": {{"v1": 1, "v2": 1}}}},
+    "d": {{"type": "numeric", "kind": "continuous", "sample": [3.0]}},
+    "e": {{"type": "categorical", "counts": {{"x": 1, "y": 1}}}}}}}}
+profile = Profile(base)
+reader = capture.Reader(profile, fast=True)
+reader.capture("f.jsonl", iter([{line!r}.encode()]))
+reader.flush()
+print(profile.rows, profile.unreadable)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "0"]

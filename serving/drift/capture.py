@@ -25,19 +25,21 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
-import pyarrow as pa
 
 from ..formats import ClientError, Column, parse
-from . import fastdecode
 from .sketch import Profile
+
+try:
+    from . import fastdecode
+except ImportError:  # pyarrow or orjson missing (serving/requirements.txt pins neither): parse only
+    fastdecode = None  # type: ignore[assignment]
 
 BATCH_ROWS = 50_000
 # Records decoded together by the fast path: bounded, so memory does not grow with the input.
 QUEUE_RECORDS, QUEUE_BYTES = 1000, 16 << 20
 # MLOPS_DRIFT_FAST_DECODE=0 decodes every record with formats.parse (the reference, for comparison).
-FAST_DECODE = os.environ.get("MLOPS_DRIFT_FAST_DECODE", "1") != "0"
+FAST_DECODE = fastdecode is not None and os.environ.get("MLOPS_DRIFT_FAST_DECODE", "1") != "0"
 # Rows waiting for the next batch: a list of rows from formats.parse, or (block, start, end) of a
 # block decoded by fastdecode.
 Segment = list[list[Any]] | tuple[dict[str, np.ndarray], int, int]
@@ -59,7 +61,7 @@ class Reader:
         self.columns = columns(profile.baseline)
         self.numeric = [c.type == "double" for c in self.columns]
         self.batch_rows = batch_rows
-        self.fast = FAST_DECODE if fast is None else fast
+        self.fast = (FAST_DECODE if fast is None else fast) and fastdecode is not None
         self.pending: list[Segment] = []
         self.pending_rows = 0
         self.queue: list[tuple[str, int, bytes]] = []
@@ -117,7 +119,7 @@ class Reader:
                 continue
             try:
                 block, spans = decode([bodies[i][0] for i in at], self.columns)  # type: ignore[index]
-            except (pa.ArrowException, ValueError, TypeError, OverflowError):
+            except fastdecode.FAILURES:
                 continue  # not expected; the fast path is only a shortcut: these records go through parse
             where |= {i: (block, *span) for i, span in zip(at, spans, strict=True) if span is not None}
         for i, (name, number, line) in enumerate(queue):
@@ -210,7 +212,7 @@ def _fast_envelope(line: bytes) -> tuple[bytes, str] | None:
     read the same way as json.loads (NaN, big ints, a BOM, lone surrogates: orjson refuses them
     all), or that is not a record: `_one` then gives the exact reason."""
     try:
-        return _endpoint_input(line, orjson.loads)
+        return _endpoint_input(line, fastdecode.loads)
     except (ValueError, KeyError, TypeError, AttributeError):  # orjson.JSONDecodeError is a ValueError
         return None
 

@@ -28,6 +28,9 @@ import pyarrow.csv as pacsv
 
 from ..formats import Column
 
+loads = orjson.loads  # the capture envelope's parser too (capture._fast_envelope)
+# Errors the checks do not foresee: the caller then sends the whole group through formats.parse.
+FAILURES = (pa.ArrowException, ValueError, TypeError, OverflowError)
 CSV_TYPE = "text/csv"
 JSON_TYPE = "application/json"
 BOM = b"\xef\xbb\xbf"

@@ -11,6 +11,7 @@ edge-case rows; any other shape, a failed conversion or a mismatch leaves scikit
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,8 @@ class CompiledPipeline:
         if self.numeric_idx and self.categorical and self.categorical[0][1].offset != len(self.numeric_idx):
             raise Unsupported("numeric features must come first")
         self.numeric_types = all(columns[i].type in NUMERIC for i in self.numeric_idx)
+        # the numeric cells of a row as one tuple (itemgetter of one index would give a scalar)
+        self._pick = operator.itemgetter(*self.numeric_idx) if len(self.numeric_idx) > 1 else None
         self.session, self.output = self._convert(pipeline.named_steps["classifier"])
         self.classes = pipeline.named_steps["classifier"].classes_
         self.exact: Any = None  # scikit-learn's predict, for near-ties
@@ -104,19 +107,33 @@ class CompiledPipeline:
         return session, session.get_outputs()[1].name
 
     def transform(self, rows: list[list[Any]]) -> np.ndarray:
-        out = np.zeros((len(rows), self.width), dtype=np.float64)
+        """The preprocessed feature matrix. For the few rows of a request numpy's per-call cost, not
+        the arithmetic, is the price: the numbers go in one array, and the one-hot cells are
+        gathered as flat positions and set by one indexed assignment rather than one per cell."""
+        width = self.width
+        out = np.zeros((len(rows), width), dtype=np.float64)
         if self.numeric_idx:
-            numbers = np.array([[row[i] for i in self.numeric_idx] for row in rows], dtype=np.float64)
+            pick = self._pick
+            numbers = np.array([pick(row) for row in rows] if pick is not None else
+                               [[row[i] for i in self.numeric_idx] for row in rows], dtype=np.float64)
             numbers = np.where(np.isnan(numbers), self.medians, numbers)
             out[:, : len(self.numeric_idx)] = (numbers - self.mean) / self.scale
-        for r, row in enumerate(rows):
-            for i, cat in self.categorical:
-                value = row[i]
-                if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
-                    value = cat.fill
-                k = cat.index.get(value if isinstance(value, str) else str(value))  # bool columns of older models
-                if k is not None:
-                    out[r, cat.offset + k] = 1.0
+        if self.categorical:
+            hot = []
+            for r, row in enumerate(rows):
+                start = r * width
+                for i, cat in self.categorical:
+                    value = row[i]
+                    if type(value) is not str or not value:
+                        if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+                            value = cat.fill
+                        elif not isinstance(value, str):
+                            value = str(value)  # bool columns of older models
+                    k = cat.index.get(value)
+                    if k is not None:
+                        hot.append(start + cat.offset + k)
+            if hot:
+                out.reshape(-1)[hot] = 1.0  # a view: `out` is C-contiguous
         return out
 
     def predict(self, rows: list[list[Any]]) -> tuple[np.ndarray, np.ndarray]:

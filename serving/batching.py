@@ -142,8 +142,9 @@ class Batcher:
                 self._answer(batch, labels, proba)
         finally:
             self.task = None
-        if self.pending:
-            self._flush()  # what arrived while the model thread worked
+        if self.pending and not self.scheduled:  # what arrived while the model thread worked
+            self.scheduled = True
+            self._flush()
 
     def _answer(self, batch: list[Item], labels: np.ndarray, proba: np.ndarray | None) -> None:
         self.batches += 1

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  serving_image_tag = "b78afbfcf24a"
+  serving_image_tag = "bd59f5cd06aa"
 }
 
 resource "azapi_resource" "serving_environment" {

@@ -3,6 +3,7 @@
 
 data "aws_sagemaker_prebuilt_ecr_image" "model_monitor" {
   repository_name = "sagemaker-model-monitor-analyzer"
+  image_tag       = "latest"
 }
 
 resource "aws_kms_key" "alarms" {

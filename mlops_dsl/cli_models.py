@@ -22,6 +22,7 @@ import click
 
 from .cli_common import blueprint_option, namespaces_option, user_errors
 from .errors import MlopsError
+from .registry import APPROVED, REJECTED  # plain names; boto3 loads only when a command calls AWS
 
 if TYPE_CHECKING:  # hints only; the commands import what they use when they run
     from .namespaces import Namespace
@@ -229,26 +230,19 @@ def _with(options: list[Any]) -> Any:
     return apply
 
 
-@models.command()
-@_with(status_options)
-@user_errors
-def approve(wanted: str, version: int, platforms: tuple[str, ...], reason: str | None, yes: bool,
-            blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
-    """Approve a version, so it may be promoted (asks at a terminal)."""
-    from . import registry
+def _status_command(name: str, status: str, help_text: str) -> None:
+    """`mlops models approve` and `reject`: the same command, setting another status."""
 
-    _set_status(wanted, version, platforms, reason, yes, blueprints, namespaces_file, registry.APPROVED)
+    @models.command(name, help=help_text)
+    @_with(status_options)
+    @user_errors
+    def command(wanted: str, version: int, platforms: tuple[str, ...], reason: str | None, yes: bool,
+                blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
+        _set_status(wanted, version, platforms, reason, yes, blueprints, namespaces_file, status)
 
 
-@models.command()
-@_with(status_options)
-@user_errors
-def reject(wanted: str, version: int, platforms: tuple[str, ...], reason: str | None, yes: bool,
-           blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
-    """Reject a version; names the namespaces and variants that still pin it."""
-    from . import registry
-
-    _set_status(wanted, version, platforms, reason, yes, blueprints, namespaces_file, registry.REJECTED)
+_status_command("approve", APPROVED, "Approve a version, so it may be promoted (asks at a terminal).")
+_status_command("reject", REJECTED, "Reject a version; names the namespaces and variants that still pin it.")
 
 
 @models.command()

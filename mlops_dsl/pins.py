@@ -55,7 +55,17 @@ class Pin:
                 f"sha256: {self.sha256}, artifact: {self.artifact}}}")
 
     def package_arn(self, partition: str, region: str, account_id: str) -> str:
-        return f"arn:{partition}:sagemaker:{region}:{account_id}:model-package/{self.group}/{self.version}"
+        return package_arn(partition, region, account_id, self.group, self.version)
+
+
+def package_arn(partition: str, region: str, account_id: str, group: str, version: int) -> str:
+    """A versioned model package's ARN, as SageMaker names it."""
+    return f"arn:{partition}:sagemaker:{region}:{account_id}:model-package/{group}/{version}"
+
+
+def group_name(platform: str, registry: str) -> str:
+    """The model package group of a platform in the namespace that owns the registry."""
+    return f"{platform}-{registry}"
 
 
 def path_for(namespaces_file: Path, namespace: str) -> Path:

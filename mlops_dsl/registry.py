@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import pins
 from .errors import MlopsError, OperationError
 from .namespaces import AwsSettings, Namespace
 
@@ -52,13 +53,14 @@ class Package:
 
 
 def group_name(platform: str, namespace: Namespace) -> str:
-    return f"{platform}-{namespace.registry}"
+    return pins.group_name(platform, namespace.registry)
 
 
 def models_bucket(platform: str, namespace: Namespace) -> str:
     """The registry namespace's models zone (DataInfrastructure's bucket naming)."""
-    aws = _registry(namespace)
-    return f"{platform}-{namespace.registry}-models-{aws.account_id}"
+    from .aws.naming import zone_bucket
+
+    return zone_bucket(platform, namespace.registry, "models", _registry(namespace).account_id)
 
 
 def _registry(namespace: Namespace) -> AwsSettings:
@@ -118,8 +120,7 @@ def package_arn(platform: str, namespace: Namespace, version: int) -> str:
     from .aws.provider import partition
 
     aws = _registry(namespace)
-    return (f"arn:{partition(aws.region)}:sagemaker:{aws.region}:{aws.account_id}:model-package/"
-            f"{group_name(platform, namespace)}/{version}")
+    return pins.package_arn(partition(aws.region), aws.region, aws.account_id, group_name(platform, namespace), version)
 
 
 def package(namespace: Namespace, platform: str, version: int) -> Package:

@@ -11,7 +11,7 @@ from ..context import StackContext
 from ..templates.data import DataInfrastructure
 from ..terraform import Block, CheckovSkip, Output, Resource, interp, jsonencode
 from . import iam
-from .naming import s3_bucket_problems
+from .naming import s3_bucket_problems, zone_bucket
 from .network import render_network
 from .provider import partition
 
@@ -108,9 +108,10 @@ def _registry_key_grant(ctx: StackContext, t: DataInfrastructure) -> list[dict[s
     }] if consumers else []
 
 
-def _registry_bucket_grant(ctx: StackContext, bucket: Resource, zone: str) -> list[dict[str, object]]:
+def _registry_bucket_grant(ctx: StackContext, t: DataInfrastructure, bucket: Resource,
+                           zone: str) -> list[dict[str, object]]:
     """The serving namespaces' accounts may read model artifacts (the objects, not list the bucket)."""
-    consumers = [iam.account_root(ctx, a) for a in ctx.namespace.consumer_accounts] if zone == "models" else []
+    consumers = _consumers(ctx, t) if zone == "models" else []
     return [{
         "Sid": "ServingNamespacesReadModelArtifacts",
         "Effect": "Allow",
@@ -126,7 +127,7 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
     part = partition(aws.region)
     account_root = f"arn:{part}:iam::{aws.account_id}:root"
 
-    names = {zone: f"{ctx.name}-{zone}-{aws.account_id}" for zone in t.zones}
+    names = {zone: zone_bucket(ctx.platform, ctx.namespace.name, zone, aws.account_id) for zone in t.zones}
     log_bucket_name = f"{ctx.name}-access-logs-{aws.account_id}"
     for zone, bucket_name in names.items():
         problems = s3_bucket_problems(bucket_name)
@@ -207,7 +208,7 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
             Resource("aws_s3_bucket_policy", rname, {
                 "bucket": bucket.attr("id"),
                 "policy": jsonencode({"Version": "2012-10-17", "Statement": [
-                    _deny_insecure_transport(bucket), *_registry_bucket_grant(ctx, bucket, zone)]}),
+                    _deny_insecure_transport(bucket), *_registry_bucket_grant(ctx, t, bucket, zone)]}),
             }, depends_on=(public_access,)),
             # EventBridge notifications let pipelines start on new data without polling.
             Resource("aws_s3_bucket_notification", rname, {

@@ -9,6 +9,11 @@ from ..context import StackContext
 _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
+def zone_bucket(platform: str, namespace: str, zone: str, account_id: str) -> str:
+    """The S3 bucket of a data zone: `<platform>-<namespace>-<zone>-<account>` (DataInfrastructure)."""
+    return f"{platform}-{namespace}-{zone}-{account_id}"
+
+
 def s3_bucket_problems(name: str) -> list[str]:
     """The S3 general-purpose bucket naming rules this name breaks (empty when valid)."""
     problems = []

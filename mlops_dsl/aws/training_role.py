@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import StackContext
+from ..pins import group_name
 from ..templates.training import TrainingInfrastructure
 from ..terraform import Expr, Resource, interp
 from . import iam
+from .naming import zone_bucket
 from .provider import partition
 
 # The SageMaker job names a pipeline generates start with this.
@@ -18,14 +20,7 @@ TRAINING_ONLY = {"RunPipelineJobs", "RegisterModels", "PassOwnRoleToSageMaker", 
 
 def registry_group_name(ctx: StackContext) -> str:
     """The model package group of this platform in the namespace that owns the registry."""
-    return f"{ctx.platform}-{ctx.namespace.registry}"
-
-
-def registry_bucket(ctx: StackContext) -> str:
-    """The registry namespace's models bucket (DataInfrastructure's naming), where artifacts live."""
-    aws = ctx.namespace.registry_aws
-    assert aws is not None
-    return f"{ctx.platform}-{ctx.namespace.registry}-models-{aws.account_id}"
+    return group_name(ctx.platform, ctx.namespace.registry)
 
 
 def network_statements(ctx: StackContext, security_group: Expr) -> list[dict[str, Any]]:
@@ -131,7 +126,8 @@ def _registry_reads(ctx: StackContext) -> list[dict[str, Any]]:
     assert registry is not None
     return [
         iam.statement("ReadRegistryArtifacts", ["s3:GetObject"],
-                      [f"arn:{partition(registry.region)}:s3:::{registry_bucket(ctx)}/*"]),
+                      [f"arn:{partition(registry.region)}:s3:::"
+                       f"{zone_bucket(ctx.platform, ctx.namespace.registry, 'models', registry.account_id)}/*"]),
         iam.statement("DecryptRegistryArtifacts", ["kms:Decrypt", "kms:DescribeKey"],
                       [f"arn:{partition(registry.region)}:kms:{registry.region}:{registry.account_id}:key/*"],
                       {"StringEquals": {"kms:ViaService": f"s3.{registry.region}.amazonaws.com"}}),

@@ -12,9 +12,12 @@ N machines reads disjoint parts, whose partial counts merge exactly.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 CAPTURE_SUFFIXES = (".jsonl", ".json")
 TABLE_SUFFIXES = (".csv",)
@@ -163,5 +166,55 @@ def read_bytes(uri: str) -> bytes:
         raise SourceError(f"{uri}: no such file") from None
 
 
+def open_stream(uri: str) -> IO[bytes]:
+    """A whole object as a stream, read once from the start (a model.tar.gz, which may be large)."""
+    if uri.startswith("s3://"):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = _bucket_key(uri, "s3://")
+        try:
+            return _s3_client().get_object(Bucket=bucket, Key=key)["Body"]  # type: ignore[no-any-return]
+        except (BotoCoreError, ClientError) as exc:
+            raise SourceError(f"{uri}: cannot read ({exc})") from None
+    if uri.startswith("azure://"):
+        import io
+
+        return io.BytesIO(read_bytes(uri))
+    try:
+        return Path(uri).open("rb")
+    except (FileNotFoundError, IsADirectoryError):
+        raise SourceError(f"{uri}: no such file") from None
+
+
 def shard(blobs: list[Blob], index: int, count: int) -> list[Blob]:
     return blobs[index::count]
+
+
+# SageMaker data capture writes <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl, the hour
+# being the UTC hour the file was written in.
+_HOUR = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
+
+
+def hour_of(uri: str) -> datetime | None:
+    """The capture hour in an object's key (`.../yyyy/mm/dd/hh/file`), or None if it has none."""
+    match = _HOUR.search(uri.replace("\\", "/"))
+    if match is None:
+        return None
+    try:
+        return datetime(*(int(g) for g in match.groups()))
+    except ValueError:  # 2026/13/40/99: digits, not a date
+        return None
+
+
+def in_window(blobs: list[Blob], hours: int, until: datetime) -> tuple[list[Blob], int]:
+    """The objects whose capture hour H satisfies until - hours <= H < until, and how many had no
+    hour in their key (left out: they cannot be placed in the window)."""
+    start = until - timedelta(hours=hours)
+    kept, undated = [], 0
+    for blob in blobs:
+        hour = hour_of(blob.uri)
+        if hour is None:
+            undated += 1
+        elif start <= hour < until:
+            kept.append(blob)
+    return kept, undated

@@ -1,7 +1,8 @@
 """ModelServing on AWS: a SageMaker real-time endpoint serving the pinned model versions.
 
 Each pinned variant gets a model (serving_models.py); the endpoint configuration weighs them and is
-replaced before it is destroyed, so a new pin rolls out as a blue/green or rolling update that the
+replaced before it is destroyed, so a new pin rolls out as a blue/green or rolling update
+(serving_deployment.py: the update step keeps autoscaled counts and fails on a rollback) that the
 latency and error alarms (serving_alarms.py) roll back; each variant scales on its invocations
 (serving_scaling.py); Model Monitor compares captured traffic with the training baseline
 (serving_monitoring.py). A variant without a pin is left out of the endpoint configuration, and
@@ -10,46 +11,15 @@ with no variant pinned there is no endpoint at all: only the alarm topic, ready 
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..context import StackContext
-from ..templates.serving import BlueGreen, ModelServing
-from ..terraform import Block, Output, Resource
+from ..templates.serving import ModelServing
+from ..terraform import Output, Resource
 from .naming import ENDPOINT_CONFIG_PREFIX_LIMIT, sagemaker_name
 from .serving_alarms import render_alarms, render_topic
+from .serving_deployment import render_endpoint
 from .serving_models import endpoint_configuration, model, pinned
 from .serving_monitoring import render_monitoring
 from .serving_scaling import render_scaling
-
-
-def _deployment(t: ModelServing, alarms: list[Resource]) -> Block:
-    d = t.deployment
-    rollback = Block({"alarms": [Block({"alarm_name": a.attr("alarm_name")}) for a in alarms]})
-    if isinstance(d, BlueGreen):
-        routing: dict[str, Any] = {"type": d.traffic, "wait_interval_in_seconds": d.wait_seconds}
-        if d.traffic == "CANARY":
-            routing["canary_size"] = Block({"type": "CAPACITY_PERCENT", "value": d.canary_percent})
-        elif d.traffic == "LINEAR":
-            routing["linear_step_size"] = Block({"type": "CAPACITY_PERCENT", "value": d.linear_step_percent})
-        return Block({
-            "blue_green_update_policy": Block({
-                "traffic_routing_configuration": Block(routing),
-                "termination_wait_in_seconds": d.termination_wait_seconds,
-                "maximum_execution_timeout_in_seconds": d.max_execution_timeout_seconds,
-            }),
-            "auto_rollback_configuration": rollback,
-        })
-    return Block({
-        "rolling_update_policy": Block({
-            "maximum_batch_size": Block({"type": "CAPACITY_PERCENT", "value": d.batch_percent}),
-            "wait_interval_in_seconds": d.wait_seconds,
-            "maximum_execution_timeout_in_seconds": d.max_execution_timeout_seconds,
-            "rollback_maximum_batch_size": Block({"type": "CAPACITY_PERCENT", "value": d.rollback_batch_percent}),
-        }),
-        "auto_rollback_configuration": rollback,
-    })
-
-
 
 
 def render(t: ModelServing, ctx: StackContext) -> None:
@@ -73,13 +43,9 @@ def render(t: ModelServing, ctx: StackContext) -> None:
         "retention_in_days": t.log_retention_days,
         "kms_key_id": key_arn,
     })
-    endpoint = Resource("aws_sagemaker_endpoint", "main", {
-        "name": endpoint_name,
-        "endpoint_config_name": config.attr("name"),
-        "deployment_config": _deployment(t, rollback_alarms),
-    }, depends_on=(log_group, *rollback_alarms))
-    ctx.stack.add(log_group, endpoint)
-    render_scaling(t, ctx, endpoint, endpoint_name, variants)
+    ctx.stack.add(log_group)
+    endpoint, update = render_endpoint(t, ctx, endpoint_name, config, log_group, rollback_alarms)
+    render_scaling(t, ctx, endpoint, endpoint_name, variants, after=update)
     if t.monitoring_schedule is not None:
         render_monitoring(t, ctx, endpoint, endpoint_name, ctx.upstream_output(t.training, "execution_role_arn"),
                           key_arn, ctx.upstream_output(t.training.data, "bucket_names"), t.training.data, t.training)

@@ -8,7 +8,8 @@ from ..terraform import Block, Resource, interp
 
 
 def render_scaling(t: ModelServing, ctx: StackContext, endpoint: Resource, endpoint_name: str,
-                   variants: list[Variant]) -> None:
+                   variants: list[Variant], after: Resource) -> None:
+    """Registered after the endpoint's update step, which deregisters a variant whose instance type changes."""
     a = t.autoscaling
     for v in variants if a is not None else ():
         slug = v.name.replace("-", "_")
@@ -18,7 +19,7 @@ def render_scaling(t: ModelServing, ctx: StackContext, endpoint: Resource, endpo
             "scalable_dimension": "sagemaker:variant:DesiredInstanceCount",
             "min_capacity": a.min_capacity,
             "max_capacity": a.max_capacity,
-        })
+        }, depends_on=(after,))
         ctx.stack.add(target, Resource("aws_appautoscaling_policy", f"variant_{slug}", {
             "name": f"{endpoint_name}-{v.name}-invocations",
             "policy_type": "TargetTrackingScaling",

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class Terraform:
         log.parent.mkdir(parents=True, exist_ok=True)
         command = [self.binary, *args]
         merged = {**os.environ, **self.env, **(env or {})}  # None removes a variable
+        # The serving stack's update step runs `mlops update-endpoint`: this interpreter's command.
+        merged["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), merged.get("PATH")) if p)
         result = subprocess.run(command, cwd=cwd, env={k: v for k, v in merged.items() if v is not None},
                                 capture_output=True, text=True, timeout=timeout, check=False)
         with log.open("a", encoding="utf-8") as handle:
@@ -68,9 +71,17 @@ class Terraform:
 
 
 def _last_error(text: str) -> str:
-    """The first `Error:` line and the line after it, else the last non-empty line."""
+    """The first `Error:` line and the line after it, else the last non-empty line.
+
+    A failed provisioner's own message (the update step's "rolled back ...") comes after Terraform's
+    "Output:", so there the last `Error:` line of that output is the one that says why.
+    """
     lines = [ln.strip(" │╷╵") for ln in text.splitlines()]
     lines = [ln for ln in lines if ln.strip()]
+    ran = [i for i, line in enumerate(lines) if line.startswith("Error running command")]
+    if ran:  # Terraform wraps the output at 78 columns: the message runs to the end
+        said = [i for i in range(ran[0], len(lines)) if lines[i].startswith("Error:")]
+        return "a provisioner failed: " + " ".join(lines[said[-1]:] if said else lines[-1:])
     for i, line in enumerate(lines):
         if line.startswith("Error:"):
             return " ".join(lines[i:i + 2])

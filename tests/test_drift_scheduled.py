@@ -14,10 +14,13 @@ import pytest
 pytest.importorskip("pandas", reason="the ml extra is not installed")
 pytest.importorskip("scipy", reason="the ml extra is not installed")
 
-from mlops_dsl.packaging import archive  # noqa: E402
-from serving.drift import main  # noqa: E402
-from serving.drift.sources import hour_of  # noqa: E402
-from tests.test_drift_job import aws, base, capture_files, run, write_tree  # noqa: E402,F401
+import tests.test_drift_job as job
+from mlops_dsl.packaging import archive
+from serving.drift import main
+from serving.drift.sources import hour_of
+from tests.test_drift_job import capture_files, run, write_tree
+
+aws, base = job.aws, job.base  # the fixtures: moto's S3, a baseline of 4,000 generated rows
 
 
 def package(tmp_path: Path, base: dict, with_baseline: bool = True) -> Path:
@@ -42,7 +45,7 @@ def test_the_package_s_baseline_gives_the_report_of_its_baseline_json(tmp_path: 
     assert from_package["features"] == plain["features"] and from_package["drifted_features"] == ["monthly_charges"]
 
 
-def test_a_package_on_s3(tmp_path: Path, base: dict, aws: None) -> None:  # noqa: F811
+def test_a_package_on_s3(tmp_path: Path, base: dict, aws: None) -> None:
     import boto3
 
     s3 = boto3.client("s3")
@@ -102,7 +105,7 @@ def test_since_hours_defaults_to_the_current_hour(tmp_path: Path, base: dict, mo
     monkeypatch.setattr(cli, "current_hour", lambda: datetime(2026, 11, 22, 11))
     code, report = run(["--baseline", str(tmp_path / "baseline.json"), "--data", data, "--since-hours", "1"],
                        tmp_path / "r")
-    assert report["rows"] == 1000  # hour 10 only
+    assert code == 0 and report["rows"] == 1000  # hour 10 only
 
 
 def test_window_options_are_checked(tmp_path: Path, base: dict, capsys) -> None:

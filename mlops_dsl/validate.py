@@ -5,7 +5,8 @@ Structural: every reference resolves, nothing is declared twice, every name is a
 identifier. Schema: each resource and data source type exists; each argument exists and is an
 argument (`tags = {}`), each nested block is a block (`rule {}`), a single block is not repeated,
 required arguments are present, and literal values have a kind the argument accepts. Each step of a
-SageMaker pipeline definition is checked against the API request it becomes (botocore's model). Expressions
+SageMaker pipeline definition is checked against the API request it becomes (botocore's model), and each
+azapi body against the Azure types of its pinned API version (`azapi_check`). Expressions
 are known only at apply time and are not type-checked. Problems name the platform, template,
 resource and attribute path, with the closest valid name.
 """
@@ -17,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from . import bindings
+from . import azapi_check, bindings
 from .terraform import Block, Stack, check_references
 from .terraform.values import Value
 
@@ -31,6 +32,7 @@ class Report:
     unchecked: set[str] = field(default_factory=set)  # providers without bindings
     checked: int = 0  # resources, data sources and providers checked against a schema
     pipeline_values: int = 0  # values of pipeline steps checked against the SageMaker API's request shapes
+    azapi_bodies: int = 0  # azapi bodies checked against the vendored types of their API version
 
 
 def structural(where: str, stack: Stack) -> list[str]:
@@ -127,6 +129,9 @@ def check_schema(where: str, stack: Stack, report: Report) -> None:
         provider = type_name.split("_", 1)[0]
         if provider in BUILT_IN:
             continue
+        if type_name in azapi_check.CHECKED and not data:  # the body; azapi's own arguments have no bindings
+            report.azapi_bodies += 1
+            report.problems += azapi_check.check_resource(type_name, body, f"{where}: {address}")
         if provider not in bindings.PACKAGES:
             report.unchecked.add(provider)
             continue

@@ -100,7 +100,11 @@ def test_data_infrastructure_network_is_private() -> None:
     groups = _resources(data, "aws_cloudwatch_log_group")
     assert all(g.body["kms_key_id"].text == "aws_kms_key.data.arn" for g in groups.values())
     assert {g.body["name"] for g in groups.values()} >= {"/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs"}
-    assert "aws_glue_data_catalog_encryption_settings" in {r.type for r in data.resources}
+    catalog = _resources(data, "aws_glue_data_catalog_encryption_settings")["account"].body
+    settings = catalog["data_catalog_encryption_settings"].body
+    # The account's catalog is not tied to this platform's key (AWS managed aws/glue: review B8).
+    assert settings["encryption_at_rest"].body == {"catalog_encryption_mode": "SSE-KMS"}
+    assert settings["connection_password_encryption"].body == {"return_connection_password_encrypted": True}
 
 
 def test_account_wide_settings_can_be_left_to_another_platform() -> None:

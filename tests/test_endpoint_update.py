@@ -55,7 +55,7 @@ def _expect_update(s: Stubber, new: str, deployment: dict | None = None) -> None
 
 
 def test_update_keeps_counts_and_applies_weights_and_capture(fake):
-    c, s, a = fake
+    c, s, _a = fake
     s.add_response("describe_endpoint", _endpoint("InService", "old"), {"EndpointName": EP})
     s.add_response("describe_endpoint_config", _config("old", "ml.m5.large"), {"EndpointConfigName": "old"})
     s.add_response("describe_endpoint_config", _config("new", "ml.m5.large"), {"EndpointConfigName": "new"})
@@ -97,7 +97,7 @@ def test_instance_type_change_deregisters_autoscaling_first_and_restores_it(fake
 
 
 def test_rollback_fails_naming_the_configuration_still_running(fake):
-    c, s, a = fake
+    c, s, _a = fake
     deployment = {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": f"{EP}-champion-5xx-rate"}]}}
     s.add_response("describe_endpoint", _endpoint("InService", "old"), {"EndpointName": EP})
     s.add_response("describe_endpoint_config", _config("old", "ml.m5.large"), {"EndpointConfigName": "old"})
@@ -106,8 +106,8 @@ def test_rollback_fails_naming_the_configuration_still_running(fake):
     s.add_response("describe_endpoint", _endpoint("RollingBack", "old"), {"EndpointName": EP})
     s.add_response("describe_endpoint", _endpoint("InService", "old", "Alarm churn-5xx-rate in ALARM"),
                    {"EndpointName": EP})
-    with pytest.raises(OperationError, match="rolled the update of endpoint .* back: it runs configuration old, "
-                                             "not new.*Alarm churn-5xx-rate"):
+    with pytest.raises(OperationError, match=r"rolled the update of endpoint .* back: it runs configuration old, "
+                                             r"not new.*Alarm churn-5xx-rate"):
         eu.update(c, EP, "new", deployment, 3600, lambda _: None)
 
 
@@ -125,12 +125,12 @@ def test_a_rejected_update_fails_with_sagemakers_reason_and_restores_autoscaling
                        expected_params=eu.update_request(EP, "new", None))
     a.add_response("register_scalable_target", {}, {"ServiceNamespace": "sagemaker", "ResourceId": RID,
                                                     "ScalableDimension": DIM, "MinCapacity": 1, "MaxCapacity": 4})
-    with pytest.raises(OperationError, match="UpdateEndpoint .*ValidationException: The instance type"):
+    with pytest.raises(OperationError, match=r"UpdateEndpoint .*ValidationException: The instance type"):
         eu.update(c, EP, "new", None, 3600, lambda _: None)
 
 
 def test_an_endpoint_already_on_the_configuration_is_left_alone(fake):
-    c, s, a = fake
+    c, s, _a = fake
     s.add_response("describe_endpoint", _endpoint("Creating", "new"), {"EndpointName": EP})
     s.add_response("describe_endpoint", _endpoint("InService", "new"), {"EndpointName": EP})
     said: list[str] = []
@@ -139,14 +139,14 @@ def test_an_endpoint_already_on_the_configuration_is_left_alone(fake):
 
 
 def test_a_failed_endpoint_on_the_configuration_is_not_success(fake):
-    c, s, a = fake
+    c, s, _a = fake
     s.add_response("describe_endpoint", _endpoint("Failed", "new", "image not found"), {"EndpointName": EP})
     with pytest.raises(OperationError, match="is Failed on new: image not found"):
         eu.update(c, EP, "new", None, 3600, lambda _: None)
 
 
 def test_waiting_gives_up_with_a_clear_message(fake):
-    c, s, a = fake
+    c, s, _a = fake
     times = iter([0.0, 0.0, 100.0])
     c.clock = lambda: next(times)
     s.add_response("describe_endpoint", _endpoint("Updating", "old"), {"EndpointName": EP})

@@ -277,18 +277,21 @@ def _render_catalog(t: DataInfrastructure, ctx: StackContext, key: Resource,
                                    description="Glue catalog database of the data lake"))
     if not t.manage_account_settings:
         return
+    # The catalog is the account's, not this platform's: under the platform's key every Glue, Athena
+    # and Lake Formation user of the account would need a grant on it (Athena: "access encrypted data
+    # in the Glue Data Catalog"), and destroying the platform would leave what it encrypted unreadable
+    # ("existing encrypted objects will remain encrypted" when encryption is turned off:
+    # https://docs.aws.amazon.com/glue/latest/dg/encrypt-glue-data-catalog.html). With no key named,
+    # Glue uses the AWS managed key aws/glue, which every principal of the account may use through
+    # Glue and which is never deleted.
     ctx.stack.add(Resource("aws_glue_data_catalog_encryption_settings", "account", {
         "data_catalog_encryption_settings": Block({
-            "connection_password_encryption": Block({
-                "return_connection_password_encrypted": True,
-                "aws_kms_key_id": key.attr("arn"),
-            }),
-            "encryption_at_rest": Block({
-                "catalog_encryption_mode": "SSE-KMS",
-                "sse_aws_kms_key_id": key.attr("arn"),
-            }),
+            "connection_password_encryption": Block({"return_connection_password_encrypted": True}),
+            "encryption_at_rest": Block({"catalog_encryption_mode": "SSE-KMS"}),
         }),
-    }))
+    }, skips=(CheckovSkip("CKV_AWS_94", "encrypted with the AWS managed key aws/glue, which checkov cannot see "
+                                       "as no key is named: the account's catalog must not depend on one "
+                                       "platform's key"),)))
     # SageMaker would create these on first use, unencrypted and kept forever.
     for kind in ("TrainingJobs", "ProcessingJobs"):
         ctx.stack.add(Resource("aws_cloudwatch_log_group", f"sagemaker_{kind.lower()}", {

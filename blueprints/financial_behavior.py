@@ -7,6 +7,7 @@ client data, served from a managed online endpoint with a champion and a challen
 from mlops_dsl import (
     AutoScaling,
     DataInfrastructure,
+    Dataset,
     Feature,
     FeatureGroup,
     FeatureStore,
@@ -20,6 +21,7 @@ from mlops_dsl import (
 
 platform = Platform("financial-behavior", cloud="azure")
 
+# dev's range; staging and prod take their own (namespaces.yaml), so one runner network can peer with all.
 data = DataInfrastructure(zones=["raw", "processed", "models", "experiments"], vpc_cidr="10.30.0.0/16")
 
 features = FeatureStore(data, groups=[
@@ -48,6 +50,13 @@ training = TrainingInfrastructure(
     features,
     image=Image("training"),
     instance_type="ml.m5.xlarge",
+    # The scheduled job trains on this configuration, not on the image's example (training/config.yaml).
+    dataset=Dataset(
+        target="subscribed",
+        id_column="client_id",
+        numeric=["age", "balance", "campaign_contacts"],
+        categorical=["job", "marital", "education", "housing_loan", "previous_outcome"],
+    ),
     gate=QualityGate(metric="roc_auc", threshold=0.78),
     spot=True,
     schedule="cron(0 2 ? * SUN *)",

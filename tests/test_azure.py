@@ -7,6 +7,7 @@ import tfparse
 
 from mlops_dsl import (
     DataInfrastructure,
+    Dataset,
     Feature,
     FeatureGroup,
     FeatureStore,
@@ -40,6 +41,7 @@ namespaces:
       subscription_id: 22222222-2222-2222-2222-222222222222
       backend: {resource_group_name: rg-state, storage_account_name: ststate, container_name: tfstate}
 """
+DATASET = Dataset(target="subscribed", id_column="id", numeric=["age"])
 GROUP = FeatureGroup("client", record_id="id", event_time="ts", online=False,
                      features=[Feature("id", "string"), Feature("ts", "fractional"), Feature("age", "integral")])
 
@@ -48,7 +50,7 @@ def _platform(name: str = "fin", serving: dict | None = None, training: dict | N
               group: FeatureGroup = GROUP) -> Platform:
     data = DataInfrastructure()
     features = FeatureStore(data, groups=[group])
-    trained = TrainingInfrastructure(data, features, **(training or {}))
+    trained = TrainingInfrastructure(data, features, **({"dataset": DATASET} | (training or {})))
     served = ModelServing(trained, **(serving or {"variants": [Variant("blue", 0.9), Variant("green", 0.1)]}))
     return Platform(name, cloud="azure").add(data, features, trained, served)
 
@@ -72,19 +74,19 @@ def test_data_infrastructure_is_private_and_on_its_own_key() -> None:
     vault = _by(data, "azurerm_key_vault")["main"].body
     assert vault["rbac_authorization_enabled"] and vault["purge_protection_enabled"]
     assert vault["public_network_access_enabled"] is False and vault["sku_name"] == "premium"
-    key = _by(data, "azurerm_key_vault_key")["cmk"].body
-    assert key["key_type"] == "RSA-HSM" and key["rotation_policy"].body["expire_after"] == "P1Y"
+    key = _by(data, "azapi_resource")["cmk"].body["body"]["properties"]
+    assert key["kty"] == "RSA-HSM" and key["rotationPolicy"]["attributes"]["expiryTime"] == "P1Y"
     lake = _by(data, "azurerm_storage_account")["lake"]
     body = lake.body
     assert body["is_hns_enabled"] and body["min_tls_version"] == "TLS1_2" and body["infrastructure_encryption_enabled"]
     assert body["shared_access_key_enabled"] is False and body["public_network_access_enabled"] is False
-    assert body["customer_managed_key"].body["key_vault_key_id"].text == "azurerm_key_vault_key.cmk.versionless_id"
+    assert body["customer_managed_key"].body["key_vault_key_id"].text == "azapi_resource.cmk.output.properties.keyUri"
     assert body["blob_properties"].body["delete_retention_policy"].body["days"] == 30
     assert "azurerm_role_assignment.cmk_key_user" in {d.address for d in lake.depends_on}  # before the account
     assert set(_by(data, "azurerm_storage_container")) == {"raw", "processed", "models", "experiments"}
     endpoints = _by(data, "azurerm_private_endpoint")
     assert {e.body["private_service_connection"].body["subresource_names"][0] for e in endpoints.values()} == \
-        {"blob", "dfs", "vault"}
+        {"blob", "dfs", "file", "vault"}
     subnets, associations = _by(data, "azurerm_subnet"), _by(data, "azurerm_subnet_network_security_group_association")
     assert set(subnets) == set(associations)  # every subnet has an NSG
     assert all(r.body["tags"]["team"] == "ml" for r in data.resources if "tags" in r.body)
@@ -92,18 +94,18 @@ def test_data_infrastructure_is_private_and_on_its_own_key() -> None:
 
 def test_feature_store_workspace_and_its_azapi_pieces() -> None:
     stack = _stacks(_platform())["features"]
-    store = _by(stack, "azurerm_machine_learning_workspace")["features"]
-    assert store.body["kind"] == "FeatureStore" and store.lifecycle.prevent_destroy
-    assert store.body["feature_store"].body["offline_connection_name"] == "offline-store"
-    assert store.body["public_network_access_enabled"] is False
-    assert store.body["managed_network"].body["isolation_mode"] == "AllowOnlyApprovedOutbound"
+    store = _by(stack, "azapi_resource")["features"]
+    assert store.body["body"]["kind"] == "FeatureStore" and store.lifecycle.prevent_destroy
+    properties = store.body["body"]["properties"]
+    assert properties["featureStoreSettings"]["offlineStoreConnectionName"] == "offline-store"
+    assert properties["publicNetworkAccess"] == "Disabled"
+    assert properties["managedNetwork"]["isolationMode"] == "AllowInternetOutbound"
     azapi = {r.name: r.body for r in stack.resources if r.type == "azapi_resource"}
     assert azapi["offline_store"]["type"] == "Microsoft.MachineLearningServices/workspaces/connections@2024-10-01"
     assert azapi["offline_store"]["body"]["properties"]["category"] == "ADLSGen2"
     index = azapi["entity_client_v1"]["body"]["properties"]["indexColumns"]
     assert index == [{"columnName": "id", "dataType": "String"}]
-    update = _by(stack, "azapi_update_resource")["features_identity_datastores"].body["body"]
-    assert update == {"properties": {"systemDatastoresAuthMode": "identity"}}
+    assert properties["systemDatastoresAuthMode"] == "Identity" and not _by(stack, "azapi_update_resource")
 
 
 def test_training_registry_workspace_compute_and_schedule() -> None:
@@ -111,10 +113,11 @@ def test_training_registry_workspace_compute_and_schedule() -> None:
     registry = _by(stack, "azurerm_container_registry")["main"].body
     assert registry["sku"] == "Premium" and registry["admin_enabled"] is False
     assert registry["anonymous_pull_enabled"] is False and registry["public_network_access_enabled"] is False
-    assert registry["quarantine_policy_enabled"] and registry["retention_policy_in_days"] == 30
-    ml = _by(stack, "azurerm_machine_learning_workspace")["training"].body
-    assert ml["encryption"].body["key_id"].text == "data.terraform_remote_state.data.outputs.key_id"
-    assert ml["public_network_access_enabled"] is False
+    assert registry["quarantine_policy_enabled"] is False and registry["retention_policy_in_days"] == 30
+    ml = _by(stack, "azapi_resource")["training"].body["body"]["properties"]
+    key = ml["encryption"]["keyVaultProperties"]["keyIdentifier"]
+    assert key.text == "data.terraform_remote_state.data.outputs.key_version_id"
+    assert ml["publicNetworkAccess"] == "Disabled"
     cluster = _by(stack, "azurerm_machine_learning_compute_cluster")["training"].body
     assert cluster["scale_settings"].body["min_node_count"] == 0
     assert cluster["node_public_ip_enabled"] is False and cluster["local_auth_enabled"] is False
@@ -131,7 +134,7 @@ def test_serving_endpoint_deployments_traffic_autoscale_and_alerts() -> None:
     azapi = {r.name: r.body for r in stack.resources if r.type == "azapi_resource"}
     assert azapi["endpoint"]["body"]["properties"] == {"authMode": "AADToken", "publicNetworkAccess": "Disabled"}
     blue = azapi["deployment_blue"]["body"]
-    assert blue["sku"]["capacity"] == 2 and blue["properties"]["egressPublicNetworkAccess"] == "Disabled"
+    assert blue["sku"]["capacity"] == 2 and "egressPublicNetworkAccess" not in blue["properties"]
     traffic = _by(stack, "azapi_update_resource")["traffic"]
     assert traffic.body["body"] == {"properties": {"traffic": {"blue": 90, "green": 10}}}
     assert {d.name for d in traffic.depends_on} == {"deployment_blue", "deployment_green"}
@@ -144,9 +147,10 @@ def test_serving_endpoint_deployments_traffic_autoscale_and_alerts() -> None:
 
 
 def test_shadow_is_mirror_traffic() -> None:
-    stack = _stacks(_platform(serving={"variants": [Variant("blue")], "shadow": Variant("candidate")}))["serving"]
+    stack = _stacks(_platform(serving={"variants": [Variant("blue")], "shadow": Variant("candidate"),
+                                       "data_capture_percent": 50}))["serving"]
     traffic = _by(stack, "azapi_update_resource")["traffic"].body["body"]["properties"]
-    assert traffic == {"traffic": {"blue": 100}, "mirrorTraffic": {"candidate": 100}}
+    assert traffic == {"traffic": {"blue": 100}, "mirrorTraffic": {"candidate": 50}}
 
 
 def test_weights_become_whole_percentages_summing_to_100() -> None:
@@ -161,7 +165,9 @@ def test_names_fit_azure_limits_for_the_longest_names() -> None:
     names = {r.type: r.body.get("name") for s in stacks.values() for r in s.resources}
     assert 3 <= len(names["azurerm_storage_account"]) <= 24 and names["azurerm_storage_account"].isalnum()
     assert len(names["azurerm_key_vault"]) <= 24 and len(names["azurerm_container_registry"]) <= 50
-    assert len(names["azurerm_machine_learning_workspace"]) <= 33
+    workspaces = [r.body["name"] for s in stacks.values() for r in s.resources
+                  if r.type == "azapi_resource" and r.body["type"].split("@")[0].endswith("/workspaces")]
+    assert len(workspaces) == 2 and all(len(n) <= 33 for n in workspaces)
     endpoint = {r.name: r.body["name"] for r in stacks["serving"].resources if r.type == "azapi_resource"}["endpoint"]
     assert 3 <= len(endpoint) <= 32
 
@@ -183,7 +189,8 @@ def test_validation_errors_name_the_blueprint_field(kwargs: dict, expected: str)
 def test_every_azurerm_argument_exists_in_azurerm_4_55_and_providers_are_pinned() -> None:
     schemas = reference_schemas("azurerm_schemas.md")
     missing = []
-    for stack in _stacks(_platform(serving={"variants": [Variant("blue")], "shadow": Variant("c")})).values():
+    for stack in _stacks(_platform(serving={"variants": [Variant("blue")], "shadow": Variant("c"),
+                                            "data_capture_percent": 10})).values():
         for resource in stack.resources:
             if not resource.type.startswith("azurerm_"):
                 continue
@@ -217,8 +224,8 @@ def test_an_online_group_gets_a_private_redis_online_store() -> None:
     cache = _by(stack, "azurerm_redis_cache")["online"].body
     assert cache["public_network_access_enabled"] is False and cache["non_ssl_port_enabled"] is False
     assert cache["minimum_tls_version"] == "1.2" and cache["access_keys_authentication_enabled"] is False
-    store = _by(stack, "azurerm_machine_learning_workspace")["features"].body["feature_store"].body
-    assert store["online_connection_name"] == "online-store"
+    store = _by(stack, "azapi_resource")["features"].body["body"]["properties"]["featureStoreSettings"]
+    assert store["onlineStoreConnectionName"] == "online-store"
     azapi = {r.name: r.body for r in stack.resources if r.type == "azapi_resource"}
     assert azapi["online_store"]["body"]["properties"]["category"] == "Redis"
     version = azapi["featureset_client_v1"]["body"]["properties"]

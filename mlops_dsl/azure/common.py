@@ -6,10 +6,18 @@ import re
 from typing import Any
 
 from ..context import StackContext
-from ..terraform import Block, Provider, RequiredProvider, Resource, Value
+from ..terraform import Block, Lifecycle, Provider, RequiredProvider, Resource, Value
 
 AZAPI_PROVIDER = RequiredProvider("azure/azapi", ">= 2.0, < 3.0")
+# The API version of each azapi type, read against the types azapi embeds
+# (github.com/Azure/terraform-provider-azapi internal/azure/generated/<rp>/<type>/<version>/types.json):
+# - ML_API, the assets, endpoints, connections and schedules: the stable version the stacks were written for.
+# - WORKSPACE_API, the workspaces: the first stable version with `systemDatastoresAuthMode`, which
+#   2024-10-01 does not have (azapi drops unknown properties silently; review A4).
+# - KEYS_API, Key Vault keys through the control plane: has `rotationPolicy` (review A2).
 ML_API = "2024-10-01"
+WORKSPACE_API = "2025-06-01"
+KEYS_API = "2023-07-01"
 
 # The same blueprint runs on both clouds: SageMaker instance types map to Azure VM sizes of the same shape.
 VM_SIZES = {
@@ -98,21 +106,33 @@ def use_azapi(ctx: StackContext) -> None:
 
 
 def azapi(ctx: StackContext, name: str, kind: str, resource_name: Value, parent_id: Value, body: dict[str, Any],
-          **extra: Value) -> Resource:
-    """An `azapi_resource` of a Machine Learning Services type at the pinned API version."""
+          api: str = ML_API, lifecycle: Lifecycle | None = None, **extra: Value) -> Resource:
+    """An `azapi_resource` of a Machine Learning Services type at its pinned API version."""
     use_azapi(ctx)
     return Resource("azapi_resource", name, {
-        "type": f"Microsoft.MachineLearningServices/{kind}@{ML_API}",
+        "type": f"Microsoft.MachineLearningServices/{kind}@{api}",
         "name": resource_name,
         "parent_id": parent_id,
         **extra,
         "body": body,
-    })
+    }, lifecycle=lifecycle)
+
+
+def grant(name: str, scope: Value, role: str, principal: Value, managed: bool = True,
+          depends_on: tuple[Resource, ...] = ()) -> Resource:
+    """A role assignment. For a managed identity, its principal type is given and the Entra ID
+    lookup skipped, so a just-created identity is not refused while Entra ID replicates it
+    (azurerm role_assignment docs, `skip_service_principal_aad_check`; review B12)."""
+    body: dict[str, Value] = {"scope": scope, "role_definition_name": role, "principal_id": principal}
+    if managed:
+        body |= {"principal_type": "ServicePrincipal", "skip_service_principal_aad_check": True}
+    return Resource("azurerm_role_assignment", name, body, depends_on=depends_on)
 
 
 def private_endpoint(ctx: StackContext, name: str, rg: Any, target: Any, subresource: str, subnet: Any,
-                     zone_id: Any) -> Resource:
-    """A private endpoint for `target`, registered in the private DNS zone of its service."""
+                     zone_id: Any, *more_zone_ids: Any) -> Resource:
+    """A private endpoint for `target`, registered in the private DNS zones of its service (a
+    workspace's `amlworkspace` endpoint needs two: api.azureml.ms and notebooks.azure.net)."""
     return Resource("azurerm_private_endpoint", name, tagged(ctx, {
         "name": f"pe-{ctx.name}-{name.replace('_', '-')}",
         "location": location(ctx),
@@ -124,5 +144,5 @@ def private_endpoint(ctx: StackContext, name: str, rg: Any, target: Any, subreso
             "subresource_names": [subresource],
             "is_manual_connection": False,
         }),
-        "private_dns_zone_group": Block({"name": "default", "private_dns_zone_ids": [zone_id]}),
+        "private_dns_zone_group": Block({"name": "default", "private_dns_zone_ids": [zone_id, *more_zone_ids]}),
     }))

@@ -13,9 +13,9 @@ from typing import Any
 
 from ..context import StackContext
 from ..templates.features import FeatureStore
-from ..terraform import Block, Output, Resource, interp
-from .common import azapi, location, private_endpoint, tagged
-from .workspace import application_insights, workspace
+from ..terraform import Block, Output, Resource
+from .common import WORKSPACE_API, azapi, grant, location, private_endpoint, tagged
+from .workspace import application_insights, outbound_rule, workspace
 
 DATA_TYPES = {"integral": "Long", "fractional": "Double", "string": "String"}  # ARM's FeatureDataType
 OFFLINE_CONNECTION = "offline-store"
@@ -24,6 +24,8 @@ ONLINE_CONNECTION = "online-store"
 
 def _connection(ctx: StackContext, t: FeatureStore, name: str, category: str, target: object,
                 store: Resource) -> Resource:
+    """A store connection that authenticates as the materialization (workload) identity, as the SDK
+    creates them (azure-ai-ml `_feature_store_operations.py`: `credentials=materialization_identity`)."""
     return azapi(ctx, name.replace("-", "_"), "workspaces/connections", name, store.attr("id"), {
         "properties": {
             "category": category,
@@ -38,7 +40,12 @@ def _connection(ctx: StackContext, t: FeatureStore, name: str, category: str, ta
 
 
 def _online_store(ctx: StackContext, t: FeatureStore) -> list[Resource]:
-    """A Premium cache reachable only privately, with Entra ID instead of access keys."""
+    """A Premium cache reachable only privately, with Entra ID instead of access keys.
+
+    With Entra ID authentication, Azure RBAC roles do not reach the data: a data access policy
+    assignment does (azurerm_redis_cache_access_policy_assignment; review A11). Materialization
+    writes as the workload identity, the endpoints read as theirs.
+    """
     rg = ctx.upstream_output(t.data, "resource_group_name")
     cache = Resource("azurerm_redis_cache", "online", tagged(ctx, {
         "name": f"redis-{ctx.name}",
@@ -57,32 +64,67 @@ def _online_store(ctx: StackContext, t: FeatureStore) -> list[Resource]:
     zones = ctx.upstream_output(t.data, "private_dns_zone_ids")
     endpoint = private_endpoint(ctx, "online_store", rg, cache.attr("id"), "redisCache",
                                 ctx.upstream_output(t.data, "endpoints_subnet_id"), zones["redisCache"])
-    return [cache, endpoint]
+    policies = [Resource("azurerm_redis_cache_access_policy_assignment", f"{who}_redis", {
+        "name": who,
+        "redis_cache_id": cache.attr("id"),
+        "access_policy_name": policy,
+        "object_id": ctx.upstream_output(t.data, f"{who}_identity_principal_id"),
+        "object_id_alias": who,
+    }) for who, policy in (("workload", "Data Contributor"), ("endpoint", "Data Reader"))]
+    return [cache, endpoint, *policies]
 
 
 def render(t: FeatureStore, ctx: StackContext) -> None:
     online = any(g.online for g in t.groups)
     insights = application_insights(ctx, t.data, "features")
     settings: dict[str, Any] = {
-        "computer_spark_runtime_version": "3.4",  # sic: the provider's argument name
-        "offline_connection_name": OFFLINE_CONNECTION,
+        "computeRuntime": {"sparkRuntimeVersion": "3.4"},
+        "offlineStoreConnectionName": OFFLINE_CONNECTION,
     }
+    online_store = _online_store(ctx, t) if online else []
     if online:
-        settings["online_connection_name"] = ONLINE_CONNECTION
-    resources = workspace(ctx, t.data, "features", "FeatureStore", insights,
-                          {"feature_store": Block(settings)}, protect=t.protect_from_destroy)
+        settings["onlineStoreConnectionName"] = ONLINE_CONNECTION
+    containers = ctx.upstream_output(t.data, "container_ids")
+    lake = ctx.upstream_output(t.data, "storage_account_id")
+    # Materialization runs on serverless Spark inside the managed network: it needs private endpoints
+    # to the offline store (dfs and blob) and to Redis, with Spark enabled. Microsoft's feature-store
+    # network tutorial: "set the isolation_mode to allow_internet_outbound. This is the only supported
+    # network isolation mode" (tutorial-network-isolation-for-feature-store; review B6).
+    outbound = {"lake-dfs": outbound_rule(lake, "dfs", spark=True),
+                "lake-blob": outbound_rule(lake, "blob", spark=True)}
+    if online:
+        outbound["online-store"] = outbound_rule(online_store[0].attr("id"), "redisCache", spark=True)
+    workload = ctx.upstream_output(t.data, "workload_identity_id")
+    # The materialization identity is attached to the feature store, as the SDK expects it
+    # (`feature_store.materialization_identity = identity.user_assigned_identities[...]`; review B5).
+    resources = workspace(ctx, t.data, "features", "FeatureStore", insights, {"featureStoreSettings": settings},
+                          "AllowInternetOutbound", outbound, extra_identities=(workload,),
+                          protect=t.protect_from_destroy)
     store = resources[0]
-    ctx.stack.add(insights, *resources)
-    account = ctx.upstream_output(t.data, "storage_account_name")
-    ctx.stack.add(_connection(ctx, t, OFFLINE_CONNECTION, "ADLSGen2",
-                              interp("https://", account, f".dfs.core.windows.net/{t.offline_zone}"), store))
+    ctx.stack.add(insights, *resources, *online_store)
+    # The SDK's feature_store_role_assignments.json: AzureML Data Scientist on the feature store for
+    # the materialization identity (Storage Blob Data Contributor on the lake it has from the data stack).
+    ctx.stack.add(grant("materialization_store", store.attr("id"), "AzureML Data Scientist",
+                        ctx.upstream_output(t.data, "workload_identity_principal_id")))
+    # Spark provisioning is not part of `provisionNetworkNow` ("If you plan to submit serverless
+    # Spark jobs, you must manually start provisioning", how-to-managed-network).
+    ctx.stack.add(Resource("azapi_resource_action", "provision_spark_network", {
+        "type": f"Microsoft.MachineLearningServices/workspaces@{WORKSPACE_API}",
+        "resource_id": store.attr("id"),
+        "action": "provisionManagedNetwork",
+        "method": "POST",
+        "body": {"includeSpark": True},
+    }))
+    # The offline store's target is the container's ARM id: the SDK uses it as a role-assignment
+    # scope, and reference-yaml-feature-store documents `/subscriptions/.../containers/<container>`
+    # (review B4).
+    ctx.stack.add(_connection(ctx, t, OFFLINE_CONNECTION, "ADLSGen2", containers[t.offline_zone], store))
     if online:
-        cache, endpoint = _online_store(ctx, t)
-        ctx.stack.add(cache, endpoint, _connection(ctx, t, ONLINE_CONNECTION, "Redis", cache.attr("id"), store))
+        ctx.stack.add(_connection(ctx, t, ONLINE_CONNECTION, "Redis", online_store[0].attr("id"), store))
     datastore = Resource("azurerm_machine_learning_datastore_datalake_gen2", "offline", {
         "name": t.offline_zone.replace("-", "_"),
         "workspace_id": store.attr("id"),
-        "storage_container_id": ctx.upstream_output(t.data, "container_ids")[t.offline_zone],
+        "storage_container_id": containers[t.offline_zone],
         "service_data_identity": "WorkspaceUserAssignedIdentity",
     })
     ctx.stack.add(datastore)

@@ -32,7 +32,13 @@ def settings(ctx: StackContext) -> tuple[Settings, list[Provider]]:
         "subscription_id": azure.subscription_id,
         "tenant_id": azure.tenant_id,
         "storage_use_azuread": True,
-        "features": Block({}),
+        # The storage accounts disable public network access, and the runner of a first apply cannot
+        # reach their private endpoints: azurerm 4.x otherwise polls and reads the blob, queue, file and
+        # static-website data planes of every account it creates or refreshes, and a 403 there fails the
+        # apply (internal/features/defaults.go `DataPlaneAvailable: true`; storage_account_resource.go;
+        # website/docs/guides/features-block: "Setting this to false will bypass availability checks";
+        # review A1). No stack sets queue_properties or static_website, which need the data plane.
+        "features": Block({"storage": Block({"data_plane_available": False})}),
     })
     return (Settings(REQUIRED_VERSION, {"azurerm": AZURERM_PROVIDER},
                      Backend("azurerm", _backend_config(ctx, ctx.template.name))), [provider])

@@ -14,12 +14,23 @@ from typing import Any
 
 from ..context import StackContext
 from ..templates.serving import ModelServing, Variant
-from ..terraform import Block, Output, Resource, interp
-from .common import ML_API, azapi, compact, location, tagged, vm_size
+from ..terraform import Block, Lifecycle, Output, Resource, interp
+from .alerts import METRICS, alerts
+from .common import ML_API, azapi, compact, location, vm_size
+from .scaling import autoscale
 from .training import environment
 
+__all__ = ["METRICS", "percentages", "render"]
+
 ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]")
-METRICS = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+# "Traffic values need to sum to utmost 50" (OnlineEndpointProperties.mirrorTraffic, 2024-10-01; review A13).
+MAX_MIRROR_PERCENT = 50
+# Where a managed online deployment mounts its model: "a model registered with the name foo and
+# version 1 would be located at ... /var/azureml-app/azureml-models/foo/1"
+# (learn.microsoft.com/azure/machine-learning/how-to-deploy-custom-container), holding the
+# registered directory by its name.
+MODEL_MOUNT = "/var/azureml-app/azureml-models"
+MODEL_VERSION = "1"
 
 
 def percentages(weights: dict[str, float]) -> dict[str, int]:
@@ -32,8 +43,33 @@ def percentages(weights: dict[str, float]) -> dict[str, int]:
     return shares
 
 
+def model_directory(v: Variant) -> str:
+    """The variant's MLflow model directory in the models zone: its key without `.tar.gz`."""
+    return v.model_key.removesuffix(".tar.gz")
+
+
+def _model(ctx: StackContext, v: Variant, workspace_id: object) -> list[Resource]:
+    """The variant's model: an MLflow model directory (what the serving image loads), not a
+    SageMaker tarball. Versions are immutable: a new one is created before the old one goes."""
+    name = f"{ctx.platform}-{v.name}"
+    container = azapi(ctx, f"model_{v.name.replace('-', '_')}", "workspaces/models", name, workspace_id,
+                      {"properties": {"description": f"The {v.name} variant's model"}})
+    version = azapi(ctx, f"model_{v.name.replace('-', '_')}_v1", "workspaces/models/versions", MODEL_VERSION,
+                    container.attr("id"), {"properties": {
+                        "modelType": "mlflow_model",
+                        "modelUri": f"azureml://datastores/models/paths/{model_directory(v)}",
+                    }}, lifecycle=Lifecycle(create_before_destroy=True))
+    return [container, version]
+
+
 def _deployment(ctx: StackContext, t: ModelServing, field: str, v: Variant, endpoint: Resource,
                 env_version: Resource, model_version: Resource) -> Resource:
+    model_dir = model_directory(v).rsplit("/", 1)[-1]
+    # Payload logging of this container's requests and responses needs no code in the container:
+    # "use the names request and response" (how-to-collect-production-data; review B9). The sampling
+    # rate is a property of each collection: DataCollector has none (review A5).
+    rate = t.data_capture_percent / 100
+    collection = {"dataCollectionMode": "Enabled", "samplingRate": rate}
     return azapi(ctx, f"deployment_{v.name.replace('-', '_')}", "workspaces/onlineEndpoints/deployments", v.name,
                  endpoint.attr("id"), {
                      "sku": {"name": "Default", "capacity": v.initial_instance_count},
@@ -41,20 +77,21 @@ def _deployment(ctx: StackContext, t: ModelServing, field: str, v: Variant, endp
                          "endpointComputeType": "Managed",
                          "model": model_version.attr("id"),
                          "environmentId": env_version.attr("id"),
+                         # The serving image loads MODEL_URI (default /opt/ml/model, SageMaker's).
+                         "environmentVariables": {
+                             "MODEL_URI": f"{MODEL_MOUNT}/{ctx.platform}-{v.name}/{MODEL_VERSION}/{model_dir}"},
                          "instanceType": vm_size(ctx, f"{field}.instance_type", v.instance_type),
                          "scaleSettings": {"scaleType": "Default"},
                          "requestSettings": {"requestTimeout": "PT5S", "maxConcurrentRequestsPerInstance": 8},
                          "livenessProbe": {"initialDelay": "PT10S", "period": "PT10S"},
                          "readinessProbe": {"initialDelay": "PT10S", "period": "PT10S"},
-                         "egressPublicNetworkAccess": "Disabled",
                          "appInsightsEnabled": True,
-                         "dataCollector": {
-                             "collections": {"model_inputs": {"dataCollectionMode": "Enabled"},
-                                             "model_outputs": {"dataCollectionMode": "Enabled"}},
-                             "samplingRate": t.data_capture_percent / 100,
-                         },
+                         "dataCollector": {"collections": {"request": collection, "response": collection}},
                      },
-                 }, location=location(ctx))
+                 }, location=location(ctx),
+                 # The instance count belongs to autoscale once the deployment exists: the next apply must
+                 # not set it back (review B10).
+                 lifecycle=Lifecycle(ignore_changes=("body.sku.capacity",)))
 
 
 def render(t: ModelServing, ctx: StackContext) -> None:
@@ -67,6 +104,10 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     if not ENDPOINT_NAME.fullmatch(name):
         raise ctx.error("name", f"the online endpoint name {name!r} must be 3 to 32 letters, digits and hyphens "
                                 f"(Azure ML); it is {len(name)} characters")
+    if t.shadow is not None and t.data_capture_percent > MAX_MIRROR_PERCENT:
+        raise ctx.error("data_capture_percent", f"the shadow variant gets data_capture_percent of the traffic as "
+                                                f"mirror traffic, which Azure ML caps at {MAX_MIRROR_PERCENT}%; "
+                                                f"got {t.data_capture_percent}")
 
     tag = ctx.image_tag(t.image)
     image = interp("", ctx.upstream_output(training, "registry_login_server"), "/",
@@ -77,19 +118,13 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     endpoint = azapi(ctx, "endpoint", "workspaces/onlineEndpoints", name, workspace_id, {
         "properties": {"authMode": "AADToken", "publicNetworkAccess": "Disabled"},
     }, location=location(ctx), identity=Block({
-        "type": "UserAssigned", "identity_ids": [ctx.upstream_output(data, "workload_identity_id")]}))
+        "type": "UserAssigned", "identity_ids": [ctx.upstream_output(data, "endpoint_identity_id")]}))
     ctx.stack.add(*env, endpoint)
 
     variants = [(f"variants[{i}]", v) for i, v in enumerate(t.variants)] + ([("shadow", t.shadow)] if t.shadow else [])
     deployments = {}
     for field, v in variants:
-        container = azapi(ctx, f"model_{v.name.replace('-', '_')}", "workspaces/models", f"{ctx.platform}-{v.name}",
-                          workspace_id, {"properties": {"description": f"The {v.name} variant's model"}})
-        version = azapi(ctx, f"model_{v.name.replace('-', '_')}_v1", "workspaces/models/versions", "1",
-                        container.attr("id"), {"properties": {
-                            "modelType": "custom_model",
-                            "modelUri": f"azureml://datastores/models/paths/{v.model_key}",
-                        }})
+        container, version = _model(ctx, v, workspace_id)
         deployment = _deployment(ctx, t, field, v, endpoint, env[1], version)
         deployments[v.name] = deployment
         ctx.stack.add(container, version, deployment)
@@ -101,65 +136,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
         "resource_id": endpoint.attr("id"),
         "body": {"properties": traffic},
     }, depends_on=tuple(deployments.values())))
-
-    a = t.autoscaling
-    for v in t.variants if a is not None else ():
-        target = deployments[v.name].attr("id")
-
-        def rule(operator: str, threshold: int, direction: str, target: Any = target) -> Block:
-            return Block({
-                "metric_trigger": Block({
-                    "metric_name": "CpuUtilizationPercentage",
-                    "metric_resource_id": target,
-                    "metric_namespace": f"{METRICS}/deployments",
-                    "time_grain": "PT1M", "statistic": "Average", "time_window": "PT5M",
-                    "time_aggregation": "Average", "operator": operator, "threshold": threshold,
-                }),
-                "scale_action": Block({"direction": direction, "type": "ChangeCount", "value": 1,
-                                       "cooldown": "PT5M"}),
-            })
-
-        ctx.stack.add(Resource("azurerm_monitor_autoscale_setting", v.name.replace("-", "_"), tagged(ctx, {
-            "name": f"autoscale-{name}-{v.name}",
-            "location": location(ctx),
-            "resource_group_name": rg,
-            "target_resource_id": target,
-            "profile": Block({
-                "name": "default",
-                "capacity": Block({"default": v.initial_instance_count, "minimum": a.min_capacity,
-                                   "maximum": a.max_capacity}),
-                "rule": [rule("GreaterThan", 70, "Increase"), rule("LessThan", 25, "Decrease")],
-            }),
-        })))
-
-    group = Resource("azurerm_monitor_action_group", "alerts", tagged(ctx, {
-        "name": f"ag-{name}",
-        "resource_group_name": rg,
-        "short_name": compact(name)[:12],
-        "email_receiver": [Block({"name": f"email-{i}", "email_address": e, "use_common_alert_schema": True})
-                           for i, e in enumerate(ctx.namespace.alert_emails)],
-    }))
-    ctx.stack.add(group)
-    for alert, description, criteria in (
-        ("latency", f"p99 request latency above {t.alarms.p99_latency_ms} ms", {
-            "metric_name": "RequestLatency_P99", "aggregation": "Average", "operator": "GreaterThan",
-            "threshold": t.alarms.p99_latency_ms}),
-        # A static Azure metric criterion cannot divide by the request count: any 5xx in the window alerts.
-        ("errors", "requests answered with a 5xx", {
-            "metric_name": "RequestsPerMinute", "aggregation": "Total", "operator": "GreaterThan", "threshold": 0,
-            "dimension": Block({"name": "statusCodeClass", "operator": "Include", "values": ["5xx"]})}),
-    ):
-        ctx.stack.add(Resource("azurerm_monitor_metric_alert", alert, tagged(ctx, {
-            "name": f"{name}-{alert}",
-            "resource_group_name": rg,
-            "scopes": [endpoint.attr("id")],
-            "description": description,
-            "severity": 2,
-            "frequency": "PT1M",
-            "window_size": "PT5M",
-            "criteria": Block({"metric_namespace": METRICS, "skip_metric_validation": True, **criteria}),
-            "action": Block({"action_group_id": group.attr("id")}),
-        })))
+    ctx.stack.add(*autoscale(t, ctx, name, rg, deployments), *alerts(t, ctx, name, rg, endpoint))
     ctx.stack.add(
         Output("endpoint_id", endpoint.attr("id"), description="The managed online endpoint"),
         Output("endpoint_name", name, description="Its name"),

@@ -1,40 +1,57 @@
 """TrainingInfrastructure on Azure: registry, workspace, compute that scales to zero, and the
 scheduled training job, which runs the same training image as SageMaker does.
 
-The job runs `python -m training train`: the gates of training/config.yaml decide whether the
-model is registered (in the workspace's MLflow registry), as they do locally. The blueprint's
-`tuning` ranges drive a SageMaker tuning job; on Azure the search runs inside the job, over the
-space in training/config.yaml.
+The job runs `python -m training train --config <this platform's configuration>`: the document
+the AWS pipeline reads too (training_config.py), rendered from the blueprint's dataset, gate and
+search, so the job trains this platform's columns and its gates decide registration (in the
+workspace's MLflow registry), never the example configuration inside the image (review A9).
 """
 
 from __future__ import annotations
 
+import json
+import shlex
+
+# The configuration document is cloud-agnostic; it lives with the AWS renderer, which came first.
+from ..aws.training_config import document
 from ..context import StackContext
 from ..templates.training import TrainingInfrastructure
-from ..terraform import Block, CheckovSkip, Expr, Output, Resource, interp
-from .common import azapi, location, private_endpoint, registry_name, schedule_trigger, tagged, vm_size
-from .workspace import application_insights, workspace
+from ..terraform import Block, CheckovSkip, Expr, Lifecycle, Output, Resource, interp
+from .common import azapi, grant, location, private_endpoint, registry_name, schedule_trigger, tagged, vm_size
+from .workspace import application_insights, outbound_rule, workspace
 
 CLUSTER = "train-cluster"
 REGISTRY_SKIPS = (
     CheckovSkip("CKV_AZURE_164", "Docker Content Trust is being retired by Azure; images are pinned by "
-                                 "content-hash tags and the registry quarantines new pushes"),
+                                 "content-hash tags"),
+    CheckovSkip("CKV_AZURE_166", "quarantine blocks every pull until a scanner marks the image Passed, and no "
+                                 "scanner runs here: the compute and the endpoints could pull nothing"),
     CheckovSkip("CKV_AZURE_165", "geo-replication needs a second region; opt in per platform"),
 )
 
 
 def environment(ctx: StackContext, name: str, workspace_id: object, image: object, tag: Expr,
                 extra: dict[str, object] | None = None) -> list[Resource]:
-    """An Azure ML environment whose versions are the image's content-hash tags."""
+    """An Azure ML environment whose versions are the image's content-hash tags.
+
+    Versions are immutable ("Environment ... is already registered and cannot be changed"): a new
+    tag is a new version, created before the old one goes, so a deployment is never left without
+    one (review B13).
+    """
     container = azapi(ctx, f"{name}_environment", "workspaces/environments", name, workspace_id,
                       {"properties": {"description": f"The {name} image"}})
     version = azapi(ctx, f"{name}_environment_version", "workspaces/environments/versions", tag,
-                    container.attr("id"), {"properties": {"image": image, "osType": "Linux", **(extra or {})}})
+                    container.attr("id"), {"properties": {"image": image, "osType": "Linux", **(extra or {})}},
+                    lifecycle=Lifecycle(create_before_destroy=True))
     return [container, version]
 
 
 def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
     data = t.data
+    if t.schedule is not None and t.dataset is None:
+        raise ctx.error("dataset", "the scheduled training job trains on this platform's configuration, "
+                                   "rendered from the dataset (target, id_column, numeric and categorical "
+                                   "columns): set dataset=Dataset(...)")
     rg = ctx.upstream_output(data, "resource_group_name")
     zones = ctx.upstream_output(data, "private_dns_zone_ids")
     endpoints = ctx.upstream_output(data, "endpoints_subnet_id")
@@ -49,10 +66,14 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
         "public_network_access_enabled": False,
         "network_rule_bypass_option": "AzureServices",
         "export_policy_enabled": False,
-        "quarantine_policy_enabled": True,
+        # Quarantine hides every pushed image until something marks it Passed ("any images without being
+        # marked as good will be blocked for pull", Azure/acr docs/preview/quarantine; review A7).
+        "quarantine_policy_enabled": False,
         "retention_policy_in_days": 30,
         "zone_redundancy_enabled": True,
         "data_endpoint_enabled": True,
+        # azurerm's `encryption` needs a user-assigned identity's client id (identity_client_id is Required
+        # in container_registry_resource.go), so the registry reads the key as the cmk identity.
         "identity": Block({"type": "UserAssigned", "identity_ids": [ctx.upstream_output(data, "cmk_identity_id")]}),
         "encryption": Block({
             "key_vault_key_id": ctx.upstream_output(data, "key_id"),
@@ -61,20 +82,30 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
     }), skips=REGISTRY_SKIPS)
     ctx.stack.add(registry, private_endpoint(ctx, "registry", rg, registry.attr("id"), "registry", endpoints,
                                              zones["registry"]),
-                  Resource("azurerm_role_assignment", "workload_pull", {
-                      "scope": registry.attr("id"),
-                      "role_definition_name": "AcrPull",
-                      "principal_id": ctx.upstream_output(data, "workload_identity_principal_id"),
-                  }))
+                  grant("workload_pull", registry.attr("id"), "AcrPull",
+                        ctx.upstream_output(data, "workload_identity_principal_id")),
+                  grant("endpoint_pull", registry.attr("id"), "AcrPull",
+                        ctx.upstream_output(data, "endpoint_identity_principal_id")))
+    registry_role = grant("workspace_registry", registry.attr("id"), "Contributor",
+                          ctx.upstream_output(data, "workspace_identity_principal_id"))
 
     insights = application_insights(ctx, data, "training")
+    # The managed network reaches the lake's dfs endpoint (the ADLS Gen2 datastores) and the feature
+    # store; the default storage, vault and registry get their rules automatically (review B7).
+    outbound = {"lake-dfs": outbound_rule(ctx.upstream_output(data, "storage_account_id"), "dfs")}
+    if t.features is not None:
+        outbound["feature-store"] = outbound_rule(ctx.upstream_output(t.features, "feature_store_id"),
+                                                  "amlworkspace")
     resources = workspace(ctx, data, "training", "Default", insights, {
-        "container_registry_id": registry.attr("id"),
+        "containerRegistry": registry.attr("id"),
         # The registry is private: images are built on the workspace's own compute.
-        "image_build_compute_name": CLUSTER,
-    })
+        "imageBuildCompute": CLUSTER,
+    }, "AllowOnlyApprovedOutbound", outbound)
     ml = resources[0]
-    ctx.stack.add(insights, *resources)
+    ml.depends_on = (*ml.depends_on, registry_role)
+    ctx.stack.add(registry_role, insights, *resources,
+                  grant("endpoint_metrics", ml.attr("id"), "AzureML Metrics Writer (preview)",
+                        ctx.upstream_output(data, "endpoint_identity_principal_id")))
     workload = ctx.upstream_output(data, "workload_identity_id")
     cluster = Resource("azurerm_machine_learning_compute_cluster", "training", tagged(ctx, {
         "name": CLUSTER,
@@ -109,6 +140,9 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
     ctx.stack.add(*env)
     data_zone = "processed" if "processed" in data.zones else data.zones[0]
     if t.schedule is not None:
+        config = json.dumps(document(t, ctx.platform), sort_keys=True, separators=(",", ":"))
+        command = (f"printf '%s' {shlex.quote(config)} > config.json && "
+                   "python -m training train --config config.json --data ${{inputs.data}}/train.csv")
         ctx.stack.add(azapi(ctx, "schedule", "workspaces/schedules", f"{ctx.name}-training", ml.attr("id"), {
             "properties": {
                 "displayName": f"Train {ctx.platform} ({ctx.namespace.name})",
@@ -122,7 +156,10 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
                         "experimentName": ctx.platform,
                         "computeId": cluster.attr("id"),
                         "environmentId": env[1].attr("id"),
-                        "command": "python -m training train --data ${{inputs.data}}/train.csv",
+                        "command": command,
+                        # Azure ML runs the command in its own working directory, not the image's
+                        # WORKDIR: the package is found through PYTHONPATH (review B11).
+                        "environmentVariables": {"PYTHONPATH": "/opt/program"},
                         "identity": {"identityType": "Managed"},
                         "inputs": {"data": {"jobInputType": "uri_folder",
                                             "uri": f"azureml://datastores/{data_zone}/paths/training/"}},

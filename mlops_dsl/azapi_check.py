@@ -72,6 +72,8 @@ def check_resource(resource_type: str, arguments: Mapping[str, Value], where: st
     if resource_type not in CHECKED:
         return []
     type_at_version = arguments.get("type")
+    if type_at_version is None:
+        return [f"{where}: type: required by {resource_type}, and not set"]
     if not isinstance(type_at_version, str):
         return [f"{where}: type: is not a literal <type>@<apiVersion>, so the body cannot be checked"]
     found = catalog().body_of(type_at_version)

@@ -3,7 +3,7 @@ and nested block the native writer emits checked against the pinned provider bin
 
 Structural: every reference resolves, nothing is declared twice, every name is a valid Terraform
 identifier. Schema: each resource and data source type exists; each argument exists and is an
-argument (`tags = {}`), each nested block is a block (`rule {}`), a single block is not repeated,
+argument (`tags = {}`), each nested block is a block (`rule {}`, never `rule = []`), a single block is not repeated,
 required arguments are present, and literal values have a kind the argument accepts. Each step of a
 SageMaker pipeline definition is checked against the API request it becomes (botocore's model), and each
 azapi body against the Azure types of its pinned API version (`azapi_check`). Expressions
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import azapi_check, bindings
-from .terraform import Block, Stack, check_references
+from .terraform import Block, Blocks, Stack, check_references
 from .terraform.values import Value
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -52,8 +52,9 @@ def _closest(name: str, options: Iterable[str]) -> str:
 
 
 def _is_blocks(value: Value) -> bool:
-    return isinstance(value, Block) or (isinstance(value, (list, tuple)) and bool(value)
-                                        and all(isinstance(v, Block) for v in value))
+    """Whether a body item renders as nested blocks: a Block, Blocks (even none), or a list of Blocks."""
+    return isinstance(value, (Block, Blocks)) or (isinstance(value, (list, tuple)) and bool(value)
+                                                  and all(isinstance(v, Block) for v in value))
 
 
 def _literal_problem(kind: str, value: Value) -> str | None:
@@ -99,8 +100,14 @@ def check_body(schema: bindings.Schema, provider: str, body: Mapping[str, Value]
                 problems += check_body(sub, provider, item.body, where, f"{path}{key}{index}.")
             continue
         if spec.kind == "block":
-            if isinstance(value, (list, tuple)) and not value:
-                continue  # no blocks at all: the writer emits nothing
+            if isinstance(value, (list, tuple, Mapping)) and not value:
+                # Both writers print a plain empty list or map as the argument `key = []`; HCL has no
+                # argument of a block type ("Unsupported argument"), even where JSON takes `[]`.
+                shown = "{}" if isinstance(value, Mapping) else "[]"
+                problems.append(f"{at}: is a block type in {schema.name}, given as the argument `{key} = {shown}`, "
+                                f"which Terraform rejects; for no blocks leave it out (or give blocks(), which "
+                                f"renders nothing)")
+                continue
             problems.append(f"{at}: is a block, not an argument: write `{key} {{ ... }}`")
             continue
         wrong = _literal_problem(spec.kind, value)

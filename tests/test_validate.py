@@ -72,10 +72,11 @@ def test_blocks_arguments_kinds_types_and_required_arguments() -> None:
         "p/t: azurerm_resource_group.rg: name: required by ResourceGroupConfig, and not set",
         "p/t: aws_s3_buckt.z: aws_s3_buckt is not a resource type of aws (cdktf-cdktf-provider-aws==21.22.1 "
         "(hashicorp/aws 6.25.0)); did you mean 'aws_s3_bucket'?",
+        "p/t: azapi_resource.x: type: required by azapi_resource, and not set",  # its body is checked (azapi_check)
         "p/t: data.aws_iam_policy_documnt.d: aws_iam_policy_documnt is not a data source type of aws "
         "(cdktf-cdktf-provider-aws==21.22.1 (hashicorp/aws 6.25.0)); did you mean 'aws_iam_policy_document'?",
     ]
-    assert report.unchecked == {"azapi"}
+    assert report.unchecked == {"azapi"}  # azapi's own arguments: no bindings
 
 
 def test_structure_is_checked_without_bindings() -> None:

@@ -13,7 +13,7 @@ from .model import (
     Variable,
     check_references,
 )
-from .values import Block, Call, Expr, Interp, Lifecycle, Value, interp, jsonencode, refs_of
+from .values import Block, Blocks, Call, Expr, Interp, Lifecycle, Value, blocks, interp, jsonencode, refs_of
 
 FORMATS = ("hcl", "json")
 
@@ -33,6 +33,7 @@ __all__ = [
     "FORMATS",
     "Backend",
     "Block",
+    "Blocks",
     "Call",
     "CheckovSkip",
     "DataSource",
@@ -47,6 +48,7 @@ __all__ = [
     "Stack",
     "Value",
     "Variable",
+    "blocks",
     "check_references",
     "interp",
     "jsonencode",

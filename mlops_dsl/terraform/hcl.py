@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from .model import DataSource, Output, Provider, Resource, Settings, Stack, Variable
-from .values import Block, Call, Expr, Interp, Lifecycle, Value
+from .values import Block, Blocks, Call, Expr, Interp, Lifecycle, Value
 
 INDENT = "  "
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -170,6 +170,8 @@ def body(items: Mapping[str, Value], level: int, comments: Sequence[str] = ()) -
         if blocks is None:
             pending.append((key, value))
             continue
+        if not blocks:  # zero blocks: nothing at all, and the run of aligned assignments goes on
+            continue
         if pending:
             lines += _assignments(pending, level)
             pending = []
@@ -186,6 +188,9 @@ def body(items: Mapping[str, Value], level: int, comments: Sequence[str] = ()) -
 
 
 def _as_blocks(value: Value) -> list[Block] | None:
+    """The blocks a body item renders as (possibly none), or None when it is an argument."""
+    if isinstance(value, Blocks):
+        return list(value)
     if isinstance(value, Block):
         return [value]
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, Block) for v in value):

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import hcl
 from .model import DataSource, Resource, Stack
-from .values import Block, Call, Expr, Interp, Value
+from .values import Block, Blocks, Call, Expr, Interp, Value
 
 
 def _escape(text: str) -> str:
@@ -42,7 +42,7 @@ def _value(value: Value) -> Any:
 def body_json(items: Mapping[str, Value]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in items.items():
-        if value is None:
+        if value is None or (isinstance(value, Blocks) and not value):  # zero blocks: no key, as in HCL
             continue
         if isinstance(value, Block) and value.labels:
             inner: Any = body_json(value.body)

@@ -8,7 +8,7 @@ anything is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias, Union
 
@@ -56,6 +56,31 @@ class Block:
 
     body: Mapping[str, Value]
     labels: tuple[str, ...] = ()
+
+
+class Blocks(tuple[Block, ...]):
+    """A nested block repeated zero or more times: `blocks(Block(...) for e in emails)`.
+
+    A block type is never an argument, so zero blocks must render as nothing: `email_receiver = []`
+    is rejected by Terraform ("Unsupported argument ... Did you mean to define a block"), though the
+    JSON syntax would accept `[]`. A plain empty list cannot say it meant blocks, so it stays the
+    literal `[]` and `validate --schema` flags it where the schema has a block; this type says so,
+    and both writers then omit the key.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, items: Iterable[Block] = ()) -> Blocks:
+        items = tuple(items)
+        wrong = [type(i).__name__ for i in items if not isinstance(i, Block)]
+        if wrong:
+            raise TypeError(f"Blocks holds Block values only, got {', '.join(wrong)}")
+        return super().__new__(cls, items)
+
+
+def blocks(items: Iterable[Block] = ()) -> Blocks:
+    """Zero or more repetitions of a nested block; none renders as no block at all."""
+    return Blocks(items)
 
 
 Scalar: TypeAlias = Union[None, bool, int, float, str]  # noqa: UP007 - recursive alias needs Union

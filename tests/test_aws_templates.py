@@ -158,10 +158,18 @@ def test_training_wiring() -> None:
     assert schedule.body["schedule_expression"] == "cron(0 3 ? * MON *)"
     assert schedule.body["target"].body["arn"].text == "aws_sagemaker_pipeline.training.arn"
     assert schedule.body["kms_key_arn"] is not None
-    policy = _text(_resources(stack, "aws_iam_role_policy")["execution"].body["policy"])
-    assert '"arn:aws:sagemaker:eu-west-1:333333333333:training-job/pipelines-*"' in policy
-    assert "data.terraform_remote_state.features.outputs.feature_group_arns[\"customer\"]" in policy
-    assert '"iam:PassedToService" = "sagemaker.amazonaws.com"' in policy
+    policies = _resources(stack, "aws_iam_role_policy")
+    jobs, orchestration = (_text(policies[n].body["policy"]) for n in ("execution", "pipeline"))
+    # The pipeline's own role starts the jobs and passes the jobs' role; the jobs' role does neither.
+    pipeline = _resources(stack, "aws_sagemaker_pipeline")["training"]
+    assert pipeline.body["role_arn"].text == "aws_iam_role.pipeline.arn"
+    assert "RoleArn = aws_iam_role.execution.arn" in _text(pipeline.body["pipeline_definition"])
+    assert '"arn:aws:sagemaker:eu-west-1:333333333333:training-job/pipelines-*"' in orchestration
+    assert 'Resource = [aws_iam_role.execution.arn]' in orchestration
+    assert '"iam:PassedToService" = "sagemaker.amazonaws.com"' in orchestration
+    assert '/executions/*"' in orchestration
+    assert "sagemaker:Create" not in jobs and "iam:PassRole" not in jobs
+    assert "data.terraform_remote_state.features.outputs.feature_group_arns[\"customer\"]" in jobs
     outputs = {o.name: o for o in stack.outputs}
     assert _text(outputs["training_image_uri"].value) == \
         '"${aws_ecr_repository.training.repository_url}:${local.training_image_tag}"'

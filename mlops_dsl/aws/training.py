@@ -18,7 +18,7 @@ from . import iam, training_config
 from .alerts import alert_topic
 from .pipeline import PipelineInputs, definition
 from .repositories import repositories
-from .training_role import execution_statements, hosting_statements, registry_group_name
+from .training_role import execution_statements, hosting_statements, pipeline_statements, registry_group_name
 
 
 def registry(account_id: str, region: str) -> str:
@@ -47,9 +47,10 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
     role = iam.role(ctx, "execution", "sagemaker-execution", "sagemaker.amazonaws.com")
     policy = iam.inline_policy("execution", role, execution_statements(t, ctx, repos, bucket_arns, key_arn,
                                                                        security_group))
+    ctx.stack.add(role, policy)
     # The served models get their own role: a model cannot start jobs or pass roles.
     hosting = iam.role(ctx, "hosting", "sagemaker-hosting", "sagemaker.amazonaws.com")
-    ctx.stack.add(role, policy, hosting, iam.inline_policy("hosting", hosting, hosting_statements(
+    ctx.stack.add(hosting, iam.inline_policy("hosting", hosting, hosting_statements(
         t, ctx, repos, bucket_arns, key_arn, security_group)))
     training_image = image_uri(repos["training"].attr("repository_url"), ctx.image_tag(t.image))
     serving_image = image_uri(repos["serving"].attr("repository_url"), ctx.image_tag(t.serving_image))
@@ -62,16 +63,22 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
         Output("hosting_role_arn", hosting.attr("arn"), description="Role of the served SageMaker models"),
     )
     if ctx.namespace.owns_registry:
-        _render_registry(t, ctx, role, policy, training_image, serving_image, group_name)
+        _render_registry(t, ctx, repos, role, training_image, serving_image, group_name)
 
 
-def _render_registry(t: TrainingInfrastructure, ctx: StackContext, role: Resource, policy: Resource,
+def _render_registry(t: TrainingInfrastructure, ctx: StackContext, repos: dict[str, Resource], role: Resource,
                      training_image: Interp, serving_image: Interp, group_name: str) -> None:
-    """The model package group, the training configuration, the pipeline and its schedule."""
+    """The model package group, the training configuration, the pipeline with its own role, and its schedule."""
     data = t.data
     key_arn = ctx.upstream_output(data, "kms_key_arn")
     bucket_names = ctx.upstream_output(data, "bucket_names")
     data_zone = "processed" if "processed" in data.zones else data.zones[0]
+    models_zone = "models" if "models" in data.zones else data_zone
+    # The pipeline orchestrates as its own role; its steps' jobs run as `role`, which it may pass.
+    pipeline_role = iam.role(ctx, "pipeline", "sagemaker-pipeline", "sagemaker.amazonaws.com")
+    policy = iam.inline_policy("pipeline", pipeline_role, pipeline_statements(
+        ctx, repos, role, ctx.upstream_output(data, "bucket_arns")[models_zone], key_arn))
+    ctx.stack.add(pipeline_role, policy)
     # Other namespaces serve this group's versions: destroying it would leave them nothing to
     # promote and their pins pointing at deleted packages, so it is protected like a feature group.
     group = Resource("aws_sagemaker_model_package_group", "models", {
@@ -82,7 +89,7 @@ def _render_registry(t: TrainingInfrastructure, ctx: StackContext, role: Resourc
     if ctx.namespace.consumer_accounts:
         ctx.stack.add(_group_policy(ctx, group))
 
-    models_bucket = bucket_names["models"] if "models" in data.zones else bucket_names[data_zone]
+    models_bucket = bucket_names[models_zone]
     config = training_config.document(t, ctx.platform)
     config_object = Resource("aws_s3_object", "training_config", {
         "bucket": models_bucket,
@@ -98,7 +105,7 @@ def _render_registry(t: TrainingInfrastructure, ctx: StackContext, role: Resourc
         "pipeline_display_name": pipeline_name,
         "pipeline_description": f"Split, train, evaluate on held-out entities, gate on {t.gate.metric} >= "
                                 f"{t.gate.threshold}, register",
-        "role_arn": role.attr("arn"),
+        "role_arn": pipeline_role.attr("arn"),
         "pipeline_definition": jsonencode(definition(t, PipelineInputs(
             role_arn=role.attr("arn"),
             training_image=training_image,

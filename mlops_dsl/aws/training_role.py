@@ -15,7 +15,7 @@ from .provider import partition
 # The SageMaker job names a pipeline generates start with this.
 PIPELINE_JOBS = "pipelines-*"
 # What only the namespace that trains needs.
-TRAINING_ONLY = {"RunPipelineJobs", "RegisterModels", "PassOwnRoleToSageMaker", "ReadFeatures"}
+TRAINING_ONLY = {"ReadFeatures"}
 
 
 def registry_group_name(ctx: StackContext) -> str:
@@ -39,10 +39,10 @@ def network_statements(ctx: StackContext, security_group: Expr) -> list[dict[str
 
 def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: dict[str, Resource],
                          bucket_arns: Expr, key_arn: Expr, security_group: Expr) -> list[dict[str, Any]]:
-    """Least-privilege statements: read the zones, write models and experiments, run pipeline jobs;
-    in a namespace that serves from another's registry, read that registry's artifacts."""
+    """The jobs' statements: read the zones, write models and experiments, pull the images, log;
+    in a namespace that serves from another's registry, read that registry's artifacts. Starting
+    jobs, registering models and passing this role are the pipeline's (pipeline_statements)."""
     data = t.data
-    group_name = registry_group_name(ctx)
     zone_objects = [interp("", bucket_arns[z], "/*") for z in data.zones]
     statements = [
         iam.statement("ListDataZones", ["s3:ListBucket", "s3:GetBucketLocation"], [bucket_arns[z] for z in data.zones]),
@@ -61,6 +61,25 @@ def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: di
         iam.statement("JobMetrics", ["cloudwatch:PutMetricData"], "*",
                       {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}}),
         *network_statements(ctx, security_group),
+    ]
+    if t.features is not None:
+        groups = ctx.upstream_output(t.features, "feature_group_arns")
+        statements.append(iam.statement("ReadFeatures", [
+            "sagemaker:GetRecord", "sagemaker:BatchGetRecord", "sagemaker:DescribeFeatureGroup"],
+            [groups[g.name] for g in t.features.groups]))
+    if not ctx.namespace.owns_registry:
+        # No pipeline runs here: the role runs the namespace's monitoring jobs only.
+        statements = [s for s in statements if s["Sid"] not in TRAINING_ONLY]
+    return statements
+
+
+def pipeline_statements(ctx: StackContext, repos: dict[str, Resource], jobs_role: Resource, models_bucket_arn: Expr,
+                        key_arn: Expr) -> list[dict[str, Any]]:
+    """What SageMaker Pipelines does as the pipeline's own role: start and watch the steps' jobs
+    (which run as the jobs' role, passed to SageMaker only), register the model version, and read
+    the evaluation report its quality gate's JsonGet reads from the execution's outputs."""
+    group_name = registry_group_name(ctx)
+    return [
         iam.statement("RunPipelineJobs", [
             "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
             "sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
@@ -77,19 +96,14 @@ def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: di
             iam.arn(ctx, "sagemaker", f"model-package-group/{group_name}"),
             iam.arn(ctx, "sagemaker", f"model-package/{group_name}/*"),
         ]),
-        iam.statement("PassOwnRoleToSageMaker", ["iam:PassRole"], [
-            iam.arn(ctx, "iam", f"role/{ctx.name}-sagemaker-execution", region=False)],
+        iam.statement("PassJobRoleToSageMaker", ["iam:PassRole"], [jobs_role.attr("arn")],
             {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+        iam.statement("ReadStepOutputs", ["s3:GetObject"], [interp("", models_bucket_arn, "/executions/*")]),
+        iam.statement("DecryptStepOutputs", ["kms:Decrypt", "kms:DescribeKey"], [key_arn]),
+        # CreateModelPackage checks that the inference image exists in the repository.
+        iam.statement("DescribeServingImage", ["ecr:DescribeImages", "ecr:BatchGetImage"],
+                      [repos["serving"].attr("arn")]),
     ]
-    if t.features is not None:
-        groups = ctx.upstream_output(t.features, "feature_group_arns")
-        statements.append(iam.statement("ReadFeatures", [
-            "sagemaker:GetRecord", "sagemaker:BatchGetRecord", "sagemaker:DescribeFeatureGroup"],
-            [groups[g.name] for g in t.features.groups]))
-    if not ctx.namespace.owns_registry:
-        # No pipeline runs here: the role runs the namespace's monitoring jobs only.
-        statements = [s for s in statements if s["Sid"] not in TRAINING_ONLY]
-    return statements
 
 
 def hosting_statements(t: TrainingInfrastructure, ctx: StackContext, repos: dict[str, Resource],

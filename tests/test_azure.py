@@ -82,7 +82,10 @@ def test_data_infrastructure_is_private_and_on_its_own_key() -> None:
     assert body["shared_access_key_enabled"] is False and body["public_network_access_enabled"] is False
     assert body["customer_managed_key"].body["key_vault_key_id"].text == "azapi_resource.cmk.output.properties.keyUri"
     assert body["blob_properties"].body["delete_retention_policy"].body["days"] == 30
-    assert "azurerm_role_assignment.cmk_key_user" in {d.address for d in lake.depends_on}  # before the account
+    assert {d.address for d in lake.depends_on} == {"time_sleep.key_users"}  # the key's users' roles, then the account
+    wait = _by(data, "time_sleep")["key_users"]
+    assert {d.address for d in wait.depends_on} == {"azurerm_role_assignment.cmk_key_user",
+                                                     "azurerm_role_assignment.cosmos_db_key_user"}
     assert set(_by(data, "azurerm_storage_container")) == {"raw", "processed", "models", "experiments"}
     endpoints = _by(data, "azurerm_private_endpoint")
     assert {e.body["private_service_connection"].body["subresource_names"][0] for e in endpoints.values()} == \

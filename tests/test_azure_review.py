@@ -177,8 +177,15 @@ def test_b1_workspaces_act_as_their_own_identity_with_microsofts_roles() -> None
     assert {"Contributor", "AcrPull", "AzureML Metrics Writer (preview)"} <= training_roles
 
 
-def test_b2_workspace_encryption_takes_the_versioned_key() -> None:
-    workspaces = _workspaces(_stacks(_platform()))
+def test_b2_cosmos_db_reaches_the_key_and_workspace_encryption_takes_the_versioned_key() -> None:
+    stacks = _stacks(_platform())
+    cosmos = {d.name: d for d in stacks["data"].data}["cosmos_db"]
+    assert cosmos.type == "azuread_service_principal"
+    assert cosmos.body == {"client_id": "a232010e-820c-4083-83bb-3ace5fc29d0b"}
+    role = _by(stacks["data"], "azurerm_role_assignment")["cosmos_db_key_user"].body
+    assert role["role_definition_name"] == "Key Vault Crypto Service Encryption User"
+    assert role["principal_id"].text == "data.azuread_service_principal.cosmos_db.object_id"
+    workspaces = _workspaces(stacks)
     assert len(workspaces) == 2
     for ws in workspaces.values():
         key = ws.body["body"]["properties"]["encryption"]["keyVaultProperties"]["keyIdentifier"]
@@ -231,8 +238,14 @@ def test_b10_b13_autoscale_is_not_undone_and_asset_versions_are_replaced_safely(
         assert version.lifecycle.create_before_destroy
 
 
-def test_b12_role_assignments_for_managed_identities_skip_the_entra_lookup() -> None:
-    for stack in _stacks(_platform()).values():
+def test_b12_role_assignments_skip_the_entra_lookup_and_are_waited_for() -> None:
+    stacks = _stacks(_platform())
+    data = stacks["data"]
+    roles = {d.address for d in _by(data, "time_sleep")["roles"].depends_on}
+    assert roles == {r.address for r in _by(data, "azurerm_role_assignment").values()}
+    for account in _by(data, "azurerm_storage_account").values():
+        assert [d.address for d in account.depends_on] == ["time_sleep.key_users"]
+    for stack in stacks.values():
         for role in _by(stack, "azurerm_role_assignment").values():
             assert role.body["principal_type"] == "ServicePrincipal", role.address
             assert role.body["skip_service_principal_aad_check"] is True, role.address

@@ -9,6 +9,8 @@ from ..context import StackContext
 from ..terraform import Block, Lifecycle, Provider, RequiredProvider, Resource, Value
 
 AZAPI_PROVIDER = RequiredProvider("azure/azapi", ">= 2.0, < 3.0")
+AZUREAD_PROVIDER = RequiredProvider("hashicorp/azuread", ">= 3.0, < 4.0")
+TIME_PROVIDER = RequiredProvider("hashicorp/time", ">= 0.12, < 1.0")
 # The API version of each azapi type, read against the types azapi embeds
 # (github.com/Azure/terraform-provider-azapi internal/azure/generated/<rp>/<type>/<version>/types.json):
 # - ML_API, the assets, endpoints, connections and schedules: the stable version the stacks were written for.
@@ -98,11 +100,15 @@ def schedule_trigger(ctx: StackContext, field: str, expression: str) -> dict[str
     raise ctx.error(field, f"{expression!r} has no Azure ML schedule equivalent; use cron(...) or rate(...)")
 
 
+def use_provider(ctx: StackContext, name: str, required: RequiredProvider, config: dict[str, Value]) -> None:
+    """Declare a provider in this stack (only stacks that use it carry it)."""
+    if name not in ctx.stack.settings.required_providers:
+        ctx.stack.settings.required_providers[name] = required
+        ctx.stack.providers.append(Provider(name, config))
+
+
 def use_azapi(ctx: StackContext) -> None:
-    """Declare the azapi provider in this stack (only stacks that use it carry it)."""
-    if "azapi" not in ctx.stack.settings.required_providers:
-        ctx.stack.settings.required_providers["azapi"] = AZAPI_PROVIDER
-        ctx.stack.providers.append(Provider("azapi", {}))
+    use_provider(ctx, "azapi", AZAPI_PROVIDER, {})
 
 
 def azapi(ctx: StackContext, name: str, kind: str, resource_name: Value, parent_id: Value, body: dict[str, Any],

@@ -15,7 +15,7 @@ from ..context import StackContext
 from ..templates.data import DataInfrastructure
 from ..terraform import Block, Output, Resource, interp
 from .common import grant, location, private_endpoint, tagged
-from .keys import key_uri, key_uri_with_version, vault_and_key
+from .keys import ROLE_PROPAGATION, key_uri, key_uri_with_version, vault_and_key
 from .network import DNS_ZONES, vnet_and_zones
 from .storage import STORAGE_SKIPS, account, lake_lifecycle, lake_zones
 
@@ -36,13 +36,14 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
     ids = {n: Resource("azurerm_user_assigned_identity", n, tagged(ctx, {
         "name": f"id-{ctx.name}-{n}", "location": location(ctx), "resource_group_name": rg})) for n in IDENTITIES}
     ctx.stack.add(*ids.values())
-    vault, key, cmk_access = vault_and_key(t, ctx, rg, ids["cmk"])
-    ctx.stack.add(vault, key, cmk_access)
+    key_resources = vault_and_key(t, ctx, rg, ids["cmk"])
+    vault, key, key_users = key_resources[0], key_resources[1], key_resources[-1]
+    ctx.stack.add(*key_resources)
     subnets, zones = vnet_and_zones(t, ctx, rg)
 
-    lake = account(t, ctx, "lake", "st", rg, ids["cmk"], key_uri(key), hns=True, depends_on=(cmk_access,))
+    lake = account(t, ctx, "lake", "st", rg, ids["cmk"], key_uri(key), hns=True, depends_on=(key_users,))
     workspace_storage = account(t, ctx, "workspace", "stml", rg, ids["cmk"], key_uri(key), hns=False,
-                                depends_on=(cmk_access,))
+                                depends_on=(key_users,))
     containers = lake_zones(t, lake)
     ctx.stack.add(lake, *containers.values(), lake_lifecycle(t, lake), workspace_storage)
     endpoints = subnets["endpoints"].attr("id")
@@ -86,6 +87,10 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
     # identity; review B9).
     ctx.stack.add(grant("endpoint_collection", workspace_storage.attr("id"), "Storage Blob Data Contributor",
                         principal["endpoint"]))
+    # The workspaces and endpoints downstream use these roles as soon as this stack is applied: the
+    # apply ends only once the role assignments had time to take effect (keys.ROLE_PROPAGATION).
+    ctx.stack.add(Resource("time_sleep", "roles", {"create_duration": ROLE_PROPAGATION}, depends_on=tuple(
+        r for r in ctx.stack.resources if r.type == "azurerm_role_assignment")))
 
     logs = Resource("azurerm_log_analytics_workspace", "main", tagged(ctx, {
         "name": f"log-{ctx.name}",

@@ -16,8 +16,18 @@ from typing import Any
 
 from ..context import StackContext
 from ..templates.data import DataInfrastructure
-from ..terraform import Block, Lifecycle, Resource
-from .common import KEYS_API, grant, location, short_name, tagged, use_azapi
+from ..terraform import Block, DataSource, Lifecycle, Resource
+from .common import (
+    AZUREAD_PROVIDER,
+    KEYS_API,
+    TIME_PROVIDER,
+    grant,
+    location,
+    short_name,
+    tagged,
+    use_azapi,
+    use_provider,
+)
 
 # Rotation: a new version 11 months after each version is created, each version expiring after a
 # year. `timeAfterCreate` is the trigger that needs no expiration date on the key: "Automatically
@@ -30,8 +40,21 @@ ROTATION = {
 }
 
 
-def vault_and_key(t: DataInfrastructure, ctx: StackContext, rg: Any, cmk_identity: Resource) -> list[Resource]:
-    """The vault (RBAC, purge protection, private), the key, and the key's user."""
+# Azure Cosmos DB's first-party application: a workspace on a customer-managed key keeps its metadata
+# in a Microsoft-managed Cosmos DB account, which must reach the key ("Allow Azure Cosmos DB to access
+# the key ... Get, Unwrap Key, and Wrap key ... a232010e-820c-4083-83bb-3ace5fc29d0b",
+# learn.microsoft.com/azure/machine-learning/how-to-setup-customer-managed-keys; review B2). Its
+# object id differs per tenant, so it is looked up (the applying principal reads service principals).
+COSMOS_DB_APP_ID = "a232010e-820c-4083-83bb-3ace5fc29d0b"
+# "When you assign roles ... it can take up to 10 minutes for changes to take effect" (Azure RBAC
+# troubleshooting): the key's users wait before an account is encrypted with it (review B12).
+ROLE_PROPAGATION = "180s"
+
+
+def vault_and_key(t: DataInfrastructure, ctx: StackContext, rg: Any,
+                  cmk_identity: Resource) -> list[Resource | DataSource]:
+    """The vault (RBAC, purge protection, private), the key, its users, and a wait for their roles.
+    The last item is the wait: what encrypts with the key depends on it."""
     azure = ctx.namespace.azure
     assert azure is not None
     vault = Resource("azurerm_key_vault", "main", tagged(ctx, {
@@ -63,7 +86,15 @@ def vault_and_key(t: DataInfrastructure, ctx: StackContext, rg: Any, cmk_identit
     }, lifecycle=Lifecycle(prevent_destroy=not t.force_destroy))
     cmk_access = grant("cmk_key_user", vault.attr("id"), "Key Vault Crypto Service Encryption User",
                        cmk_identity.attr("principal_id"))
-    return [vault, key, cmk_access]
+    azure = ctx.namespace.azure
+    use_provider(ctx, "azuread", AZUREAD_PROVIDER, {"tenant_id": azure.tenant_id})
+    cosmos = DataSource("azuread_service_principal", "cosmos_db", {"client_id": COSMOS_DB_APP_ID})
+    cosmos_access = grant("cosmos_db_key_user", vault.attr("id"), "Key Vault Crypto Service Encryption User",
+                          cosmos.attr("object_id"))
+    use_provider(ctx, "time", TIME_PROVIDER, {})
+    wait = Resource("time_sleep", "key_users", {"create_duration": ROLE_PROPAGATION},
+                    depends_on=(cmk_access, cosmos_access))
+    return [vault, key, cmk_access, cosmos, cosmos_access, wait]
 
 
 def key_uri(key: Resource) -> Any:

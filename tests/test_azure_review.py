@@ -136,8 +136,9 @@ def test_a11_redis_grants_data_access_policies() -> None:
     stack = _stacks(_platform(group=ONLINE))["features"]
     policies = _by(stack, "azurerm_redis_cache_access_policy_assignment")
     assert {n: p.body["access_policy_name"] for n, p in policies.items()} == {
-        "workload_redis": "Data Contributor", "endpoint_redis": "Data Reader"}
-    assert policies["workload_redis"].body["object_id"].text.endswith("outputs.workload_identity_principal_id")
+        "materialization_redis": "Data Contributor", "endpoint_redis": "Data Reader"}
+    assert policies["materialization_redis"].body["object_id"].text.endswith(
+        "outputs.materialization_identity_principal_id")
     assert _by(stack, "azurerm_redis_cache")["online"].body["access_keys_authentication_enabled"] is False
 
 
@@ -195,6 +196,20 @@ def test_b2_cosmos_db_reaches_the_key_and_workspace_encryption_takes_the_version
 def test_b4_the_offline_store_target_is_the_container_id() -> None:
     store = _azapi(_stacks(_platform())["features"])["offline_store"].body["body"]["properties"]
     assert store["target"].text == 'data.terraform_remote_state.data.outputs.container_ids["processed"]'
+
+
+def test_b5_materialization_has_its_own_identity_attached_to_the_store_with_the_sdks_roles() -> None:
+    stack = _stacks(_platform())["features"]
+    store = _azapi(stack)["features"]
+    assert [i.text.rsplit(".", 1)[-1] for i in store.body["identity"].body["identity_ids"]] == [
+        "workspace_identity_id", "cmk_identity_id", "materialization_identity_id"]
+    roles = {n: (r.body["role_definition_name"], r.body["principal_id"].text.rsplit(".", 1)[-1])
+             for n, r in _by(stack, "azurerm_role_assignment").items() if n.startswith("materialization")}
+    assert roles == {"materialization_store": ("AzureML Data Scientist", "materialization_identity_principal_id"),
+                     "materialization_offline": ("Storage Blob Data Contributor",
+                                                 "materialization_identity_principal_id")}
+    credentials = _azapi(stack)["offline_store"].body["body"]["properties"]["credentials"]
+    assert credentials["resourceId"].text.endswith("outputs.materialization_identity_id")
 
 
 def test_b6_b7_managed_networks_reach_the_lake_redis_and_the_feature_store() -> None:

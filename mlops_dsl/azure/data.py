@@ -22,9 +22,10 @@ from .storage import STORAGE_SKIPS, account, lake_lifecycle, lake_zones
 __all__ = ["DNS_ZONES", "STORAGE_SKIPS", "render"]
 
 # Who does what: the key's identity only uses the key; the workspaces act as their own identity
-# (with the roles Azure ML lists for a user-assigned workspace identity, review B1); jobs and
-# feature materialization run as `workload`; the online endpoints as `endpoint`.
-IDENTITIES = ("cmk", "workspace", "workload", "endpoint")
+# (with the roles Azure ML lists for a user-assigned workspace identity, review B1); training jobs
+# run as `workload`, feature materialization as `materialization` (its roles are granted by the
+# feature store, which knows its offline zone), the online endpoints as `endpoint`.
+IDENTITIES = ("cmk", "workspace", "workload", "materialization", "endpoint")
 
 
 def render(t: DataInfrastructure, ctx: StackContext) -> None:

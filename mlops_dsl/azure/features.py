@@ -24,7 +24,7 @@ ONLINE_CONNECTION = "online-store"
 
 def _connection(ctx: StackContext, t: FeatureStore, name: str, category: str, target: object,
                 store: Resource) -> Resource:
-    """A store connection that authenticates as the materialization (workload) identity, as the SDK
+    """A store connection that authenticates as the materialization identity, as the SDK
     creates them (azure-ai-ml `_feature_store_operations.py`: `credentials=materialization_identity`)."""
     return azapi(ctx, name.replace("-", "_"), "workspaces/connections", name, store.attr("id"), {
         "properties": {
@@ -32,8 +32,8 @@ def _connection(ctx: StackContext, t: FeatureStore, name: str, category: str, ta
             "authType": "ManagedIdentity",
             "target": target,
             "credentials": {
-                "clientId": ctx.upstream_output(t.data, "workload_identity_client_id"),
-                "resourceId": ctx.upstream_output(t.data, "workload_identity_id"),
+                "clientId": ctx.upstream_output(t.data, "materialization_identity_client_id"),
+                "resourceId": ctx.upstream_output(t.data, "materialization_identity_id"),
             },
         },
     })
@@ -44,7 +44,7 @@ def _online_store(ctx: StackContext, t: FeatureStore) -> list[Resource]:
 
     With Entra ID authentication, Azure RBAC roles do not reach the data: a data access policy
     assignment does (azurerm_redis_cache_access_policy_assignment; review A11). Materialization
-    writes as the workload identity, the endpoints read as theirs.
+    writes as the materialization identity, the endpoints read as theirs.
     """
     rg = ctx.upstream_output(t.data, "resource_group_name")
     cache = Resource("azurerm_redis_cache", "online", tagged(ctx, {
@@ -70,7 +70,7 @@ def _online_store(ctx: StackContext, t: FeatureStore) -> list[Resource]:
         "access_policy_name": policy,
         "object_id": ctx.upstream_output(t.data, f"{who}_identity_principal_id"),
         "object_id_alias": who,
-    }) for who, policy in (("workload", "Data Contributor"), ("endpoint", "Data Reader"))]
+    }) for who, policy in (("materialization", "Data Contributor"), ("endpoint", "Data Reader"))]
     return [cache, endpoint, *policies]
 
 
@@ -94,18 +94,21 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
                 "lake-blob": outbound_rule(lake, "blob", spark=True)}
     if online:
         outbound["online-store"] = outbound_rule(online_store[0].attr("id"), "redisCache", spark=True)
-    workload = ctx.upstream_output(t.data, "workload_identity_id")
+    materialization = ctx.upstream_output(t.data, "materialization_identity_id")
     # The materialization identity is attached to the feature store, as the SDK expects it
     # (`feature_store.materialization_identity = identity.user_assigned_identities[...]`; review B5).
     resources = workspace(ctx, t.data, "features", "FeatureStore", insights, {"featureStoreSettings": settings},
-                          "AllowInternetOutbound", outbound, extra_identities=(workload,),
+                          "AllowInternetOutbound", outbound, extra_identities=(materialization,),
                           protect=t.protect_from_destroy)
     store = resources[0]
     ctx.stack.add(insights, *resources, *online_store)
-    # The SDK's feature_store_role_assignments.json: AzureML Data Scientist on the feature store for
-    # the materialization identity (Storage Blob Data Contributor on the lake it has from the data stack).
-    ctx.stack.add(grant("materialization_store", store.attr("id"), "AzureML Data Scientist",
-                        ctx.upstream_output(t.data, "workload_identity_principal_id")))
+    # The SDK's feature_store_role_assignments.json and how-to-setup-access-control-feature-store: the
+    # materialization identity has AzureML Data Scientist on the feature store and Storage Blob Data
+    # Contributor on the offline store, nothing else.
+    principal = ctx.upstream_output(t.data, "materialization_identity_principal_id")
+    ctx.stack.add(grant("materialization_store", store.attr("id"), "AzureML Data Scientist", principal),
+                  grant("materialization_offline", containers[t.offline_zone], "Storage Blob Data Contributor",
+                        principal))
     # Spark provisioning is not part of `provisionNetworkNow` ("If you plan to submit serverless
     # Spark jobs, you must manually start provisioning", how-to-managed-network).
     ctx.stack.add(Resource("azapi_resource_action", "provision_spark_network", {

@@ -28,7 +28,9 @@ MAX_MIRROR_PERCENT = 50
 # Where a managed online deployment mounts its model: "a model registered with the name foo and
 # version 1 would be located at ... /var/azureml-app/azureml-models/foo/1"
 # (learn.microsoft.com/azure/machine-learning/how-to-deploy-custom-container), holding the
-# registered directory by its name.
+# registered directory by its name: the same page's TF Serving example registers `./half_plus_two`
+# as tfserving-mounted:1 and serves MODEL_BASE_PATH=/var/azureml-app/azureml-models/tfserving-mounted/1
+# with MODEL_NAME=half_plus_two.
 MODEL_MOUNT = "/var/azureml-app/azureml-models"
 MODEL_VERSION = "1"
 

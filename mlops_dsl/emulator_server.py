@@ -12,6 +12,8 @@ moto 5.2.5, which pyproject pins for this reason:
   pinned model version), so the second deployment of the model lifecycle could never apply. It is
   added as AWS documents it: the endpoint must exist, the configuration too, and the endpoint then
   serves the new configuration's variants (it is InService at once: moto runs no instances).
+  To rehearse an alarm-triggered rollback, tag the endpoint `mlops-emulator:roll-back-next-update`:
+  its next update leaves it on the configuration it runs, with a FailureReason, as SageMaker does.
 - drops a model package's `CustomerMetadataProperties` on every `UpdateModelPackage` that does not
   name them (an approval), where AWS keeps them; the artifact digest recorded at registration
   lives there, so an update that names none keeps them here too.
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import sys
 from typing import Any
+
+ROLL_BACK_TAG = "mlops-emulator:roll-back-next-update"
 
 
 def _patch() -> None:
@@ -89,6 +93,13 @@ def _patch() -> None:
             config = backend.describe_endpoint_config(config_name)
         except (KeyError, ValidationError):
             raise ValidationError(message=f"Could not find endpoint configuration \"{config_name}\".") from None
+        if any(tag["Key"] == ROLL_BACK_TAG for tag in endpoint.tags):
+            # A rehearsal of an alarm-triggered rollback: the endpoint stays on its configuration.
+            endpoint.tags = [tag for tag in endpoint.tags if tag["Key"] != ROLL_BACK_TAG]
+            endpoint.failure_reason = f"Rolled back (emulated: the endpoint was tagged {ROLL_BACK_TAG})"
+            endpoint.last_modified_time = utcnow()
+            return ActionResult({"EndpointArn": endpoint.arn})
+        endpoint.failure_reason = None
         endpoint.endpoint_config_name = config_name
         endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
         endpoint.data_capture_config = config.get("DataCaptureConfig")

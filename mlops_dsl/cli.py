@@ -191,9 +191,10 @@ def validate(wanted: tuple[str, ...], schema: bool, blueprints: tuple[Path, ...]
     if report.problems:
         raise InputError(report.problems)
     checked = (f"; {report.checked} resources, data sources and providers match the pinned provider schemas, "
-               f"{report.pipeline_values} values of SageMaker pipeline steps match the API request shapes"
+               f"{report.pipeline_values} values of SageMaker pipeline steps match the API request shapes, "
+               f"{report.azapi_bodies} azapi bodies match the types of their API versions"
                if schema else "")
-    unchecked = (f" (no bindings to check {', '.join(sorted(report.unchecked))} against)"
+    unchecked = (f" (no bindings to check the arguments of {', '.join(sorted(report.unchecked))} against)"
                  if report.unchecked else "")
     click.echo(f"{len(stacks)} stacks in {len(spaces)} namespaces are valid{checked}{unchecked}")
 

@@ -222,13 +222,20 @@ def test_serving_wiring() -> None:
     topic = _resources(stack, "aws_sns_topic")["alarms"]
     assert topic.body["kms_master_key_id"].text == "aws_kms_key.alarms.arn"  # not alias/aws/sns
     assert [s.body["endpoint"] for s in _resources(stack, "aws_sns_topic_subscription").values()] == ["a@b.io"]
-    monitor = _resources(stack, "aws_sagemaker_monitoring_schedule")["main"]
-    assert monitor.body["monitoring_schedule_config"].body["monitoring_type"] == "DataQuality"
-    target = _resources(stack, "aws_cloudwatch_event_target")["retrain"]
-    assert target.body["arn"].text == "data.terraform_remote_state.training.outputs.pipeline_arn"
-    rule = _text(_resources(stack, "aws_cloudwatch_event_rule")["drift"].body["event_pattern"])
-    assert '"CompletedWithViolations"' in rule
-    assert "MonitoringScheduleArn = [aws_sagemaker_monitoring_schedule.main.arn]" in rule
+    # The drift job, not Model Monitor (an opt-in); drift notifies, retraining is an opt-in
+    # (tests/test_drift_schedule.py, tests/test_retraining.py).
+    assert "aws_sagemaker_monitoring_schedule" not in {r.type for r in stack.resources}
+    assert _resources(stack, "aws_scheduler_schedule")["drift"].body["schedule_expression"] == "cron(0 * ? * * *)"
+    assert {"drift_champion", "drift_challenger"} <= set(alarms)
+    assert "aws_cloudwatch_event_target" not in {r.type for r in stack.resources}
+
+
+def test_serving_retrains_on_drift_when_asked() -> None:
+    stack = _stacks(_platform(serving_kwargs={"retrain_on_drift": True}))["serving"].stack
+    target = _resources(stack, "aws_cloudwatch_event_target")["retrain_on_drift"]
+    assert target.body["arn"].text == "aws_sfn_state_machine.retrain.arn"
+    rule = _text(_resources(stack, "aws_cloudwatch_event_rule")["retrain_on_drift"].body["event_pattern"])
+    assert "resources   = [aws_cloudwatch_metric_alarm.retrain_on_drift.arn]" in rule
 
 
 def test_shadow_rolling_and_nvme_variants() -> None:
@@ -255,8 +262,8 @@ def test_serving_at_fixed_capacity_and_unmonitored() -> None:
 
 
 @pytest.mark.parametrize(("build", "expected"), [
-    (lambda t: ModelServing(t, monitoring_schedule=None),
-     "retrain_on_drift needs a monitoring_schedule, whose reports trigger it"),
+    (lambda t: ModelServing(t, monitoring_schedule=None, retrain_on_drift=True),
+     "retrain_on_drift needs a monitoring_schedule, whose drift runs trigger it"),
     (lambda t: ModelServing(t, variants=[Variant("a", weight=0)]),
      "The 'variants[0].weight' parameter of ModelServing 'serving' must be a float in the range [1e-06, inf]. "
      "Got 0 instead."),
@@ -454,8 +461,8 @@ def test_parsed_hcl_references_between_resources(ns: str) -> None:
         "aws_appautoscaling_target.variant_champion"}
     assert _refs(serving, "aws_sns_topic", "alarms") >= {"aws_kms_key.alarms"}
     if registry:
-        assert _refs(serving, "aws_cloudwatch_event_target", "retrain") >= {
-            "aws_cloudwatch_event_rule.drift", "aws_iam_role.retrain"}
+        assert _refs(serving, "aws_scheduler_schedule", "drift") >= {
+            "aws_sfn_state_machine.drift", "aws_iam_role.drift_scheduler"}
     emails = [s["endpoint"] for s in serving.get("aws_sns_topic_subscription", [])]
     assert emails == (["ml-oncall@example.com"] if ns == "prod" else [])
 

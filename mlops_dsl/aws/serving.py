@@ -46,9 +46,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     ctx.stack.add(log_group)
     endpoint, update = render_endpoint(t, ctx, endpoint_name, config, log_group, rollback_alarms)
     render_scaling(t, ctx, endpoint, endpoint_name, variants, after=update)
-    if t.monitoring_schedule is not None:
-        render_monitoring(t, ctx, endpoint, endpoint_name, ctx.upstream_output(t.training, "execution_role_arn"),
-                          key_arn, ctx.upstream_output(t.training.data, "bucket_names"), t.training.data, t.training)
+    render_monitoring(t, ctx, endpoint, endpoint_name, production, topic)
     ctx.stack.add(
         Output("endpoint_name", endpoint.attr("name"), description="The SageMaker endpoint"),
         Output("endpoint_config_name", config.attr("name"), description="The endpoint's current configuration"),

@@ -1,9 +1,10 @@
 """ModelServing: a real-time endpoint with weighted variants, safe deployments, scaling, alarms
-and drift monitoring that can start retraining."""
+and a scheduled drift job that notifies, and may start a bounded retraining."""
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -14,6 +15,42 @@ from .image import Image
 from .training import INSTANCE_TYPE, SCHEDULE, TrainingInfrastructure
 
 MAX_ROLLBACK_ALARMS = 10
+# CloudWatch: "An alarm's total current evaluation period can be no longer than one day, so this
+# number multiplied by Period cannot be more than 86,400 seconds" (PutMetricAlarm, EvaluationPeriods).
+MAX_ALARM_EVALUATION_HOURS = 24
+S3_PREFIX = Pattern(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?", "an s3:// bucket and prefix")
+
+
+def schedule_interval_hours(expression: str) -> int | None:
+    """The whole number of hours between two runs of an EventBridge Scheduler expression, or None
+    when it has no fixed whole-hour interval (an at(), every 90 minutes, weekdays only, ...).
+
+    The drift job reads the capture of exactly that many hours, and the alarms count runs in periods
+    of that length, so the schedule must have one: rate(N hours|days), rate(N minutes) with N a
+    multiple of 60, or a cron of every day at one minute past every hour, every N hours (N dividing
+    24), or once a day.
+    """
+    rate = re.fullmatch(r"rate\(([1-9][0-9]*) (minute|minutes|hour|hours|day|days)\)", expression)
+    if rate:
+        value, unit = int(rate.group(1)), rate.group(2)
+        if unit.startswith("minute"):
+            return value // 60 if value % 60 == 0 else None
+        return value if unit.startswith("hour") else 24 * value
+    cron = re.fullmatch(r"cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)", expression)
+    if not cron:
+        return None
+    minute, hour, day, month, weekday, year = cron.groups()
+    every_day = day in ("*", "?") and month == "*" and weekday in ("*", "?") and year in ("*", "?")
+    if not (every_day and re.fullmatch(r"[0-5]?[0-9]", minute)):
+        return None
+    if hour == "*":
+        return 1
+    step = re.fullmatch(r"(?:\*|0)/([1-9][0-9]?)", hour)
+    if step:
+        n = int(step.group(1))
+        return n if 24 % n == 0 else None
+    return 24 if re.fullmatch(r"1?[0-9]|2[0-3]", hour) else None
+
 VARIANT_NAME = Pattern(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,19}", "1 to 20 letters, digits and hyphens")
 
 
@@ -159,10 +196,30 @@ class ModelServing(Template):
     capture_zone: str = "experiments"
     """Data zone that receives captured requests and responses for monitoring."""
     monitoring_schedule: str | None = "cron(0 * ? * * *)"
-    """When Model Monitor compares captured data with the baseline. Default hourly. None: no
-    monitoring job (data is still captured); then retrain_on_drift must be False."""
-    retrain_on_drift: bool = True
-    """Start the training pipeline when Model Monitor reports violations. Default True."""
+    """When the drift job (`python -m serving.drift`, a SageMaker Processing job per variant)
+    compares the capture of the hours since its last run with the baseline of the package the
+    variant serves: an EventBridge Scheduler expression with a fixed whole-hour interval
+    (see schedule_interval_hours). Default hourly. None: no drift job (data is still captured)."""
+    drift_instance_type: str = "ml.m5.large"
+    """Instance of each variant's drift job. Default ml.m5.large (2 vCPUs, 8 GiB: an hour of
+    capture of a busy endpoint is decoded in seconds; README: Drift)."""
+    model_monitor: bool = False
+    """Also run SageMaker Model Monitor's data-quality job on the schedule. Default False: Model
+    Monitor is closed to new customers since 2026-07-30; only accounts that already use it may."""
+    model_monitor_baseline: str | None = None
+    """s3:// prefix holding Model Monitor's statistics.json and constraints.json (from its
+    suggest-baseline job). Required with model_monitor: the training pipeline writes the drift job's
+    baseline.json, not Model Monitor's files."""
+    retrain_on_drift: bool = False
+    """Start the training pipeline after retrain_after_drifted_runs drifted runs in a row, at most
+    once per retrain_cooldown_hours, never while an execution runs. Default False: drift notifies
+    the alarm topic, and a person decides (a retraining costs a tuning run). Only in the namespace
+    that owns the registry, the only one with a pipeline."""
+    retrain_after_drifted_runs: int = 3
+    """Consecutive drifted runs of one variant before retraining starts. Default 3 (three hours
+    with the hourly schedule): one odd hour of traffic does not retrain."""
+    retrain_cooldown_hours: int = 24
+    """After a retraining starts, drift starts no other for this long. Default 24."""
     log_retention_days: int = 365
 
     name: str = field(default="serving", kw_only=True)
@@ -178,7 +235,12 @@ class ModelServing(Template):
         "data_capture_percent": [Interval(int, 1, 100)],
         "capture_zone": [Pattern(r"[a-z][a-z0-9-]{0,15}", "a zone name")],
         "monitoring_schedule": [SCHEDULE, NoneOK()],
+        "drift_instance_type": [INSTANCE_TYPE],
+        "model_monitor": [Options((True, False))],
+        "model_monitor_baseline": [S3_PREFIX, NoneOK()],
         "retrain_on_drift": [Options((True, False))],
+        "retrain_after_drifted_runs": [Interval(int, 1, MAX_ALARM_EVALUATION_HOURS)],
+        "retrain_cooldown_hours": [Interval(int, 1, 24 * 365)],
         "log_retention_days": [Options(LOG_RETENTION_DAYS)],
         "name": [Pattern(NAME_PATTERN, NAME_RULE)],
     }
@@ -207,9 +269,7 @@ class ModelServing(Template):
             problems.append(f"{where}: a Rolling deployment cannot update an endpoint with several variants "
                             f"(SageMaker's deployment guardrails exclude multi-variant endpoints from rolling "
                             f"updates); use BlueGreen or one variant")
-        if self.retrain_on_drift and self.monitoring_schedule is None:
-            problems.append(f"{where}: retrain_on_drift needs a monitoring_schedule, whose reports trigger it; "
-                            f"set retrain_on_drift=False or give a schedule")
+        problems += self._check_monitoring(where)
         for i, v in enumerate(self.variants if self.autoscaling is not None else ()):
             assert self.autoscaling is not None
             if v.initial_instance_count < self.autoscaling.min_capacity:
@@ -229,4 +289,35 @@ class ModelServing(Template):
         if "models" not in self.training.data.zones:
             problems.append(f"{where}: serving reads model archives from the 'models' data zone, which "
                             f"DataInfrastructure '{self.training.data.name}' does not declare")
+        return problems
+
+    def _check_monitoring(self, where: str) -> list[str]:
+        """The schedule, the drift job's retraining and the Model Monitor opt-in, together."""
+        problems = []
+        schedule = self.monitoring_schedule
+        hours = None if schedule is None else schedule_interval_hours(schedule)
+        if schedule is not None and hours is None:
+            problems.append(f"{where}: monitoring_schedule {schedule!r} has no fixed whole-hour interval, which the "
+                            f"drift job's window and alarms count in; use rate(N hours), rate(N days) or a daily "
+                            f"cron such as cron(0 * ? * * *) (hourly), cron(0 */6 ? * * *) or cron(30 2 ? * * *)")
+        if self.retrain_on_drift and schedule is None:
+            problems.append(f"{where}: retrain_on_drift needs a monitoring_schedule, whose drift runs trigger it; "
+                            f"set retrain_on_drift=False or give a schedule")
+        if self.retrain_on_drift and hours is not None and \
+                hours * self.retrain_after_drifted_runs > MAX_ALARM_EVALUATION_HOURS:
+            problems.append(f"{where}: retrain_after_drifted_runs ({self.retrain_after_drifted_runs}) runs of "
+                            f"{hours} hour(s) ({schedule}) span {hours * self.retrain_after_drifted_runs} hours; a "
+                            f"CloudWatch alarm evaluates at most {MAX_ALARM_EVALUATION_HOURS}, so at most "
+                            f"{MAX_ALARM_EVALUATION_HOURS // hours} runs with this schedule")
+        if self.model_monitor and schedule is None:
+            problems.append(f"{where}: model_monitor runs on the monitoring_schedule; give one")
+        if self.model_monitor and schedule is not None and not schedule.startswith("cron("):
+            problems.append(f"{where}: model_monitor: Model Monitor accepts only cron schedules (hourly, every N "
+                            f"hours, daily); got {schedule!r}")
+        if self.model_monitor and self.model_monitor_baseline is None:
+            problems.append(f"{where}: model_monitor needs model_monitor_baseline, an s3:// prefix with Model "
+                            f"Monitor's statistics.json and constraints.json: the training pipeline writes the drift "
+                            f"job's baseline.json into each model package, not Model Monitor's files")
+        if self.model_monitor_baseline is not None and not self.model_monitor:
+            problems.append(f"{where}: model_monitor_baseline is set but model_monitor is False; set both or neither")
         return problems

@@ -249,3 +249,11 @@ def definition_of(value: Any) -> Mapping[str, Any] | None:
     if isinstance(value, Call) and value.name == "jsonencode" and value.args and isinstance(value.args[0], Mapping):
         return value.args[0]
     return None
+
+
+def check_request(model: Any, operation: str, request: Mapping[str, Any], where: str,
+                  skip_required: frozenset[str] = frozenset()) -> tuple[list[str], int]:
+    """One API request (a state machine task's, say) against its input shape: problems, values checked."""
+    checker = _Checker(_Resolver({}), where)
+    checker._structure(model.operation_model(operation).input_shape, request, "", skip_required=skip_required)
+    return checker.problems, checker.checked

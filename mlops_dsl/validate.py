@@ -153,6 +153,8 @@ def check_schema(where: str, stack: Stack, report: Report) -> None:
         report.problems += check_body(schema, provider, body, f"{where}: {address}")
         if type_name == "aws_sagemaker_pipeline" and not data:
             check_pipeline(body, f"{where}: {address}", report)
+        if type_name == "aws_sfn_state_machine" and not data:
+            check_state_machine(body, f"{where}: {address}", report)
 
 
 def check_pipeline(body: Mapping[str, Value], where: str, report: Report) -> None:
@@ -170,6 +172,20 @@ def check_pipeline(body: Mapping[str, Value], where: str, report: Report) -> Non
         raise bindings.NoBindings("checking SageMaker pipeline steps needs botocore's service model: "
                                   "pip install -e '.[cdktf]' (or botocore)") from None
     problems, checked = pipeline_requests.check_definition(definition, where, model)
+    report.problems += problems
+    report.pipeline_values += checked
+
+
+def check_state_machine(body: Mapping[str, Value], where: str, report: Report) -> None:
+    """Each SageMaker task of the definition against the API request it sends (counted with the
+    pipeline steps' values)."""
+    from .aws import pipeline_requests, state_machine_requests
+
+    definition = state_machine_requests.definition_of(body.get("definition"))
+    if definition is None:
+        return  # a definition not built by jsonencode() of data: nothing to walk
+    problems, checked = state_machine_requests.check_definition(definition, where,
+                                                                pipeline_requests.service_model())
     report.problems += problems
     report.pipeline_values += checked
 

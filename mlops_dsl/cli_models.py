@@ -6,7 +6,11 @@
     mlops models promote -n NS --variant V --version N [--platform P]
 
 Exit codes as everywhere: 0 done, 1 refused or failed (a version that is not Approved, a
-predecessor that does not serve it, an AWS error), 2 a user's error (no such variant or version).
+predecessor that does not serve it, an AWS or Azure error), 2 a user's error (no such variant or version).
+
+A platform's cloud picks its registry: SageMaker model package groups (mlops_dsl/registry.py) or an
+Azure ML registry (mlops_dsl/azureml/registry.py). Both offer the functions of `ModelRegistry`, so
+every command and check below is the same on both clouds.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
@@ -27,6 +31,62 @@ from .registry import APPROVED, REJECTED  # plain names; boto3 loads only when a
 if TYPE_CHECKING:  # hints only; the commands import what they use when they run
     from .namespaces import Namespace
     from .platform import Platform
+
+
+class ModelRegistry(Protocol):
+    """What the commands need of a cloud's registry. A version (`pkg`) has `group`, `version`, `arn`,
+    `status`, `created`, `artifact` (what a pin records), `sha256` and `properties`."""
+
+    def group_name(self, platform: str, namespace: Namespace) -> str: ...
+    def packages(self, namespace: Namespace, platform: str) -> list[Any]: ...
+    def package(self, namespace: Namespace, platform: str, version: int) -> Any: ...
+    def set_status(self, namespace: Namespace, pkg: Any, status: str, reason: str | None) -> None: ...
+    def metrics(self, namespace: Namespace, pkg: Any) -> dict[str, Any]: ...
+    def artifact_sha256(self, namespace: Namespace, pkg: Any) -> str: ...
+
+
+class _Aws:
+    """mlops_dsl.registry as a ModelRegistry (boto3 loads only when a command calls AWS)."""
+
+    @staticmethod
+    def group_name(platform: str, namespace: Namespace) -> str:
+        from . import registry
+        return registry.group_name(platform, namespace)
+
+    @staticmethod
+    def packages(namespace: Namespace, platform: str) -> list[Any]:
+        from . import registry
+        return list(registry.packages(namespace, platform))
+
+    @staticmethod
+    def package(namespace: Namespace, platform: str, version: int) -> Any:
+        from . import registry
+        return registry.package(namespace, platform, version)
+
+    @staticmethod
+    def set_status(namespace: Namespace, pkg: Any, status: str, reason: str | None) -> None:
+        from . import registry
+        registry.set_status(namespace, pkg, status, reason)
+
+    @staticmethod
+    def metrics(namespace: Namespace, pkg: Any) -> dict[str, Any]:
+        """The package's evaluation report in S3, its `metrics`."""
+        from . import registry
+        return (registry.read_json(namespace, pkg.metrics_uri) or {}).get("metrics", {}) if pkg.metrics_uri else {}
+
+    @staticmethod
+    def artifact_sha256(namespace: Namespace, pkg: Any) -> str:
+        from . import registry
+        return registry.artifact_sha256(namespace, pkg)
+
+
+def registry_of(cloud: str) -> ModelRegistry:
+    """The model registry of a platform on `cloud`."""
+    if cloud == "azure":
+        from .azureml import registry as azure
+
+        return azure
+    return _Aws()
 
 
 @dataclass
@@ -59,17 +119,20 @@ def _targets(wanted: str, platforms: tuple[str, ...], blueprints: tuple[Path, ..
     if wanted not in spaces:
         raise MlopsError(f"{namespaces_file}: no namespace {wanted!r} (namespaces: {', '.join(spaces)})")
     namespace = spaces[wanted]
-    loaded = [p for p in bp.load(list(blueprints) or None) if p.cloud == "aws" and namespace.renders(p.name)]
+    # The platforms this namespace renders on a cloud it has settings for (an AWS platform needs `aws`,
+    # an Azure platform `azure`).
+    loaded = [p for p in bp.load(list(blueprints) or None)
+              if p.cloud in ("aws", "azure") and getattr(namespace, p.cloud) is not None and namespace.renders(p.name)]
     names = [p.name for p in loaded]
     if not platforms:
         if len(loaded) != 1:
-            raise MlopsError(f"namespace {wanted!r} serves {len(loaded)} AWS platforms ({', '.join(names) or 'none'}): "
+            raise MlopsError(f"namespace {wanted!r} serves {len(loaded)} platforms ({', '.join(names) or 'none'}): "
                              f"name one with --platform")
         return [Target(namespace, loaded[0], spaces, namespaces_file)]
     unknown = [p for p in platforms if p not in names]
     if unknown:
-        raise MlopsError(f"--platform {unknown[0]}: no AWS platform of that name in namespace {wanted!r} "
-                         f"(platforms: {', '.join(names)})")
+        raise MlopsError(f"--platform {unknown[0]}: no AWS platform nor Azure platform of that name in namespace "
+                         f"{wanted!r} (platforms: {', '.join(names)})")
     return [Target(namespace, p, spaces, namespaces_file) for p in loaded if p.name in platforms]
 
 
@@ -92,7 +155,7 @@ def _served_by(target: Target) -> dict[int, list[str]]:
 
 platform_option = click.option("--platform", "platforms", multiple=True,
                                help="The platform (repeatable for list); may be left out when the namespace "
-                                    "holds one AWS platform.")
+                                    "holds one platform.")
 namespace_option = click.option("-n", "--namespace", "wanted", required=True, help="The namespace.")
 
 
@@ -110,10 +173,9 @@ def models() -> None:
 def list_versions(wanted: str, platforms: tuple[str, ...], blueprints: tuple[Path, ...],
                   namespaces_file: Path) -> None:
     """Every version with its approval status, creation time, metrics, and who serves it."""
-    from . import registry
-
     for target in _targets(wanted, platforms, blueprints, namespaces_file):
         ns, platform = target.namespace, target.platform.name
+        registry = registry_of(target.platform.cloud)
         group = registry.group_name(platform, ns)
         found = registry.packages(ns, platform)
         served = _served_by(target)
@@ -124,8 +186,7 @@ def list_versions(wanted: str, platforms: tuple[str, ...], blueprints: tuple[Pat
         gate = _gate_metric(target)
         click.echo(f"  {'version':>7}  {'status':<21}  {'created (UTC)':<16}  {gate:>8}  served by")
         for pkg in found:
-            metrics = (registry.read_json(ns, pkg.metrics_uri) or {}).get("metrics", {}) if pkg.metrics_uri else {}
-            value = metrics.get(gate)
+            value = registry.metrics(ns, pkg).get(gate)
             shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
             created = pkg.created.strftime("%Y-%m-%d %H:%M") if pkg.created else "-"
             click.echo(f"  {pkg.version:>7}  {pkg.status:<21}  {created:<16}  {shown:>8}  "
@@ -140,7 +201,7 @@ def _gate_metric(target: Target) -> str:
 
 
 def _serving_image(target: Target, namespace: Namespace) -> tuple[str, str]:
-    """The serving image's current tag and its URI in `namespace`'s repository."""
+    """The serving image's current tag and its URI in `namespace`'s repository (ECR, or ACR on Azure)."""
     from .aws.repositories import repository_name
     from .aws.training import registry as ecr_registry
     from .images import content_tag
@@ -149,6 +210,12 @@ def _serving_image(target: Target, namespace: Namespace) -> tuple[str, str]:
     if serving is None:
         raise MlopsError(f"platform {target.platform.name!r} declares no ModelServing: nothing serves a model")
     tag = content_tag(Path(serving.image.context))
+    if target.platform.cloud == "azure":  # the repository TrainingInfrastructure's Azure rendering declares
+        from .azure.common import registry_name as acr_name
+
+        platform = target.platform.name
+        return tag, (f"{acr_name(platform, namespace.name)}.azurecr.io/{platform}-{namespace.name}/"
+                     f"{serving.image.repository}:{tag}")
     aws = namespace.aws
     assert aws is not None
     repo = repository_name(target.platform.name, namespace.name, serving.image.repository)
@@ -166,7 +233,8 @@ def _serving_image(target: Target, namespace: Namespace) -> tuple[str, str]:
 def register(wanted: str, model_uri: str, platforms: tuple[str, ...], blueprints: tuple[Path, ...],
              namespaces_file: Path) -> None:
     """Package an MLflow model as model.tar.gz and register it PendingManualApproval, with its metrics
-    and drift baseline, as the pipeline's Register step does (the quality gate first)."""
+    and drift baseline, as the pipeline's Register step does (the quality gate first). On Azure the
+    model's directory is uploaded as it is, and the version's approval tag is PendingManualApproval."""
     from . import packaging, registry
     from .templates.training import TrainingInfrastructure
 
@@ -182,21 +250,26 @@ def register(wanted: str, model_uri: str, platforms: tuple[str, ...], blueprints
             raise click.ClickException(
                 f"refused: {model_uri} has {training.gate.metric} {metrics[training.gate.metric]:.4f}, below the "
                 f"quality gate of {training.gate.threshold}; the pipeline would not register it either")
-        archive = Path(tmp) / "model.tar.gz"
-        sha256 = packaging.archive(source.directory, archive)
         _, image = _serving_image(target, registry_ns)
-        click.echo(f"packaged {model_uri}: {archive.stat().st_size:,} bytes, sha256 {sha256}")
-        pkg = registry.register(ns, target.platform.name, archive, sha256, image, model_uri, source.evaluation,
-                                source.baseline)
+        if target.platform.cloud == "azure":
+            from .azureml import registry as azure
+
+            pkg = azure.register(ns, target.platform.name, source.directory, image, model_uri, source.evaluation)
+            click.echo(f"uploaded {model_uri} (an MLflow model directory): sha256 {pkg.sha256}")
+        else:
+            archive = Path(tmp) / "model.tar.gz"
+            sha256 = packaging.archive(source.directory, archive)
+            click.echo(f"packaged {model_uri}: {archive.stat().st_size:,} bytes, sha256 {sha256}")
+            pkg = registry.register(ns, target.platform.name, archive, sha256, image, model_uri, source.evaluation,
+                                    source.baseline)
     click.echo(f"registered {pkg.group} version {pkg.version} ({pkg.status}): {pkg.arn}")
     click.echo(f"next: mlops models approve -n {wanted} --version {pkg.version}")
 
 
 def _set_status(wanted: str, version: int, platforms: tuple[str, ...], reason: str | None, yes: bool,
                 blueprints: tuple[Path, ...], namespaces_file: Path, status: str) -> None:
-    from . import registry
-
     target = _one(_targets(wanted, platforms, blueprints, namespaces_file))
+    registry = registry_of(target.platform.cloud)
     pkg = registry.package(target.namespace, target.platform.name, version)
     if pkg.status == status:
         click.echo(f"{pkg.group} version {version} already is {status}")
@@ -206,7 +279,7 @@ def _set_status(wanted: str, version: int, platforms: tuple[str, ...], reason: s
     registry.set_status(target.namespace, pkg, status, reason)
     click.echo(f"{pkg.group} version {version}: {pkg.status} -> {status}")
     served = _served_by(target).get(version, [])
-    if status != registry.APPROVED and served:
+    if status != APPROVED and served:
         click.echo(f"version {version} is pinned in {', '.join(served)}: `mlops plan` there now fails until "
                    f"another version is promoted")
 
@@ -215,7 +288,8 @@ status_options = [
     namespace_option,
     click.option("--version", required=True, type=click.IntRange(1), help="The package version."),
     platform_option,
-    click.option("--reason", help="Why (recorded as the package's approval description)."),
+    click.option("--reason", help="Why (recorded as the package's approval description; on Azure its "
+                                  "mlops-dsl:approval-reason tag)."),
     click.option("--yes", is_flag=True, help="Do not ask for confirmation at a terminal."),
     blueprint_option,
     namespaces_option,
@@ -260,10 +334,11 @@ def promote(wanted: str, variant: str, version: int, platforms: tuple[str, ...],
     Refused for a version that is not Approved, and in a namespace with a predecessor (models.promoted_from)
     for a version the predecessor does not serve.
     """
-    from . import pins, registry
+    from . import pins
 
     target = _one(_targets(wanted, platforms, blueprints, namespaces_file))
     ns, platform = target.namespace, target.platform.name
+    registry = registry_of(target.platform.cloud)
     serving = target.serving
     declared = [v.name for v in serving.variants] + ([serving.shadow.name] if serving and serving.shadow else []) \
         if serving else []
@@ -271,7 +346,7 @@ def promote(wanted: str, variant: str, version: int, platforms: tuple[str, ...],
         raise MlopsError(f"--variant {variant}: ModelServing of {platform!r} has no such variant "
                          f"(variants: {', '.join(declared) or 'none'})")
     pkg = registry.package(ns, platform, version)
-    if pkg.status != registry.APPROVED:
+    if pkg.status != APPROVED:
         raise click.ClickException(f"refused: {pkg.group} version {version} is {pkg.status}, not Approved "
                                    f"(`mlops models approve -n {wanted} --version {version}` after review)")
     if ns.promoted_from is not None:
@@ -295,12 +370,13 @@ def promote(wanted: str, variant: str, version: int, platforms: tuple[str, ...],
     click.echo(f"next: review the diff, then `mlops plan -n {wanted}`")
 
 
-def check_pins(namespace: Namespace, platforms: list[str]) -> list[str]:
+def check_pins(namespace: Namespace, platforms: list[str], cloud: str = "aws") -> list[str]:
     """Problems of the pins a plan would deploy: a version no longer Approved, or no longer the
-    package the pin says (artifact or digest). Called by `mlops plan` before any terraform runs."""
-    from . import registry
+    package the pin says (artifact or digest). Called by `mlops plan` before any terraform runs,
+    for the platforms of one cloud."""
     from .pins import path_for
 
+    registry = registry_of(cloud)
     problems = []
     source = path_for(Path(namespace.source), namespace.name)
     for platform in platforms:
@@ -311,7 +387,7 @@ def check_pins(namespace: Namespace, platforms: list[str]) -> list[str]:
             except MlopsError as exc:
                 problems.append(f"{where}: {exc}")
                 continue
-            if pkg.status != registry.APPROVED:
+            if pkg.status != APPROVED:
                 problems.append(f"{where}, which is {pkg.status}: promote an Approved version")
             elif pkg.artifact != pin.artifact or (pkg.sha256 and pkg.sha256 != pin.sha256):
                 problems.append(f"{where}, whose artifact is {pkg.artifact} (sha256 {pkg.sha256}), not the pinned "

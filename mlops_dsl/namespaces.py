@@ -70,10 +70,12 @@ class Namespace:
     platforms: tuple[str, ...] | None = None
     # The model lifecycle: the namespace whose model package groups hold the versions served here
     # (the registry), the namespace a version must be served in before it may be served here, and,
-    # for a registry, the other accounts that read its packages.
+    # for a registry, the other accounts that read its packages. On Azure the registry is an Azure ML
+    # registry in the registry namespace's subscription (registry_azure; mlops_dsl/azureml/naming.py).
     registry: str = ""
     promoted_from: str | None = None
     registry_aws: AwsSettings | None = None
+    registry_azure: AzureSettings | None = None
     consumer_accounts: tuple[str, ...] = ()
     # platform -> variant -> the pinned model version (models/<namespace>.yaml).
     pins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -329,14 +331,15 @@ def _lifecycle_problems(spaces: Mapping[str, Namespace], source: str) -> list[st
 
 
 def _with_registries(spaces: dict[str, Namespace]) -> dict[str, Namespace]:
-    """Each namespace with its registry's AWS settings, and each registry with its consumers' accounts."""
+    """Each namespace with its registry's AWS and Azure settings, and each registry with its consumers' accounts."""
     out = {}
     for name, ns in spaces.items():
         registry = spaces[ns.registry]
         consumers = sorted({other.aws.account_id for other in spaces.values()
                             if other.registry == name and other.aws is not None and ns.aws is not None
                             and other.aws.account_id != ns.aws.account_id})
-        out[name] = replace(ns, registry_aws=registry.aws, consumer_accounts=tuple(consumers))
+        out[name] = replace(ns, registry_aws=registry.aws, registry_azure=registry.azure,
+                            consumer_accounts=tuple(consumers))
     return out
 
 

@@ -6,9 +6,12 @@
       champion: {version: 7, group: customer-churn-dev, image: 0123456789ab, sha256: <64 hex>, artifact: s3://...}
 
 `version` and `group` name the model package; `artifact` is its model.tar.gz and `sha256` that
-file's digest; `image` is the tag of the serving image the variant runs. `mlops synth` reads only
-this file (no AWS call), so the generated serving stack changes exactly when a pin does, and a
-promotion is a one-line diff a reviewer reads as `champion: {version: 7`.
+file's digest; `image` is the tag of the serving image the variant runs. On Azure `group` is the
+model's name in the Azure ML registry, `artifact` the version's asset id
+(`azureml://registries/<registry>/models/<model>/versions/<n>`, what the deployment's `model` names)
+and `sha256` the digest of the model directory (mlops_dsl/azureml/registry.py directory_sha256).
+`mlops synth` reads only this file (no cloud call), so the generated serving stack changes exactly
+when a pin does, and a promotion is a one-line diff a reviewer reads as `champion: {version: 7`.
 
 `write` changes one pin line and keeps every other line, comment and blank line as it was.
 """
@@ -34,7 +37,11 @@ _RULES: dict[str, tuple[str, str]] = {
     "group": (r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", "a model package group name"),
     "image": (r"[0-9a-f]{12}", "a 12-character image tag (the content hash `mlops images` pushes)"),
     "sha256": (r"[0-9a-f]{64}", "the 64 hex digits of the artifact's SHA-256"),
-    "artifact": (r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+\.tar\.gz", "an s3:// URI of a model.tar.gz"),
+    "artifact": (r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+\.tar\.gz"
+                 r"|azureml://registries/[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}/models/[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}"
+                 r"/versions/[1-9][0-9]*",
+                 "an s3:// URI of a model.tar.gz, or the azureml://registries/<registry>/models/<model>/versions/<n> "
+                 "id of an Azure ML registry's model version"),
 }
 HEADER = """\
 # The model version each variant serves in the {namespace} namespace: reviewed like code.

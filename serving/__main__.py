@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from . import settings
+from . import model, settings
 
 
 def log_config() -> dict[str, Any]:
@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the model over HTTP")
-    serve.add_argument("--model", default=os.environ.get("MODEL_URI", "/opt/ml/model"),
-                       help="model directory or models:/ URI (env MODEL_URI; default /opt/ml/model)")
+    serve.add_argument("--model", default=model.default_uri(),
+                       help="model directory or models:/ URI (env MODEL_URI, else AZUREML_MODEL_DIR on Azure ML; "
+                            "default /opt/ml/model)")
     serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     serve.add_argument("--port", type=int, default=os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"),
                        help="port (env SAGEMAKER_BIND_TO_PORT; default 8080)")

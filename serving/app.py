@@ -29,7 +29,7 @@ from typing import Any
 from . import formats, settings
 from .access import AccessLog
 from .batching import Batcher
-from .model import LoadedModel, compile_fast_path, load, warm_up
+from .model import LoadedModel, compile_fast_path, default_uri, load, warm_up
 
 log = logging.getLogger("serving")
 
@@ -359,4 +359,4 @@ def create_app() -> Server:
     The event loop shares the GIL with the threads that parse large bodies and run the model: a
     shorter switch interval makes them hand it back sooner, so /ping stays fast during a 6 MB body."""
     sys.setswitchinterval(SWITCH_INTERVAL)
-    return Server(os.environ.get("MODEL_URI", "/opt/ml/model"))
+    return Server(default_uri())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,8 +103,29 @@ def resolve(uri: str) -> Path:
     return Path(uri.removeprefix("file://"))
 
 
+def default_uri() -> str:
+    """MODEL_URI if set; else where Azure ML mounts the deployment's model (AZUREML_MODEL_DIR,
+    /var/azureml-app/azureml-models/<model>/<version>: how-to-deploy-custom-container); else SageMaker's
+    /opt/ml/model."""
+    return os.environ.get("MODEL_URI") or os.environ.get("AZUREML_MODEL_DIR") or "/opt/ml/model"
+
+
+def model_directory(path: Path) -> Path:
+    """`path` if it holds an MLmodel file, else the one directory below it (two levels at most) that does:
+    Azure ML mounts a registered directory under its own name inside AZUREML_MODEL_DIR."""
+    if (path / "MLmodel").is_file():
+        return path
+    found = sorted({p.parent for p in (*path.glob("*/MLmodel"), *path.glob("*/*/MLmodel"))})
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise FileNotFoundError(f"{path}: several MLflow model directories ({', '.join(str(f) for f in found)}); "
+                                "set MODEL_URI to one")
+    return path
+
+
 def load(uri: str) -> LoadedModel:
-    path = resolve(uri)
+    path = model_directory(resolve(uri))
     meta_path = path / "MLmodel"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{path}: no MLmodel file; not an MLflow model directory")

@@ -322,3 +322,29 @@ def test_over_real_http_as_sagemaker_starts_it(trained, tmp_path: Path) -> None:
 
 def test_image_is_pinned_and_hadolint_clean() -> None:
     check_image("serving", "EXPOSE 8080")
+
+
+def test_the_model_is_found_where_azure_ml_mounts_it(trained, tmp_path: Path, monkeypatch) -> None:
+    """Azure ML mounts a registry version at AZUREML_MODEL_DIR=<mount>/<model>/<version>, with the
+    registered MLflow directory inside it under its own name."""
+    import shutil
+
+    from serving.model import default_uri, model_directory
+
+    _, directory, x = trained
+    mount = tmp_path / "azureml-models" / "churn" / "3"
+    shutil.copytree(directory, mount / "model")
+    monkeypatch.delenv("MODEL_URI", raising=False)
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(mount))
+    assert default_uri() == str(mount)
+    assert model_directory(mount) == mount / "model"
+    loaded = load(default_uri())
+    assert len(loaded.predict(x.head(3).values.tolist())[0]) == 3
+    monkeypatch.setenv("MODEL_URI", str(directory))  # MODEL_URI still wins
+    assert default_uri() == str(directory)
+    monkeypatch.delenv("MODEL_URI")
+    monkeypatch.delenv("AZUREML_MODEL_DIR")
+    assert default_uri() == "/opt/ml/model"
+    shutil.copytree(directory, mount / "other")
+    with pytest.raises(FileNotFoundError, match="several MLflow model directories"):
+        model_directory(mount)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from .cli_common import InputError, blueprint_option, namespaces_option, user_errors
+from .cli_azure_rollout import update_online_endpoint
 from .cli_endpoint import update_endpoint
 from .cli_models import models
 
@@ -526,6 +527,7 @@ def emulator_status(wanted: str, namespaces_file: Path) -> None:
 
 main.add_command(models)
 main.add_command(update_endpoint)
+main.add_command(update_online_endpoint)
 
 
 if __name__ == "__main__":

@@ -111,7 +111,9 @@ class Target:
 
 
 def _targets(wanted: str, platforms: tuple[str, ...], blueprints: tuple[Path, ...],
-             namespaces_file: Path) -> list[Target]:
+             namespaces_file: Path, every: bool = False) -> list[Target]:
+    """The platforms named with --platform; without it, the namespace's one platform (or, with
+    `every`, all of them)."""
     from . import blueprints as bp
     from . import namespaces
 
@@ -125,6 +127,8 @@ def _targets(wanted: str, platforms: tuple[str, ...], blueprints: tuple[Path, ..
               if p.cloud in ("aws", "azure") and getattr(namespace, p.cloud) is not None and namespace.renders(p.name)]
     names = [p.name for p in loaded]
     if not platforms:
+        if every and loaded:
+            return [Target(namespace, p, spaces, namespaces_file) for p in loaded]
         if len(loaded) != 1:
             raise MlopsError(f"namespace {wanted!r} serves {len(loaded)} platforms ({', '.join(names) or 'none'}): "
                              f"name one with --platform")
@@ -154,8 +158,8 @@ def _served_by(target: Target) -> dict[int, list[str]]:
 
 
 platform_option = click.option("--platform", "platforms", multiple=True,
-                               help="The platform (repeatable for list); may be left out when the namespace "
-                                    "holds one platform.")
+                               help="The platform (repeatable for list, which lists every platform without "
+                                    "it); may be left out when the namespace holds one platform.")
 namespace_option = click.option("-n", "--namespace", "wanted", required=True, help="The namespace.")
 
 
@@ -173,7 +177,7 @@ def models() -> None:
 def list_versions(wanted: str, platforms: tuple[str, ...], blueprints: tuple[Path, ...],
                   namespaces_file: Path) -> None:
     """Every version with its approval status, creation time, metrics, and who serves it."""
-    for target in _targets(wanted, platforms, blueprints, namespaces_file):
+    for target in _targets(wanted, platforms, blueprints, namespaces_file, every=True):
         ns, platform = target.namespace, target.platform.name
         registry = registry_of(target.platform.cloud)
         group = registry.group_name(platform, ns)

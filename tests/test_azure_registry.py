@@ -440,3 +440,20 @@ def test_a_model_below_the_gate_is_not_uploaded(fake: FakeAzureML, tmp_path: Pat
     assert result.exit_code == 1
     assert "roc_auc 0.6000, below the quality gate of 0.78" in result.output
     assert fake.blobs == {} and fake.requests == []
+
+
+def test_a_namespace_with_both_clouds_needs_the_platform_named(fake: FakeAzureML, tmp_path: Path) -> None:
+    both = NAMESPACES.replace("  dev:\n", '  dev:\n    aws: {account_id: "111111111111", region: eu-west-1, '
+                                           'backend: {bucket: s-dev}}\n')
+    (tmp_path / "namespaces.yaml").write_text(both)
+    blueprints = ["--blueprint", "blueprints/customer_churn.py", "--blueprint", "blueprints/financial_behavior.py"]
+    ambiguous = CliRunner().invoke(main, ["models", "approve", "-n", "dev", "--version", "1", "--namespaces",
+                                          str(tmp_path / "namespaces.yaml"), *blueprints])
+    assert ambiguous.exit_code == 2
+    assert "namespace 'dev' serves 2 platforms (customer-churn, financial-behavior): name one with --platform" \
+        in ambiguous.output
+    named = CliRunner().invoke(main, ["models", "list", "-n", "dev", "--platform", PLATFORM, "--namespaces",
+                                      str(tmp_path / "namespaces.yaml"), *blueprints])
+    assert named.exit_code == 0, named.output
+    assert f"{PLATFORM}: {PLATFORM} in namespace dev (0 versions)" in named.output
+    assert all(url.startswith("https://management.azure.com/") for _, url, _ in fake.requests)  # no AWS call

@@ -33,9 +33,9 @@ CONFIG_ENV = "MLOPS_ROLLOUT_CONFIG"
 
 
 def _client(poll_seconds: float):  # the tests replace it with a fake of Azure
-    from .azureml.arm import Client
+    from .azureml.rollout import RefreshingClient
 
-    return Client(poll_seconds=poll_seconds)
+    return RefreshingClient(poll_seconds=poll_seconds)
 
 
 def _document(config_file: Path | None) -> tuple[object, str]:

@@ -63,6 +63,8 @@ class FakeAzure:
         self.stuck_operations: set[int] = set()  # the n-th PUT (1-based) whose operation never ends
         self.refused_puts: set[int] = set()  # the n-th PUT request (1-based) answered 409
         self.put_requests = 0
+        self.put_status = 201  # Azure may answer a PUT on an existing endpoint 200, with the operation to follow
+        self.tokens = {"mgmt-token"}  # the management tokens accepted
 
     # time
     def sleep(self, seconds: float) -> None:
@@ -74,8 +76,8 @@ class FakeAzure:
     def now(self) -> datetime:
         return EPOCH + timedelta(seconds=self.t)
 
-    def client(self) -> Client:
-        return Client(transport=self, bearer=lambda: "mgmt-token", poll_seconds=5, sleep=self.sleep, clock=self.clock)
+    def client(self, cls: type[Client] = Client, bearer=lambda: "mgmt-token") -> Client:
+        return cls(transport=self, bearer=bearer, poll_seconds=5, sleep=self.sleep, clock=self.clock)
 
     def add_deployment(self, name: str, states: list[str] | None = None, score: int = 200) -> None:
         self.deployments[name] = {"states": states or ["Creating", "Creating", "Succeeded"], "score": score}
@@ -94,7 +96,9 @@ class FakeAzure:
         parts = urlsplit(url)
         query, path = parse_qs(parts.query), parts.path
         assert parts.netloc == "management.azure.com"
-        assert headers["Authorization"] == "Bearer mgmt-token"
+        self._finish_operations()
+        if headers["Authorization"].removeprefix("Bearer ") not in self.tokens:
+            return Response(401, {}, {"error": {"code": "ExpiredAuthenticationToken", "message": "token expired"}})
         if path == f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts" and method == "GET":
             assert query["api-version"] == [ro.ALERTS_API_VERSION]
             return self._alerts(query)
@@ -143,25 +147,27 @@ class FakeAzure:
             return Response(400, {}, {"error": {"code": "BadRequest", "message": "; ".join(problems)}})
         self.puts.append(body)
         op = f"op-{len(self.puts)}"
-        self.operations[op] = {"polls": 0, "traffic": dict(live), "mirror": dict(mirror),
+        self.operations[op] = {"ends": self.t + 8, "traffic": dict(live), "mirror": dict(mirror),
                                "stuck": len(self.puts) in self.stuck_operations}
-        self.endpoint["properties"]["provisioningState"] = "Updating"
+        if self.put_status != 200:  # else the endpoint looks Succeeded, on the old traffic, until the end
+            self.endpoint["properties"]["provisioningState"] = "Updating"
         poll = f"https://management.azure.com/operations/{op}?api-version=2024-10-01"
-        return Response(201, {"Azure-AsyncOperation": poll}, body)
+        return Response(self.put_status, {"Azure-AsyncOperation": poll}, body)
 
-    def _operation(self, op: str) -> Response:
-        o = self.operations[op]
-        o["polls"] += 1
-        if o["stuck"] or o["polls"] < 2:
-            return Response(200, {}, {"status": "InProgress"})
-        if "done" not in o:
+    def _finish_operations(self) -> None:
+        """Operations end on the fake's clock, 8 s after their PUT, whether anyone polls or not."""
+        for o in self.operations.values():
+            if o["stuck"] or "done" in o or self.t < o["ends"]:
+                continue
             o["done"] = True
             self.endpoint["properties"].update(traffic=o["traffic"], mirrorTraffic=o["mirror"],
                                                provisioningState="Succeeded")
             self.history.append((o["traffic"], o["mirror"]))
             if self.fire and len(self.history) == self.fire["after"]:
                 self.fire["at"] = self.now() + timedelta(seconds=self.fire["delay"])
-        return Response(200, {}, {"status": "Succeeded"})
+
+    def _operation(self, op: str) -> Response:
+        return Response(200, {}, {"status": "Succeeded" if "done" in self.operations[op] else "InProgress"})
 
     def _alerts(self, query: dict) -> Response:
         if self.fire and "at" in self.fire and self.now() >= self.fire["at"] and not self.fire.get("created"):
@@ -391,6 +397,33 @@ def test_a_map_naming_a_deployment_that_is_gone_fails_and_says_the_restore_faile
     with pytest.raises(OperationError, match=r"step 1/2: PUT .*HTTP 400: BadRequest: deployments "
                                              r"\['challenger-v1'\] do not exist.*failed too"):
         _rollout(fake, AFTER, ro.Policy("CANARY")).run()
+
+
+def test_an_update_answered_200_is_still_followed_until_the_endpoint_serves_it():
+    fake = FakeAzure(BEFORE)
+    fake.add_deployment("champion-v3")
+    fake.put_status = 200  # nothing for arm.Client.wait to follow, and the endpoint looks Succeeded at first
+    _rollout(fake, AFTER, ro.Policy("CANARY", wait_seconds=60)).run()
+    assert [t for t, _m in fake.history] == [{"champion-v2": 81, "champion-v3": 9, "challenger-v1": 10}, AFTER]
+
+
+def test_a_token_that_expires_during_the_rollout_is_replaced():
+    fake = FakeAzure(BEFORE)
+    fake.add_deployment("champion-v3")
+    issued = iter(["mgmt-token", "mgmt-token-2"])
+    client = fake.client(ro.RefreshingClient, bearer=lambda: next(issued))
+    engine = ro.Rollout(client, EP_ID, ["champion-v3"], ro.Traffic(AFTER), ro.Policy("CANARY", wait_seconds=300),
+                        [LATENCY], EXAMPLE, timeout=600, say=lambda _: None, data_bearer=lambda: "data-token",
+                        utcnow=fake.now, alert_poll_seconds=30)
+    original = fake._alerts
+
+    def expire_then_list(query):  # the first token expires during the canary's wait
+        fake.tokens = {"mgmt-token-2"}
+        return original(query)
+
+    fake._alerts = expire_then_list
+    engine.run()
+    assert fake.traffic() == AFTER
 
 
 @pytest.mark.parametrize(("auth", "calls"), [("Key", ["listKeys"]), ("AMLToken", ["token"]), ("AADToken", [])])

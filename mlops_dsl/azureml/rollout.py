@@ -55,7 +55,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import MlopsError, OperationError
-from .arm import MANAGEMENT, Client
+from .arm import MANAGEMENT, Client, Response
 from .smoke import ML_API_VERSION, arm_url, data_plane_token, smoke_test
 
 # Azure/azure-rest-api-specs: specification/alertsmanagement/resource-manager/Microsoft.AlertsManagement/
@@ -73,6 +73,21 @@ ALERT_ID = re.compile(r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^/]
 
 class RolloutInputError(MlopsError):
     """A traffic map, policy or id that cannot be rolled out (exit code 2)."""
+
+
+class RefreshingClient(Client):
+    """A Client that asks for a new bearer token once Azure refuses the one it holds (HTTP 401): a
+    rollout with long waits can outlast a token (about an hour), and the restore must still work."""
+
+    def call(self, method: str, url: str, body: Any = None, ok: tuple[int, ...] = (200, 201, 202, 204),
+             headers: Mapping[str, str] | None = None) -> Response:
+        if 401 in ok:
+            return super().call(method, url, body, ok, headers)
+        answer = super().call(method, url, body, (*ok, 401), headers)
+        if answer.status != 401:
+            return answer
+        self._token = None
+        return super().call(method, url, body, ok, headers)
 
 
 @dataclass(frozen=True)
@@ -344,12 +359,21 @@ class Rollout:
         body["properties"] = props
         answer = self.client.call("PUT", arm_url(self.endpoint_id), body, ok=(200, 201, 202))
         self.client.wait(answer, f"{what}: PUT online endpoint {self.name}", timeout=self.timeout)
-        served = self.settled_endpoint(what)
-        state = (served.get("properties") or {}).get("provisioningState")
-        if state != "Succeeded":
-            raise OperationError(f"{what}: online endpoint {self.name} is {state} after the traffic update")
-        if not Traffic.of(served).same(traffic):
-            raise OperationError(f"{what}: online endpoint {self.name} serves {Traffic.of(served)}, not {traffic}")
+        # The operation's end (or a 200 with nothing to follow) is not proof: GET until the endpoint
+        # is Succeeded and serves this traffic.
+        start = self.client.clock()
+        while True:
+            served = self.endpoint()
+            state = (served.get("properties") or {}).get("provisioningState")
+            if state in ("Failed", "Canceled"):
+                raise OperationError(f"{what}: online endpoint {self.name} is {state} after the traffic update")
+            if state == "Succeeded" and Traffic.of(served).same(traffic):
+                return
+            if self.client.clock() - start > self.timeout:
+                raise OperationError(f"{what}: online endpoint {self.name} is {state} and serves "
+                                     f"{Traffic.of(served)}, not {traffic}, {self.timeout / 60:.0f} min after the "
+                                     "traffic update")
+            self.client.sleep(self.client.poll_seconds)
 
     # -- alerts ------------------------------------------------------------------------------
     def firing_now(self) -> list[str]:
@@ -480,5 +504,5 @@ def config_from_json(doc: Any, where: str) -> tuple[Traffic, Policy, list[str]]:
     return Traffic(live or {}, mirror or {}), policy, list(alerts)
 
 
-__all__ = ["ALERTS_API_VERSION", "MAX_MIRROR_PERCENT", "ML_API_VERSION", "Policy", "Rollout", "RolloutInputError",
-           "Traffic", "check_final", "check_policy", "config_from_json", "plan", "rollout"]
+__all__ = ["ALERTS_API_VERSION", "MAX_MIRROR_PERCENT", "ML_API_VERSION", "Policy", "RefreshingClient", "Rollout",
+           "RolloutInputError", "Traffic", "check_final", "check_policy", "config_from_json", "plan", "rollout"]

@@ -13,7 +13,8 @@ endpoint's `properties.authMode` (https://learn.microsoft.com/azure/machine-lear
 - `Key`: `POST {endpoint}/listKeys` answers `primaryKey` / `secondaryKey` (OnlineEndpoints_ListKeys);
 - `AMLToken`: `POST {endpoint}/token` answers `accessToken` (OnlineEndpoints_GetToken);
 - `AADToken` (what the serving stack renders): a Microsoft Entra token for `https://ml.azure.com`
-  (`az account get-access-token --resource https://ml.azure.com`), whose principal needs the
+  (`az account get-access-token --resource https://ml.azure.com`; or AZUREML_SCORING_TOKEN), whose
+  principal needs the
   `Microsoft.MachineLearningServices/workspaces/onlineEndpoints/score/action` permission.
 
 Either is sent as `Authorization: Bearer <key or token>`. The control-plane operations use
@@ -24,6 +25,7 @@ command calls too; the rollout (rollout.py) calls it for each new deployment.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from .arm import MANAGEMENT, Client, Response, error_message, token
 ML_API_VERSION = "2024-10-01"
 DATA_PLANE = "https://ml.azure.com"
 DEPLOYMENT_HEADER = "azureml-model-deployment"
+SCORING_TOKEN_ENV = "AZUREML_SCORING_TOKEN"
 # Answers worth one more try: throttling and the gateway's own errors while a deployment warms up.
 TRANSIENT = (429, 502, 503, 504)
 
@@ -63,7 +66,17 @@ def load_example(path: Path) -> bytes:
 
 
 def data_plane_token() -> str:
-    return token(DATA_PLANE)
+    """A Microsoft Entra token for scoring: AZUREML_SCORING_TOKEN, else the Azure CLI's or
+    azure-identity's for https://ml.azure.com. AZURE_ACCESS_TOKEN (arm.token's first choice) is a
+    management token, which the scoring URI refuses, so it is set aside for this one look-up."""
+    if os.environ.get(SCORING_TOKEN_ENV):
+        return os.environ[SCORING_TOKEN_ENV]
+    management = os.environ.pop("AZURE_ACCESS_TOKEN", None)
+    try:
+        return token(DATA_PLANE)
+    finally:
+        if management is not None:
+            os.environ["AZURE_ACCESS_TOKEN"] = management
 
 
 def credential(client: Client, endpoint_id: str, endpoint: dict[str, Any],
@@ -130,5 +143,5 @@ def smoke_test(client: Client, endpoint_id: str, deployment: str, body: bytes,
     return score(client, uri, deployment, credential(client, endpoint_id, endpoint, data_bearer), body, **kwargs)
 
 
-__all__ = ["DATA_PLANE", "DEPLOYMENT_HEADER", "ML_API_VERSION", "SmokeFailure", "arm_url", "credential",
-           "expect_predictions", "load_example", "score", "smoke_test"]
+__all__ = ["DATA_PLANE", "DEPLOYMENT_HEADER", "ML_API_VERSION", "SCORING_TOKEN_ENV", "SmokeFailure", "arm_url",
+           "credential", "data_plane_token", "expect_predictions", "load_example", "score", "smoke_test"]

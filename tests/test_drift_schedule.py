@@ -3,8 +3,11 @@
 retraining alarm and rule; the Model Monitor opt-in; and the blueprint errors around them.
 
 moto's Step Functions interpreter cannot run `sagemaker:createProcessingJob.sync` (its parser
-lists "sagemaker" among the unsupported optimized integrations), so the drift state machine is
-tested by its definition's shape and the request check, not by running it.
+lists "sagemaker" among the unsupported optimized integrations). So the drift state machine is
+tested by its definition's shape and the request check, and run on moto with that one task made
+the plain `aws-sdk:sagemaker:createProcessingJob` call, same Parameters, against moto's SageMaker:
+the job names and report URIs the intrinsic functions compute, the parallel branches, and a failed
+variant failing the execution after the other ran. The waiting for the job (`.sync`) is not run.
 """
 
 from __future__ import annotations
@@ -268,3 +271,89 @@ def test_schedule_interval_hours(expression: str, hours: int | None) -> None:
 def test_definitions_are_json() -> None:
     """What jsonencode() renders is JSON once Terraform fills the references in."""
     json.dumps(definition(serving(retrain_on_drift=True), "retrain_cooldown"))
+
+
+@pytest.fixture
+def sfn_on_moto(monkeypatch: pytest.MonkeyPatch):
+    moto = pytest.importorskip("moto", reason="the local extra (moto) is not installed")
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    with moto.mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield
+
+
+def _literal_jobs() -> list:
+    from mlops_dsl.aws.serving_workflows import DriftJob
+
+    key = "arn:aws:kms:eu-west-1:123456789012:key/0123abcd-4567-89ef-0123-456789abcdef"
+    return [DriftJob(variant=v, job_prefix="churn-prod-drift", index=i,
+                     image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn-prod/serving:cccccccccccc",
+                     role_arn="arn:aws:iam::123456789012:role/churn-prod-drift-job",
+                     package=f"s3://models-bucket/executions/e7/{v}/model.tar.gz",
+                     capture=f"s3://capture-bucket/data-capture/ep/ep/{v}/", reports=f"s3://capture-bucket/drift-reports/ep/{v}",
+                     endpoint="ep", metrics_namespace="MLOps/Drift", window_hours=1, instance_type="ml.m5.large",
+                     volume_key=key, output_key=key, subnets=["subnet-0123456789abcdef0"],
+                     security_groups=["sg-0123456789abcdef0"]) for i, v in enumerate(("champion", "challenger"))]
+
+
+def _run_drift_machine(fail_variant: str | None, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict]:
+    """The drift definition with its `.sync` task made the plain aws-sdk call (which moto runs), so
+    the intrinsic functions, the parallel branches, the catch and the final choice run for real."""
+    import time
+    import uuid
+
+    import boto3
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
+
+    from mlops_dsl.aws.serving_workflows import drift_definition
+
+    original = SageMakerModelBackend.create_processing_job
+
+    def create(self, **kwargs):  # type: ignore[no-untyped-def]
+        if fail_variant and f"Variant={fail_variant}" in kwargs["app_specification"]["ContainerArguments"]:
+            raise ValidationError(message="Could not find the image")
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(SageMakerModelBackend, "create_processing_job", create)
+    machine = drift_definition(_literal_jobs(), "test")
+    for branch in machine["States"]["Variants"]["Branches"]:
+        task = branch["States"][branch["StartAt"]]
+        task["Resource"] = "arn:aws:states:::aws-sdk:sagemaker:createProcessingJob"
+        task["ResultSelector"] = {"Variant": task["ResultSelector"]["Variant"], "Arn.$": "$.ProcessingJobArn"}
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(name="drift", roleArn="arn:aws:iam::123456789012:role/drift-workflow",
+                                   definition=json.dumps(machine))["stateMachineArn"]
+    name = str(uuid.uuid4())
+    execution = sfn.start_execution(stateMachineArn=arn, name=name, input="{}")["executionArn"]
+    for _ in range(200):
+        described = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            break
+        time.sleep(0.05)
+    jobs = {j.processing_job_name: j for j in sagemaker_backends["123456789012"]["eu-west-1"].processing_jobs.values()}
+    return {**described, "name": name}, jobs
+
+
+def test_the_drift_machine_names_and_runs_one_job_per_variant_on_moto(sfn_on_moto, monkeypatch) -> None:
+    import re
+
+    described, jobs = _run_drift_machine(None, monkeypatch)
+    assert described["status"] == "SUCCEEDED"
+    pattern = pipeline_requests.service_model().operation_model("CreateProcessingJob").input_shape.members[
+        "ProcessingJobName"].metadata["pattern"]
+    assert len(jobs) == 2 and all(re.fullmatch(pattern, n) and len(n) <= 63 for n in jobs)
+    assert sorted(n[:len("churn-prod-drift0")] for n in jobs) == ["churn-prod-drift0", "churn-prod-drift1"]
+    assert len({n[-32:] for n in jobs}) == 1  # the MD5 of the one execution
+    champion = next(j for n, j in jobs.items() if n.startswith("churn-prod-drift0"))
+    assert champion.processing_output_config["Outputs"][0]["S3Output"]["S3Uri"] == \
+        f"s3://capture-bucket/drift-reports/ep/champion/{described['name']}"
+
+
+def test_a_failed_variant_fails_the_execution_after_the_others_ran(sfn_on_moto, monkeypatch) -> None:
+    described, jobs = _run_drift_machine("challenger", monkeypatch)
+    assert described["status"] == "FAILED" and described["error"] == "DriftJobFailed"
+    assert [n[:len("churn-prod-drift0")] for n in jobs] == ["churn-prod-drift0"]  # champion's job still ran

@@ -83,11 +83,11 @@ def check_overrides(platforms: Iterable[Platform], namespaces: Iterable[Namespac
             elif key not in known:
                 problems.append(f"{where}.{key}: no platform declares a template named {key!r} (templates: "
                                 f"{', '.join(sorted(known))}; platforms: {', '.join(sorted(by_platform))})")
-        served = sorted(p.name for p in platforms if p.cloud == "aws" and ns.aws is not None and ns.renders(p.name))
+        served = sorted(p.name for p in platforms if ns.renders(p.name) and getattr(ns, p.cloud, None) is not None)
         for name in ns.pins:
             if name not in served:
                 problems.append(f"{pins.path_for(Path(ns.source), ns.name)}: {name}: namespace {ns.name!r} serves no "
-                                f"AWS platform named {name!r} (platforms: {', '.join(served) or 'none'})")
+                                f"platform named {name!r} (platforms: {', '.join(served) or 'none'})")
     if problems:
         raise NamespaceError(problems)
 

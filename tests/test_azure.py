@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import tfparse
 
@@ -19,6 +21,7 @@ from mlops_dsl import (
 from mlops_dsl.azure.serving import percentages
 from mlops_dsl.errors import BlueprintError
 from mlops_dsl.namespaces import parse
+from mlops_dsl.pins import Pin
 from mlops_dsl.terraform import render
 
 from .conftest import ROOT, argument_paths, reference_schemas
@@ -55,8 +58,21 @@ def _platform(name: str = "fin", serving: dict | None = None, training: dict | N
     return Platform(name, cloud="azure").add(data, features, trained, served)
 
 
-def _stacks(platform: Platform, ns: str = "dev") -> dict:
-    return {b.template: b.stack for b in platform.synth(parse(NAMESPACES)[ns], image_tags=TAGS)}
+def azure_pin(platform: str, version: int = 3, image: str = "cccccccccccc", registry: str = "dev") -> Pin:
+    from mlops_dsl.azureml.naming import version_asset_id
+
+    return Pin(version=version, group=platform, image=image, sha256="d" * 64,
+               artifact=version_asset_id(platform, registry, version))
+
+
+def _stacks(platform: Platform, ns: str = "dev", pins: dict | None = None, text: str = NAMESPACES) -> dict:
+    """The platform's stacks; every serving variant pinned to version 3 unless `pins` says otherwise."""
+    serving = next((t for t in platform.templates if isinstance(t, ModelServing)), None)
+    if pins is None and serving is not None:
+        pins = {v.name: azure_pin(platform.name) for v in [*serving.variants, *([serving.shadow] if serving.shadow
+                                                                               else [])]}
+    namespace = replace(parse(text)[ns], pins={platform.name: pins or {}})
+    return {b.template: b.stack for b in platform.synth(namespace, image_tags=TAGS)}
 
 
 def _by(stack, kind: str) -> dict:
@@ -138,22 +154,23 @@ def test_serving_endpoint_deployments_traffic_autoscale_and_alerts() -> None:
     assert azapi["endpoint"]["body"]["properties"] == {"authMode": "AADToken", "publicNetworkAccess": "Disabled"}
     blue = azapi["deployment_blue"]["body"]
     assert blue["sku"]["capacity"] == 2 and "egressPublicNetworkAccess" not in blue["properties"]
+    assert azapi["deployment_blue"]["name"] == "blue-v3-cccccc"
     traffic = _by(stack, "azapi_update_resource")["traffic"]
-    assert traffic.body["body"] == {"properties": {"traffic": {"blue": 90, "green": 10}}}
+    assert traffic.body["body"] == {"properties": {"traffic": {"blue-v3-cccccc": 90, "green-v3-cccccc": 10}}}
     assert {d.name for d in traffic.depends_on} == {"deployment_blue", "deployment_green"}
     assert set(_by(stack, "azurerm_monitor_autoscale_setting")) == {"blue", "green"}
     alerts = _by(stack, "azurerm_monitor_metric_alert")
     assert alerts["latency"].body["criteria"].body["metric_name"] == "RequestLatency_P99"
     group = _by(stack, "azurerm_monitor_action_group")["alerts"].body
     assert [r.body["email_address"] for r in group["email_receiver"]] == ["oncall@example.com"]
-    assert stack.locals == {"serving_image_tag": "bbbbbbbbbbbb"}
+    assert stack.locals == {}  # the image is the pin's, not the current build's
 
 
 def test_shadow_is_mirror_traffic() -> None:
     stack = _stacks(_platform(serving={"variants": [Variant("blue")], "shadow": Variant("candidate"),
                                        "data_capture_percent": 50}))["serving"]
     traffic = _by(stack, "azapi_update_resource")["traffic"].body["body"]["properties"]
-    assert traffic == {"traffic": {"blue": 100}, "mirrorTraffic": {"candidate": 50}}
+    assert traffic == {"traffic": {"blue-v3-cccccc": 100}, "mirrorTraffic": {"candidate-v3-cccccc": 50}}
 
 
 def test_weights_become_whole_percentages_summing_to_100() -> None:
@@ -164,7 +181,8 @@ def test_weights_become_whole_percentages_summing_to_100() -> None:
 
 def test_names_fit_azure_limits_for_the_longest_names() -> None:
     """A 24-character platform in a 16-character namespace still gets valid names."""
-    stacks = _stacks(_platform(name="customer-churn-forecasts"), ns="load-testing-eu1")
+    stacks = _stacks(_platform(name="customer-churn-forecasts"), ns="load-testing-eu1",
+                     pins={"blue": azure_pin("customer-churn-forecasts", registry="load-testing-eu1")})
     names = {r.type: r.body.get("name") for s in stacks.values() for r in s.resources}
     assert 3 <= len(names["azurerm_storage_account"]) <= 24 and names["azurerm_storage_account"].isalnum()
     assert len(names["azurerm_key_vault"]) <= 24 and len(names["azurerm_container_registry"]) <= 50

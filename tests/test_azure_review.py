@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +15,7 @@ from mlops_dsl.errors import BlueprintError
 from mlops_dsl.namespaces import parse
 from mlops_dsl.terraform import render
 
-from .test_azure import GROUP, NAMESPACES, TAGS, _by, _platform, _stacks
+from .test_azure import GROUP, NAMESPACES, TAGS, _by, _platform, _stacks, azure_pin
 
 ONLINE = FeatureGroup("client", record_id="id", event_time="ts", online=True,
                       features=[Feature("id", "string"), Feature("ts", "fractional"), Feature("age", "integral")])
@@ -103,15 +104,48 @@ def test_a7_the_registry_does_not_quarantine_pushed_images() -> None:
     assert "CKV_AZURE_166" in {s.check_id for s in registry.skips}
 
 
-def test_a8_the_deployment_loads_an_mlflow_model_directory_where_azure_mounts_it() -> None:
-    stack = _stacks(_platform(name="fin", serving={"variants": [Variant("blue")]}))["serving"]
+def test_a8_the_deployment_serves_the_pinned_registry_version_where_azure_mounts_it() -> None:
+    """A8 then: a workspace model at a fixed version 1 that nothing wrote. Now: the pinned version of the
+    platform's registry (an MLflow directory `mlops models register` uploaded), which Azure ML mounts at
+    AZUREML_MODEL_DIR, where the serving image looks (tests/test_serving.py)."""
+    stack = _stacks(_platform(name="fin", serving={"variants": [Variant("blue")]}),
+                    pins={"blue": azure_pin("fin", version=4, image="eeeeeeeeeeee")})["serving"]
     azapi = _azapi(stack)
-    model = azapi["model_blue_v1"].body["body"]["properties"]
-    assert model["modelType"] == "mlflow_model"
-    assert model["modelUri"] == "azureml://datastores/models/paths/blue/model"
-    env = azapi["deployment_blue"].body["body"]["properties"]["environmentVariables"]
-    assert env["MODEL_URI"] == "/var/azureml-app/azureml-models/fin-blue/1/model"
-    assert azapi["model_blue"].body["name"] == "fin-blue" and azapi["model_blue_v1"].body["name"] == "1"
+    deployment = azapi["deployment_blue"].body
+    assert deployment["name"] == "blue-v4-eeeeee"
+    properties = deployment["body"]["properties"]
+    assert properties["model"] == "azureml://registries/mlr-fin-dev/models/fin/versions/4"
+    assert "environmentVariables" not in properties  # no MODEL_URI: AZUREML_MODEL_DIR is the mount
+    assert properties["environmentId"].text == "azapi_resource.serving_environment_eeeeeeeeeeee.id"
+    assert not [r for r in azapi.values() if "/models" in r.body["type"]]
+    reader = _by(stack, "azurerm_role_assignment")["model_registry_reader"].body
+    assert reader["role_definition_name"] == "AzureML Registry User"
+    assert reader["scope"] == ("/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-fin-dev/"
+                               "providers/Microsoft.MachineLearningServices/registries/mlr-fin-dev")
+
+
+def test_a8_with_no_version_pinned_no_deployment_is_declared_and_the_plan_says_so() -> None:
+    stack = _stacks(_platform(name="fin"), pins={})["serving"]
+    types = {r.type for r in stack.resources}
+    assert not [r for r in stack.resources if r.name.startswith("deployment_")]
+    assert "azapi_update_resource" not in types and "azurerm_monitor_autoscale_setting" not in types
+    assert stack.notes == ["blue: no model version pinned (models/dev.yaml), so it is not served",
+                           "green: no model version pinned (models/dev.yaml), so it is not served"]
+
+
+def test_a8_a_pin_that_is_not_this_registrys_version_is_refused() -> None:
+    with pytest.raises(BlueprintError, match=r"names 's3://b/m.tar.gz'; an Azure pin names "
+                                             r"azureml://registries/mlr-fin-dev/models/<model>/versions/3"):
+        _stacks(_platform(name="fin"), pins={"blue": replace(azure_pin("fin"), artifact="s3://b/m.tar.gz")})
+
+
+def test_a8_the_registry_lives_in_the_registry_namespaces_training_stack() -> None:
+    registry = _azapi(_stacks(_platform(name="fin"))["training"])["model_registry"].body
+    assert registry["type"] == "Microsoft.MachineLearningServices/registries@2024-10-01"
+    assert registry["name"] == "mlr-fin-dev"
+    assert registry["body"]["properties"]["publicNetworkAccess"] == "Disabled"
+    pe = _by(_stacks(_platform(name="fin"))["training"], "azurerm_private_endpoint")["model_registry"].body
+    assert pe["private_service_connection"].body["subresource_names"] == ["amlregistry"]
 
 
 def test_a9_the_scheduled_job_trains_this_platform() -> None:
@@ -157,7 +191,7 @@ def test_a13_mirror_traffic_is_capped_at_50_percent() -> None:
     stack = _stacks(_platform(serving={"variants": [Variant("blue")], "shadow": Variant("candidate"),
                                        "data_capture_percent": 50}))["serving"]
     traffic = _by(stack, "azapi_update_resource")["traffic"].body["body"]["properties"]
-    assert traffic["mirrorTraffic"] == {"candidate": 50}
+    assert traffic["mirrorTraffic"] == {"candidate-v3-cccccc": 50}
 
 
 # Likely findings (B) that the rendering decides.
@@ -248,7 +282,7 @@ def test_b10_b13_autoscale_is_not_undone_and_asset_versions_are_replaced_safely(
     stacks = _stacks(_platform())
     serving, training = _azapi(stacks["serving"]), _azapi(stacks["training"])
     assert serving["deployment_blue"].lifecycle.ignore_changes == ("body.sku.capacity",)
-    for version in (serving["model_blue_v1"], serving["serving_environment_version"],
+    for version in (serving["deployment_blue"], serving["serving_environment_cccccccccccc"],
                     training["training_environment_version"]):
         assert version.lifecycle.create_before_destroy
 

@@ -206,8 +206,8 @@ def test_a_pin_of_a_platform_the_namespace_does_not_serve_is_an_error() -> None:
     typo = replace(prod, pins={"customer-chrun": prod.pins["customer-churn"]})
     with pytest.raises(NamespaceError) as err:
         synth.render_tree(blueprints.load(None), [typo], root=ROOT)
-    assert err.value.problems == [f"{ROOT / 'models' / 'prod.yaml'}: customer-chrun: namespace 'prod' serves no AWS "
-                                  f"platform named 'customer-chrun' (platforms: customer-churn)"]
+    assert err.value.problems == [f"{ROOT / 'models' / 'prod.yaml'}: customer-chrun: namespace 'prod' serves no "
+                                  f"platform named 'customer-chrun' (platforms: customer-churn, financial-behavior)"]
 
 
 # Which provider service endpoint each resource type of the AWS stacks calls.

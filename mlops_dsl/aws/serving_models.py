@@ -13,12 +13,11 @@ accounts; here the serving image stays this namespace's, a one-line change of th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..context import StackContext
-from ..pins import TAG_PACKAGE, TAG_SHA256, TAG_VARIANT, Pin, path_for
+from ..pins import TAG_PACKAGE, TAG_SHA256, TAG_VARIANT, Pin
+from ..serving_pins import Pinned, pinned
 from ..templates.serving import ModelServing, Variant
 from ..terraform import Block, CheckovSkip, Lifecycle, Resource, interp
 from .instances import has_local_storage
@@ -26,33 +25,6 @@ from .naming import sagemaker_name
 from .network import sagemaker_vpc_config
 from .provider import partition
 from .training import image_uri
-
-
-@dataclass(frozen=True)
-class Pinned:
-    field: str
-    variant: Variant
-    pin: Pin
-
-
-def pinned(t: ModelServing, ctx: StackContext) -> tuple[list[Pinned], Pinned | None]:
-    """The production variants with a pin, in declaration order, and the shadow variant if pinned.
-
-    A pin naming a variant the template does not declare is an error naming the pin file.
-    """
-    pins = ctx.namespace.pins.get(ctx.platform, {})
-    source = path_for(Path(ctx.namespace.source), ctx.namespace.name)
-    declared = [v.name for v in t.variants] + ([t.shadow.name] if t.shadow else [])
-    unknown = [name for name in pins if name not in declared]
-    if unknown:
-        raise ctx.error("variants", f"{source}: {ctx.platform}.{unknown[0]}: ModelServing '{t.name}' has no variant "
-                                    f"{unknown[0]!r} (variants: {', '.join(declared)})")
-    production = [Pinned(f"variants[{i}]", v, pins[v.name]) for i, v in enumerate(t.variants) if v.name in pins]
-    for v in [*t.variants, *([t.shadow] if t.shadow else [])]:
-        if v.name not in pins:
-            ctx.stack.notes.append(f"{v.name}: no model version pinned ({source}), so it is not served")
-    shadow = Pinned("shadow", t.shadow, pins[t.shadow.name]) if t.shadow and t.shadow.name in pins else None
-    return production, shadow
 
 
 def package_arn(ctx: StackContext, pin: Pin) -> str:

@@ -10,31 +10,27 @@ followed by the same blueprint change, so the next apply does not undo it).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from ..azureml.naming import ASSET_ID, registry_name
 from ..context import StackContext
-from ..templates.serving import ModelServing, Variant
+from ..pins import path_for
+from ..serving_pins import Pinned, pinned
+from ..templates.serving import ModelServing
 from ..terraform import Block, Lifecycle, Output, Resource, interp
 from .alerts import METRICS, alerts
 from .common import ML_API, azapi, compact, location, vm_size
+from .registry import registry_reader
 from .scaling import autoscale
-from .training import environment
+from .training import environment_versions
 
-__all__ = ["METRICS", "percentages", "render"]
+__all__ = ["METRICS", "deployment_name", "percentages", "render"]
 
 ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]")
 # "Traffic values need to sum to utmost 50" (OnlineEndpointProperties.mirrorTraffic, 2024-10-01; review A13).
 MAX_MIRROR_PERCENT = 50
-# Where a managed online deployment mounts its model: "a model registered with the name foo and
-# version 1 would be located at ... /var/azureml-app/azureml-models/foo/1"
-# (learn.microsoft.com/azure/machine-learning/how-to-deploy-custom-container), holding the
-# registered directory by its name: the same page's TF Serving example registers `./half_plus_two`
-# as tfserving-mounted:1 and serves MODEL_BASE_PATH=/var/azureml-app/azureml-models/tfserving-mounted/1
-# with MODEL_NAME=half_plus_two.
-MODEL_MOUNT = "/var/azureml-app/azureml-models"
-MODEL_VERSION = "1"
-
-
 def percentages(weights: dict[str, float]) -> dict[str, int]:
     """Weights as whole percentages summing to 100 (largest remainder), as Azure's traffic map takes them."""
     total = sum(weights.values())
@@ -45,44 +41,30 @@ def percentages(weights: dict[str, float]) -> dict[str, int]:
     return shares
 
 
-def model_directory(v: Variant) -> str:
-    """The variant's MLflow model directory in the models zone: its key without `.tar.gz`."""
-    return v.model_key.removesuffix(".tar.gz")
+def deployment_name(p: Pinned) -> str:
+    """`<variant>-v<version>-<image>`: a new version or image is a new deployment, rolled out beside the
+    old one. Azure ML: 3 to 32 letters, digits and hyphens, starting with a letter."""
+    suffix = f"-v{p.pin.version}-{p.pin.image[:6]}"
+    return f"{p.variant.name[:32 - len(suffix)].rstrip('-')}{suffix}"
 
 
-def _model(ctx: StackContext, v: Variant, workspace_id: object) -> list[Resource]:
-    """The variant's model: an MLflow model directory (what the serving image loads), not a
-    SageMaker tarball. Versions are immutable: a new one is created before the old one goes."""
-    name = f"{ctx.platform}-{v.name}"
-    container = azapi(ctx, f"model_{v.name.replace('-', '_')}", "workspaces/models", name, workspace_id,
-                      {"properties": {"description": f"The {v.name} variant's model"}})
-    version = azapi(ctx, f"model_{v.name.replace('-', '_')}_v1", "workspaces/models/versions", MODEL_VERSION,
-                    container.attr("id"), {"properties": {
-                        "modelType": "mlflow_model",
-                        "modelUri": f"azureml://datastores/models/paths/{model_directory(v)}",
-                    }}, lifecycle=Lifecycle(create_before_destroy=True))
-    return [container, version]
-
-
-def _deployment(ctx: StackContext, t: ModelServing, field: str, v: Variant, endpoint: Resource,
-                env_version: Resource, model_version: Resource) -> Resource:
-    model_dir = model_directory(v).rsplit("/", 1)[-1]
+def _deployment(ctx: StackContext, t: ModelServing, p: Pinned, endpoint: Resource, env_version: Resource) -> Resource:
+    v = p.variant
     # Payload logging of this container's requests and responses needs no code in the container:
     # "use the names request and response" (how-to-collect-production-data; review B9). The sampling
     # rate is a property of each collection: DataCollector has none (review A5).
     rate = t.data_capture_percent / 100
     collection = {"dataCollectionMode": "Enabled", "samplingRate": rate}
-    return azapi(ctx, f"deployment_{v.name.replace('-', '_')}", "workspaces/onlineEndpoints/deployments", v.name,
-                 endpoint.attr("id"), {
+    return azapi(ctx, f"deployment_{v.name.replace('-', '_')}", "workspaces/onlineEndpoints/deployments",
+                 deployment_name(p), endpoint.attr("id"), {
                      "sku": {"name": "Default", "capacity": v.initial_instance_count},
                      "properties": {
                          "endpointComputeType": "Managed",
-                         "model": model_version.attr("id"),
+                         # The pinned version in the platform's registry (mlops_dsl/azure/registry.py); Azure
+                         # ML mounts it at AZUREML_MODEL_DIR, where the serving image looks for it.
+                         "model": p.pin.artifact,
                          "environmentId": env_version.attr("id"),
-                         # The serving image loads MODEL_URI (default /opt/ml/model, SageMaker's).
-                         "environmentVariables": {
-                             "MODEL_URI": f"{MODEL_MOUNT}/{ctx.platform}-{v.name}/{MODEL_VERSION}/{model_dir}"},
-                         "instanceType": vm_size(ctx, f"{field}.instance_type", v.instance_type),
+                         "instanceType": vm_size(ctx, f"{p.field}.instance_type", v.instance_type),
                          "scaleSettings": {"scaleType": "Default"},
                          "requestSettings": {"requestTimeout": "PT5S", "maxConcurrentRequestsPerInstance": 8},
                          "livenessProbe": {"initialDelay": "PT10S", "period": "PT10S"},
@@ -91,9 +73,20 @@ def _deployment(ctx: StackContext, t: ModelServing, field: str, v: Variant, endp
                          "dataCollector": {"collections": {"request": collection, "response": collection}},
                      },
                  }, location=location(ctx),
-                 # The instance count belongs to autoscale once the deployment exists: the next apply must
-                 # not set it back (review B10).
-                 lifecycle=Lifecycle(ignore_changes=("body.sku.capacity",)))
+                 # A new version or image is a new deployment, created before the old one goes (its
+                 # destroy waits for the traffic to move); the instance count belongs to autoscale once
+                 # the deployment exists: the next apply must not set it back (review B10).
+                 lifecycle=Lifecycle(create_before_destroy=True, ignore_changes=("body.sku.capacity",)))
+
+
+def _check_pin(ctx: StackContext, p: Pinned) -> None:
+    match = ASSET_ID.fullmatch(p.pin.artifact)
+    expected = registry_name(ctx.platform, ctx.namespace.registry)
+    if match is None or match["registry"] != expected or int(match["version"]) != p.pin.version:
+        source = path_for(Path(ctx.namespace.source), ctx.namespace.name)
+        raise ctx.error(p.field, f"{source}: {ctx.platform}.{p.variant.name} names {p.pin.artifact!r}; an "
+                                 f"Azure pin names azureml://registries/{expected}/models/<model>/versions/"
+                                 f"{p.pin.version} (mlops models promote writes it)")
 
 
 def render(t: ModelServing, ctx: StackContext) -> None:
@@ -111,34 +104,40 @@ def render(t: ModelServing, ctx: StackContext) -> None:
                                                 f"mirror traffic, which Azure ML caps at {MAX_MIRROR_PERCENT}%; "
                                                 f"got {t.data_capture_percent}")
 
-    tag = ctx.image_tag(t.image)
-    image = interp("", ctx.upstream_output(training, "registry_login_server"), "/",
-                   ctx.upstream_output(training, "registry_repository"), f"/{t.image.repository}:", tag)
     routes = {"livenessRoute": {"path": "/ping", "port": 8080}, "readinessRoute": {"path": "/ping", "port": 8080},
               "scoringRoute": {"path": "/invocations", "port": 8080}}
-    env = environment(ctx, "serving", workspace_id, image, tag, {"inferenceConfig": routes})
+    images = sorted({p.image for p in ctx.namespace.pins.get(ctx.platform, {}).values()})
+    env_versions = environment_versions(ctx, "serving", workspace_id, {
+        pin_tag: interp("", ctx.upstream_output(training, "registry_login_server"), "/",
+                        ctx.upstream_output(training, "registry_repository"), f"/{t.image.repository}:{pin_tag}")
+        for pin_tag in images}, {"inferenceConfig": routes})
     endpoint = azapi(ctx, "endpoint", "workspaces/onlineEndpoints", name, workspace_id, {
         "properties": {"authMode": "AADToken", "publicNetworkAccess": "Disabled"},
     }, location=location(ctx), identity=Block({
         "type": "UserAssigned", "identity_ids": [ctx.upstream_output(data, "endpoint_identity_id")]}))
-    ctx.stack.add(*env, endpoint)
+    ctx.stack.add(*env_versions.values(), endpoint)
 
-    variants = [(f"variants[{i}]", v) for i, v in enumerate(t.variants)] + ([("shadow", t.shadow)] if t.shadow else [])
-    deployments = {}
-    for field, v in variants:
-        container, version = _model(ctx, v, workspace_id)
-        deployment = _deployment(ctx, t, field, v, endpoint, env[1], version)
-        deployments[v.name] = deployment
-        ctx.stack.add(container, version, deployment)
-    traffic: dict[str, Any] = {"traffic": percentages({v.name: v.weight for v in t.variants})}
-    if t.shadow is not None:
-        traffic["mirrorTraffic"] = {t.shadow.name: t.data_capture_percent}
-    ctx.stack.add(Resource("azapi_update_resource", "traffic", {
-        "type": f"Microsoft.MachineLearningServices/workspaces/onlineEndpoints@{ML_API}",
-        "resource_id": endpoint.attr("id"),
-        "body": {"properties": traffic},
-    }, depends_on=tuple(deployments.values())))
-    ctx.stack.add(*autoscale(t, ctx, name, rg, deployments), *alerts(t, ctx, name, rg, endpoint))
+    ctx.stack.add(registry_reader(ctx, data))
+    production, shadow = pinned(t, ctx)
+    deployments: dict[str, Resource] = {}
+    for p in [*production, *([shadow] if shadow else [])]:
+        _check_pin(ctx, p)
+        deployment = _deployment(ctx, t, p, endpoint, env_versions[p.pin.image])
+        deployments[p.variant.name] = deployment
+        ctx.stack.add(deployment)
+    if production:
+        weights = percentages({p.variant.name: p.variant.weight for p in production})
+        traffic: dict[str, Any] = {"traffic": {deployment_name(p): weights[p.variant.name] for p in production}}
+        if shadow is not None:
+            traffic["mirrorTraffic"] = {deployment_name(shadow): t.data_capture_percent}
+        ctx.stack.add(Resource("azapi_update_resource", "traffic", {
+            "type": f"Microsoft.MachineLearningServices/workspaces/onlineEndpoints@{ML_API}",
+            "resource_id": endpoint.attr("id"),
+            "body": {"properties": traffic},
+        }, depends_on=tuple(deployments.values())))
+    served = replace(t, variants=[p.variant for p in production]) if production else None
+    ctx.stack.add(*(autoscale(served, ctx, name, rg, deployments) if served else ()),
+                  *alerts(t, ctx, name, rg, endpoint))
     ctx.stack.add(
         Output("endpoint_id", endpoint.attr("id"), description="The managed online endpoint"),
         Output("endpoint_name", name, description="Its name"),

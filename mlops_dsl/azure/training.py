@@ -18,6 +18,7 @@ from ..context import StackContext
 from ..templates.training import TrainingInfrastructure
 from ..terraform import Block, CheckovSkip, Expr, Lifecycle, Output, Resource, interp
 from .common import azapi, grant, location, private_endpoint, registry_name, schedule_trigger, tagged, vm_size
+from .registry import render_registry
 from .workspace import application_insights, outbound_rule, workspace
 
 CLUSTER = "train-cluster"
@@ -44,6 +45,22 @@ def environment(ctx: StackContext, name: str, workspace_id: object, image: objec
                     container.attr("id"), {"properties": {"image": image, "osType": "Linux", **(extra or {})}},
                     lifecycle=Lifecycle(create_before_destroy=True))
     return [container, version]
+
+
+def environment_versions(ctx: StackContext, name: str, workspace_id: object, images: dict[str, object],
+                         extra: dict[str, object] | None = None) -> dict[str, Resource]:
+    """One environment and a version per image tag (the serving images the pins name), keyed by tag;
+    the environment itself under the key "" (nothing to create when no tag is given)."""
+    if not images:
+        return {}
+    container = azapi(ctx, f"{name}_environment", "workspaces/environments", name, workspace_id,
+                      {"properties": {"description": f"The {name} image"}})
+    out: dict[str, Resource] = {"": container}
+    for tag, image in images.items():
+        out[tag] = azapi(ctx, f"{name}_environment_{tag}", "workspaces/environments/versions", tag,
+                         container.attr("id"), {"properties": {"image": image, "osType": "Linux", **(extra or {})}},
+                         lifecycle=Lifecycle(create_before_destroy=True))
+    return out
 
 
 def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
@@ -167,6 +184,8 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
                 },
             },
         }))
+    if ctx.namespace.owns_registry:
+        render_registry(ctx, data)
     ctx.stack.add(
         Output("workspace_id", ml.attr("id"), description="The training workspace"),
         Output("registry_login_server", registry.attr("login_server"), description="Container registry host"),

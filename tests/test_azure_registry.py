@@ -77,6 +77,7 @@ class FakeAzureML:
         self.clock = itertools.count(1)
         self.fail_operations = False  # every long-running operation ends Failed
         self.deny_reads = False  # every GET of a version answers 403
+        self.race: dict[str, Any] | None = None  # a version that another registration creates meanwhile
 
     # --- the transport --------------------------------------------------------------------------
     def __call__(self, method: str, url: str, headers: Any, body: bytes | None) -> Response:
@@ -102,11 +103,11 @@ class FakeAzureML:
                                                    f"{match['registry']}' under resource group '{match['rg']}' "
                                                    f"was not found.")
         document = json.loads(body) if body else None
-        return self._registry(method, key, match["rest"] or "", query, document)
+        return self._registry(method, key, match["rest"] or "", query, document, dict(headers))
 
     # --- the control plane ----------------------------------------------------------------------
     def _registry(self, method: str, key: tuple[str, str, str], rest: str, query: dict[str, list[str]],
-                  body: Any) -> Response:
+                  body: Any, headers: dict[str, str]) -> Response:
         models = self.registries[key]
         base = f"/subscriptions/{key[0]}/resourceGroups/{key[1]}/providers/Microsoft.MachineLearningServices/" \
                f"registries/{key[2]}"
@@ -146,6 +147,8 @@ class FakeAzureML:
             directory = f"{STORE}/{key[2]}-blobs/{model}/{version}/{body.get('pendingUploadId') or 'x'}"
             signature = secrets.token_hex(8)
             self.grants[signature] = directory
+            if self.race is not None:
+                versions[version] = {**self.race, "name": version}
             return Response(200, {}, {
                 "blobReferenceForConsumption": {
                     "blobUri": directory, "storageAccountArmId": "/subscriptions/x/storageAccounts/fakeregstore",
@@ -162,6 +165,8 @@ class FakeAzureML:
                                                 f"{model}/versions/{version}")
             return Response(200, {}, versions[version])
         if method == "PUT":
+            if headers.get("If-None-Match") == "*" and version in versions:
+                return _error(412, "PreconditionFailed", f"{model}:{version} exists")
             return self._put_version(base, model, version, versions, body)
         return _error(405, "MethodNotAllowed", f"{method} {rest}")
 
@@ -457,3 +462,15 @@ def test_a_namespace_with_both_clouds_needs_the_platform_named(fake: FakeAzureML
     assert named.exit_code == 0, named.output
     assert f"{PLATFORM}: {PLATFORM} in namespace dev (0 versions)" in named.output
     assert all(url.startswith("https://management.azure.com/") for _, url, _ in fake.requests)  # no AWS call
+
+
+def test_a_version_registered_meanwhile_is_never_overwritten(fake: FakeAzureML, tmp_path: Path) -> None:
+    assert _mlops(tmp_path, "models", "register", "-n", "dev", "--model", str(_model(tmp_path))).exit_code == 0
+    assert _mlops(tmp_path, "models", "approve", "-n", "dev", "--version", "1").exit_code == 0
+    fake.race = json.loads(json.dumps(fake.version(1)))  # an approved version 2 appears during the next upload
+    raced = _mlops(tmp_path, "models", "register", "-n", "dev", "--model", str(_model(tmp_path, 0.95)))
+    assert raced.exit_code == 1
+    assert (f"registering version 2 of model {PLATFORM} of Azure ML registry {REGISTRY}: the version exists "
+            f"already") in raced.output
+    assert fake.version(2)["properties"] == fake.version(1)["properties"]  # untouched
+    assert not any(method == "PUT" and url.split("?")[0].endswith("/versions/2") for method, url, _ in fake.requests)

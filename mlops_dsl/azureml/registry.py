@@ -204,10 +204,10 @@ def package(namespace: Namespace, platform: str, version: int) -> ModelVersion:
     return _version(where, answer.body)
 
 
-def _put(arm: Client, url: str, body: dict[str, Any], what: str) -> dict[str, Any]:
+def _put(arm: Client, url: str, body: dict[str, Any], what: str, create: bool = False) -> dict[str, Any]:
     """PUT, follow the long-running operation (201 + Azure-AsyncOperation), then read the result
-    (the spec's final-state-via original-uri)."""
-    answer = arm.call("PUT", url, body, ok=_ANY)
+    (the spec's final-state-via original-uri). `create`: only if it does not exist yet (If-None-Match)."""
+    answer = arm.call("PUT", url, body, ok=_ANY, headers={"If-None-Match": "*"} if create else None)
     if answer.status not in (200, 201, 202):
         raise _fail(what, answer)
     arm.wait(answer, what)
@@ -342,4 +342,10 @@ def register(namespace: Namespace, platform: str, directory: Path, image: str, s
                        METRICS_PROPERTY: json.dumps((evaluation or {}).get("metrics", {}), sort_keys=True)},
         "tags": {APPROVAL_TAG: PENDING},
     }}
-    return _version(where, _put(arm, where.url(where.version_path(version)), body, f"registering {what}"))
+    # A version is never written twice: one that appeared since the listing (another registration) stays
+    # as it is, approved and pinned perhaps. If-None-Match says the same to Azure, if it honours it.
+    url = where.url(where.version_path(version))
+    if arm.call("GET", url, ok=_ANY).status != 404:
+        raise OperationError(f"registering {what}: the version exists already (registered meanwhile?); nothing "
+                             f"was changed, run the registration again")
+    return _version(where, _put(arm, url, body, f"registering {what}", create=True))

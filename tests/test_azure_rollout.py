@@ -65,6 +65,9 @@ class FakeAzure:
         self.put_requests = 0
         self.put_status = 201  # Azure may answer a PUT on an existing endpoint 200, with the operation to follow
         self.tokens = {"mgmt-token"}  # the management tokens accepted
+        self.rules = {r: {"id": r, "type": "Microsoft.Insights/metricAlerts", "properties": {
+            "enabled": True, "windowSize": "PT5M", "evaluationFrequency": "PT1M", "severity": 2}}
+            for r in (LATENCY, ERRORS)}
 
     # time
     def sleep(self, seconds: float) -> None:
@@ -102,6 +105,10 @@ class FakeAzure:
         if path == f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts" and method == "GET":
             assert query["api-version"] == [ro.ALERTS_API_VERSION]
             return self._alerts(query)
+        if path.startswith(RULES):
+            assert method == "GET" and query["api-version"] == [ro.METRIC_ALERTS_API_VERSION]
+            rule = self.rules.get(path)
+            return Response(200, {}, rule) if rule else Response(404, {}, {"error": {"code": "ResourceNotFound"}})
         assert query["api-version"] == ["2024-10-01"], url
         if path == EP_ID and method == "GET":
             return Response(200, {}, json.loads(json.dumps(self.endpoint)))
@@ -348,6 +355,30 @@ def test_an_alert_already_firing_refuses_before_any_traffic_moves():
                                              r"2026-12-01T21:00:00Z"):
         _rollout(fake, AFTER, ro.Policy("CANARY")).run()
     assert fake.put_count() == 0 and fake.scored == []
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ("missing", "alert rule churn-prod-serving-errors does not exist"),
+    ("disabled", "alert rule churn-prod-serving-errors is disabled: the rollout would watch nothing"),
+])
+def test_a_watched_rule_that_cannot_fire_refuses_before_any_traffic_moves(change, expected):
+    fake = FakeAzure(BEFORE)
+    fake.add_deployment("champion-v3")
+    if change == "missing":
+        del fake.rules[ERRORS]
+    else:
+        fake.rules[ERRORS]["properties"]["enabled"] = False
+    with pytest.raises(OperationError, match=f"failed before any traffic moved: refused: {expected}"):
+        _rollout(fake, AFTER, ro.Policy("CANARY")).run()
+    assert fake.put_count() == 0 and fake.scored == []
+
+
+def test_a_wait_shorter_than_the_rules_window_is_pointed_out():
+    fake = FakeAzure(BEFORE)
+    fake.add_deployment("champion-v3")
+    said: list[str] = []
+    _rollout(fake, AFTER, ro.Policy("CANARY", wait_seconds=60, bake_seconds=600), said=said).run()
+    assert any("the alert rules look at 360 s of metrics; a wait of 60 s may end" in s for s in said)
 
 
 def test_a_deployment_that_never_finishes_provisioning_times_out_without_moving_traffic():

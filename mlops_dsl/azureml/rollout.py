@@ -9,8 +9,9 @@ stack's rollout step after the new deployment exists and before the old one is d
 1. read the endpoint's traffic; if it already is the blueprint's final map, there is nothing to do
    (a re-run after success);
 2. wait for each new deployment's `provisioningState` to be `Succeeded`;
-3. refuse when a watched alert is firing already (a stateful alert does not fire again, so the
-   rollout could not see the new deployment's effect);
+3. refuse when a watched metric alert rule does not exist or is disabled (the rollout would watch
+   nothing), or when a watched alert is firing already (a stateful alert does not fire again, so
+   the rollout could not see the new deployment's effect);
 4. smoke-test each new deployment through the endpoint with the `azureml-model-deployment` header
    (smoke.py): a failure leaves the traffic untouched;
 5. move the traffic in the policy's steps (`plan()`), each a PUT of the endpoint with its
@@ -38,7 +39,11 @@ https://learn.microsoft.com/rest/api/monitor/alertsmanagement/alerts/get-all). A
 what Azure Monitor created when the rule's own condition held (`essentials.startDateTime`,
 `monitorCondition` Fired or Resolved), so the rollout judges by exactly the rules, thresholds and
 windows Terraform declared, and an alert that fired and resolved between two looks still counts.
-Re-evaluating the metrics here would duplicate every rule's logic and drift from it.
+Re-evaluating the metrics here would duplicate every rule's logic and drift from it. The price is
+Azure Monitor's delay: a rule evaluates its window (`windowSize`, PT5M here) every
+`evaluationFrequency` (PT1M), on metrics that arrive minutes late, so `wait_seconds` and
+`bake_seconds` shorter than the window plus a few minutes may end before an alert can fire; the
+rollout says so when it reads the rules.
 
 `plan()` and the map checks are pure; `rollout()` takes an arm.Client (transport, sleep, clock
 injected), so the tests drive it against a fake control plane, data plane and alerts API.
@@ -62,6 +67,9 @@ from .smoke import ML_API_VERSION, arm_url, data_plane_token, smoke_test
 # AlertsManagement/stable/2019-03-01/AlertsManagement.json (the newest stable version of `alerts`;
 # filters alertRule, monitorCondition, timeRange, customTimeRange).
 ALERTS_API_VERSION = "2019-03-01"
+# Azure/azure-rest-api-specs: specification/monitor/resource-manager/Microsoft.Insights/stable/2018-03-01/
+# metricAlert_API.json (MetricAlerts_Get: `enabled`, `windowSize`, `evaluationFrequency`).
+METRIC_ALERTS_API_VERSION = "2018-03-01"
 MAX_MIRROR_PERCENT = 50
 MODES = ("ALL_AT_ONCE", "CANARY", "LINEAR")
 BUSY = ("Creating", "Updating", "Scaling", "Deleting")
@@ -260,6 +268,16 @@ def _essentials(alert: dict[str, Any]) -> dict[str, Any]:
     return (alert.get("properties") or {}).get("essentials") or {}
 
 
+def _duration(text: Any) -> float:
+    """Seconds of an ISO 8601 duration as Azure Monitor writes them (PT1M, PT5M, PT1H, P1D); 0 if unknown."""
+    pattern = r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?"
+    m = re.fullmatch(pattern, text) if isinstance(text, str) else None
+    if not m:
+        return 0.0
+    d, h, mi, sec = (int(g or 0) for g in m.groups())
+    return float(((d * 24 + h) * 60 + mi) * 60 + sec)
+
+
 def rule_name(rule_id: str) -> str:
     return rule_id.rstrip("/").rsplit("/", 1)[-1]
 
@@ -375,7 +393,31 @@ class Rollout:
                                      "traffic update")
             self.client.sleep(self.client.poll_seconds)
 
-    # -- alerts ------------------------------------------------------------------------------
+    # -- alerts --------------------------------------------------------------------------------
+    def check_rules(self) -> list[str]:
+        """Problems with the watched metric alert rules (missing, disabled); says when the waits are short."""
+        problems, slowest = [], 0.0
+        if not self.watch.rule_ids:
+            self.progress("no alert rules to watch: traffic moves on the smoke test alone")
+        for rule in self.watch.rule_ids:
+            if "/providers/microsoft.insights/metricalerts/" not in rule.lower():
+                continue  # another kind of rule: its alert instances are read all the same
+            body = self.client.get(arm_url(rule, api_version=METRIC_ALERTS_API_VERSION), missing_ok=True)
+            props = (body or {}).get("properties") or {}
+            if body is None:
+                problems.append(f"alert rule {rule_name(rule)} does not exist ({rule}): the rollout would watch "
+                                "nothing")
+            elif props.get("enabled") is False:
+                problems.append(f"alert rule {rule_name(rule)} is disabled: the rollout would watch nothing")
+            else:
+                slowest = max(slowest, _duration(props.get("windowSize")) + _duration(props.get("evaluationFrequency")))
+        shortest = min(self.policy.bake_seconds, self.policy.wait_seconds if len(self.policy.fractions()) > 1
+                       else self.policy.bake_seconds)
+        if slowest and shortest < slowest:
+            self.progress(f"note: the alert rules look at {slowest:.0f} s of metrics; a wait of {shortest} s may end "
+                          "before one of them can fire")
+        return problems
+
     def firing_now(self) -> list[str]:
         out = []
         for rule in self.watch.rule_ids:
@@ -420,6 +462,9 @@ class Rollout:
             return
         self.progress(f"rolling out {', '.join(self.deployments)}: {current} -> {self.final} ({self.policy.mode})")
         try:
+            problems = self.check_rules()
+            if problems:
+                raise OperationError(f"refused: {'; '.join(problems)}")
             for d in self.deployments:
                 self.wait_deployment(d)
             firing = self.firing_now()
@@ -504,5 +549,6 @@ def config_from_json(doc: Any, where: str) -> tuple[Traffic, Policy, list[str]]:
     return Traffic(live or {}, mirror or {}), policy, list(alerts)
 
 
-__all__ = ["ALERTS_API_VERSION", "MAX_MIRROR_PERCENT", "ML_API_VERSION", "Policy", "RefreshingClient", "Rollout",
+__all__ = ["ALERTS_API_VERSION", "MAX_MIRROR_PERCENT", "METRIC_ALERTS_API_VERSION", "ML_API_VERSION", "Policy",
+           "RefreshingClient", "Rollout",
            "RolloutInputError", "Traffic", "check_final", "check_policy", "config_from_json", "plan", "rollout"]

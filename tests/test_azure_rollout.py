@@ -381,6 +381,17 @@ def test_a_wait_shorter_than_the_rules_window_is_pointed_out():
     assert any("the alert rules look at 360 s of metrics; a wait of 60 s may end" in s for s in said)
 
 
+def test_an_alert_fired_while_the_deployment_provisioned_refuses_before_any_traffic_moves():
+    fake = FakeAzure(BEFORE)
+    fake.add_deployment("champion-v3")
+    fake.alerts.append({"properties": {"essentials": {"alertRule": LATENCY, "monitorCondition": "Resolved",
+                                                      "startDateTime": "2026-12-01T22:00:05Z"}}})
+    with pytest.raises(OperationError, match=r"before any traffic moved: refused: alert churn-prod-serving-latency "
+                                             r"fired at 2026-12-01T22:00:05Z"):
+        _rollout(fake, AFTER, ro.Policy("CANARY")).run()
+    assert fake.put_count() == 0
+
+
 def test_a_deployment_that_never_finishes_provisioning_times_out_without_moving_traffic():
     fake = FakeAzure(BEFORE)
     fake.add_deployment("champion-v3", states=["Creating"])

@@ -475,6 +475,9 @@ class Rollout:
             for d in self.deployments:
                 smoke_test(self.client, self.endpoint_id, d, self.smoke_body, self.data_bearer, endpoint=endpoint)
                 self.progress(f"smoke test of {d} passed")
+            fired = self.fired_since_start()  # while the deployments provisioned: not theirs, but no baseline
+            if fired:
+                raise OperationError(f"refused: {fired}")
         except OperationError as exc:
             raise OperationError(f"rollout of {', '.join(self.deployments)} on {self.name} failed before any traffic "
                                  f"moved: {'; '.join(exc.problems)}. The endpoint still serves {current}") from None

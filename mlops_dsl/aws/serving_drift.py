@@ -124,7 +124,10 @@ def _job_statements(t: ModelServing, ctx: StackContext, production: list[Pinned]
                                                                       for p in production})),
         iam.statement("WriteReports", ["s3:PutObject", "s3:AbortMultipartUpload"],
                       [interp("", capture_bucket, f"/{reports}/*")]),
-        iam.statement("PlatformKey", ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [key_arn]),
+        # Decrypt the capture, encrypt the reports; the grant is how SageMaker uses the key on the
+        # job's volume (the pipeline's execution role holds the same).
+        iam.statement("PlatformKey", ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
+                      [key_arn]),
         iam.statement("DriftMetrics", ["cloudwatch:PutMetricData"], "*",
                       {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}}),
         iam.statement("JobLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",

@@ -262,6 +262,7 @@ def test_names_follow_azures_patterns_and_the_pin_takes_the_asset_id() -> None:
     cut = naming.registry_name("abcdefghijk-mnopqrstuvwx", "n" * 15 + "1")
     assert "--" not in cut and naming.REGISTRY_NAME.fullmatch(cut)  # no hyphen left dangling by the cut
     assert naming.model_name(PLATFORM) == PLATFORM
+    assert naming.mounted_model_dir(PLATFORM, 3) == f"/var/azureml-app/azureml-models/{PLATFORM}/3/model"
     asset = naming.version_asset_id(PLATFORM, "dev", 7)
     assert asset == f"azureml://registries/{REGISTRY}/models/{PLATFORM}/versions/7"
     assert naming.ASSET_ID.fullmatch(asset)["version"] == "7"
@@ -296,6 +297,7 @@ def test_the_lifecycle_from_registration_to_a_pin(fake: FakeAzureML, tmp_path: P
     version = fake.version(1)["properties"]
     files = {p.relative_to(model).as_posix(): p.read_bytes() for p in model.rglob("*") if p.is_file()}
     assert {f"{version['modelUri']}/{name}": data for name, data in files.items()} == fake.blobs
+    assert version["modelUri"].endswith("/model")  # mounted as $AZUREML_MODEL_DIR/model
     assert version["modelType"] == "mlflow_model" and version["tags"] == {"mlops-dsl:approval": "PendingManualApproval"}
     assert version["properties"]["artifact_sha256"] == azure_registry.directory_sha256(model)
     assert json.loads(version["properties"]["metrics"])["roc_auc"] == 0.91

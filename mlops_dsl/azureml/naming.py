@@ -30,6 +30,20 @@ MODEL_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}")
 ASSET_ID = re.compile(r"azureml://registries/(?P<registry>[^/]+)/models/(?P<model>[^/]+)/versions/(?P<version>\d+)")
 
 
+# The model directory's name in the version's storage: its files are uploaded under `<blob dir>/model/` and
+# `modelUri` names that directory. Azure ML mounts a version under AZUREML_MODEL_DIR
+# (/var/azureml-app/azureml-models/<model>/<version>, how-to-deploy-custom-container) keeping the
+# directory's last segment, as the azure-ai-ml SDK's uploads show, so the container finds the MLflow
+# model at $AZUREML_MODEL_DIR/model (to confirm on a real deployment).
+MODEL_SUBDIRECTORY = "model"
+MODEL_MOUNT = "/var/azureml-app/azureml-models"
+
+
+def mounted_model_dir(platform: str, version: int) -> str:
+    """Where a deployment of the version finds the MLflow model: $AZUREML_MODEL_DIR/model."""
+    return f"{MODEL_MOUNT}/{model_name(platform)}/{version}/{MODEL_SUBDIRECTORY}"
+
+
 def registry_name(platform: str, registry_namespace: str) -> str:
     """`mlr-<platform>-<namespace>`, cut to the 33 characters Azure allows: the namespace stays whole
     (it tells registries apart), the platform loses its tail."""

@@ -15,9 +15,9 @@ Azure ML deploys the directory as it is).
   with the tags changed. `systemData.lastModifiedBy` is Azure's own record of who did it.
 - Registration (RegistryModelVersions_CreateOrGetStartPendingUpload, then CreateOrUpdate): POST
   `startPendingUpload` for a temporary blob reference, upload every file of the directory to its SAS
-  URI (Put Blob), then PUT the version with `modelType: mlflow_model` and `modelUri` the blob
-  directory, the artifact's SHA-256 (`directory_sha256`) and its source and metrics as properties,
-  and the approval tag PendingManualApproval.
+  URI (Put Blob) under `model/`, then PUT the version with `modelType: mlflow_model` and `modelUri`
+  that directory (naming.MODEL_SUBDIRECTORY), the artifact's SHA-256 (`directory_sha256`), its
+  source and metrics as properties, and the approval tag PendingManualApproval.
 - Errors name the registry, model and version with Azure's code and message; a version the registry
   does not have is NoSuchVersion (exit 2), a registry that does not exist or any other failure an
   OperationError (exit 1). The SAS URI is a credential and never appears in a message.
@@ -326,17 +326,18 @@ def register(namespace: Namespace, platform: str, directory: Path, image: str, s
     if credential.get("credentialType") != "SAS" or not sas_uri or not blob_uri:
         raise OperationError(f"starting the upload of {what}: Azure answered no SAS URI and blob URI "
                              f"(credentialType {credential.get('credentialType')!r})")
+    model_uri = f"{blob_uri.rstrip('/')}/{naming.MODEL_SUBDIRECTORY}"
     for relative, path in _files(directory):
         data = path.read_bytes()
-        answer = arm.transport("PUT", _blob_url(sas_uri, relative), {
+        answer = arm.transport("PUT", _blob_url(sas_uri, f"{naming.MODEL_SUBDIRECTORY}/{relative}"), {
             "x-ms-blob-type": "BlockBlob", "x-ms-version": BLOB_API, "Content-Type": "application/octet-stream",
             "Content-Length": str(len(data))}, data)  # the SAS authorizes it: no bearer token to storage
         if answer.status != 201:
-            raise _fail(f"uploading {relative} of {what} to {blob_uri.rstrip('/')}/{relative}", answer)
+            raise _fail(f"uploading {relative} of {what} to {model_uri}/{relative}", answer)
     body = {"properties": {
         "description": f"Registered by mlops models register from {source}"[:512],
         "modelType": "mlflow_model",
-        "modelUri": blob_uri,
+        "modelUri": model_uri,
         "isAnonymous": False,
         "properties": {SHA256_PROPERTY: sha256, SOURCE_PROPERTY: source[:256], IMAGE_PROPERTY: image,
                        METRICS_PROPERTY: json.dumps((evaluation or {}).get("metrics", {}), sort_keys=True)},

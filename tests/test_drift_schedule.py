@@ -72,6 +72,7 @@ def test_one_processing_job_per_pinned_variant_with_the_served_package_as_baseli
     assert request["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"].text == \
         "data.terraform_remote_state.data.outputs.kms_key_arn"
     assert request["RoleArn"].text == "aws_iam_role.drift.arn"
+    assert request["Environment"] == {"AWS_DEFAULT_REGION": "eu-west-1"}
     assert machine["States"]["Any failed?"]["Choices"][0]["Or"] == [
         {"Variable": "$.results[0].Error", "IsPresent": True}, {"Variable": "$.results[1].Error", "IsPresent": True}]
 

@@ -211,3 +211,19 @@ def test_nothing_starts_while_a_pipeline_execution_runs(cloud: dict[str, Any], s
 
 def test_the_cooldown_machine_waits_the_blueprint_s_hours() -> None:
     assert cooldown_definition(24)["States"]["Cooldown"] == {"Type": "Wait", "Seconds": 86400, "End": True}
+
+
+def test_duplicates_running_at_the_same_time_start_one_pipeline_execution(cloud: dict[str, Any]) -> None:
+    """EventBridge delivering the event twice at once: both pass the checks before either starts."""
+    sfn = cloud["sfn"]
+    arns = [sfn.start_execution(stateMachineArn=cloud["retraining"], name=str(uuid.uuid4()),
+                                input=json.dumps(alarm_event(event_id=i)))["executionArn"] for i in ("a", "b")]
+    for _ in range(400):
+        statuses = [sfn.describe_execution(executionArn=a)["status"] for a in arns]
+        if "RUNNING" not in statuses:
+            break
+        time.sleep(0.05)
+    assert statuses == ["SUCCEEDED", "SUCCEEDED"]
+    outcomes = sorted(json.loads(sfn.describe_execution(executionArn=a)["output"])["Outcome"] for a in arns)
+    assert outcomes in (["started", "started"], ["cooldown", "started"])
+    assert len(executions(cloud)) == 1 and len(running_cooldowns(cloud)) == 1

@@ -90,6 +90,7 @@ def render_drift(t: ModelServing, ctx: StackContext, endpoint_name: str, product
         instance_type=t.drift_instance_type,
         volume_key=None if has_local_storage(t.drift_instance_type) else key_arn, output_key=key_arn,
         subnets=ctx.upstream_output(data, "private_subnet_ids"), security_groups=[security_group],
+        region=ctx.namespace.aws.region,  # type: ignore[union-attr]
     ) for i, p in enumerate(production)]
 
     workflow_role = iam.role(ctx, "drift_workflow", "drift-workflow", "states.amazonaws.com")

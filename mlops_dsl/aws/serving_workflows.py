@@ -80,6 +80,8 @@ class DriftJob:
     output_key: Value
     subnets: Value
     security_groups: Value
+    region: str = "eu-west-1"
+    """For boto3 in the container (S3 and CloudWatch clients): named, not guessed."""
     max_runtime_seconds: int = 3600
 
 
@@ -151,6 +153,7 @@ def processing_request(job: DriftJob) -> dict[str, Any]:
             "VpcConfig": {"Subnets": job.subnets, "SecurityGroupIds": job.security_groups},
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_seconds},
+        "Environment": {"AWS_DEFAULT_REGION": job.region},
     }
 
 

@@ -258,7 +258,8 @@ def register(wanted: str, model_uri: str, platforms: tuple[str, ...], blueprints
         if target.platform.cloud == "azure":
             from .azureml import registry as azure
 
-            pkg = azure.register(ns, target.platform.name, source.directory, image, model_uri, source.evaluation)
+            pkg = azure.register(ns, target.platform.name, source.directory, image, model_uri, source.evaluation,
+                                 source.baseline)
             click.echo(f"uploaded {model_uri} (an MLflow model directory): sha256 {pkg.sha256}")
         else:
             archive = Path(tmp) / "model.tar.gz"

@@ -240,6 +240,7 @@ def _model(root: Path, roc_auc: float = 0.91) -> Path:
     (model / "model.skops").write_bytes(b"weights")
     (model / "nested" / "conda.yaml").write_text("dependencies: []\n")
     (model / "evaluation.json").write_text(json.dumps({"metrics": {"roc_auc": roc_auc, "accuracy": 0.8}}))
+    (model / "baseline.json").write_text(json.dumps({"version": 2, "features": {}}))
     return model
 
 
@@ -296,8 +297,12 @@ def test_the_lifecycle_from_registration_to_a_pin(fake: FakeAzureML, tmp_path: P
     # Uploaded as a directory, every file to the SAS it was given, then the version PUT with its modelUri.
     version = fake.version(1)["properties"]
     files = {p.relative_to(model).as_posix(): p.read_bytes() for p in model.rglob("*") if p.is_file()}
-    assert {f"{version['modelUri']}/{name}": data for name, data in files.items()} == fake.blobs
     assert version["modelUri"].endswith("/model")  # mounted as $AZUREML_MODEL_DIR/model
+    baseline = version["properties"]["drift_baseline"]
+    assert baseline == version["modelUri"].removesuffix("/model") + "/baseline.json"  # beside the model
+    assert {f"{version['modelUri']}/{name}": data for name, data in files.items()} == \
+        {url: data for url, data in fake.blobs.items() if url != baseline}
+    assert json.loads(fake.blobs[baseline]) == {"version": 2, "features": {}}
     assert version["modelType"] == "mlflow_model" and version["tags"] == {"mlops-dsl:approval": "PendingManualApproval"}
     assert version["properties"]["artifact_sha256"] == azure_registry.directory_sha256(model)
     assert json.loads(version["properties"]["metrics"])["roc_auc"] == 0.91

@@ -17,7 +17,8 @@ Azure ML deploys the directory as it is).
   `startPendingUpload` for a temporary blob reference, upload every file of the directory to its SAS
   URI (Put Blob) under `model/`, then PUT the version with `modelType: mlflow_model` and `modelUri`
   that directory (naming.MODEL_SUBDIRECTORY), the artifact's SHA-256 (`directory_sha256`), its
-  source and metrics as properties, and the approval tag PendingManualApproval.
+  source, metrics and drift baseline (uploaded beside `model/`) as properties, and the approval tag
+  PendingManualApproval.
 - Errors name the registry, model and version with Azure's code and message; a version the registry
   does not have is NoSuchVersion (exit 2), a registry that does not exist or any other failure an
   OperationError (exit 1). The SAS URI is a credential and never appears in a message.
@@ -52,6 +53,7 @@ REASON_TAG = "mlops-dsl:approval-reason"
 BY_TAG = "mlops-dsl:approval-by"
 AT_TAG = "mlops-dsl:approval-at"
 METRICS_PROPERTY = "metrics"
+BASELINE_PROPERTY = "drift_baseline"  # the blob URL of the training's baseline.json, beside the model directory
 IMAGE_PROPERTY = "serving_image"
 # What a PUT of a model version may carry (mfe.json ModelVersion); anything else Azure returned is read-only.
 WRITABLE = ("description", "tags", "properties", "isAnonymous", "isArchived", "flavors", "jobName", "modelType",
@@ -308,8 +310,9 @@ def _ensure_model(arm: Client, where: _Where) -> None:
 
 
 def register(namespace: Namespace, platform: str, directory: Path, image: str, source: str,
-             evaluation: dict[str, Any] | None) -> ModelVersion:
-    """Upload the MLflow model directory and register it as the next version, PendingManualApproval."""
+             evaluation: dict[str, Any] | None, baseline: dict[str, Any] | None = None) -> ModelVersion:
+    """Upload the MLflow model directory (and the drift baseline beside it) and register it as the next
+    version, PendingManualApproval."""
     where, arm = _where(namespace, platform), client()
     sha256 = directory_sha256(directory)
     version = max((v.version for v in packages(namespace, platform)), default=0) + 1
@@ -327,20 +330,24 @@ def register(namespace: Namespace, platform: str, directory: Path, image: str, s
         raise OperationError(f"starting the upload of {what}: Azure answered no SAS URI and blob URI "
                              f"(credentialType {credential.get('credentialType')!r})")
     model_uri = f"{blob_uri.rstrip('/')}/{naming.MODEL_SUBDIRECTORY}"
-    for relative, path in _files(directory):
-        data = path.read_bytes()
-        answer = arm.transport("PUT", _blob_url(sas_uri, f"{naming.MODEL_SUBDIRECTORY}/{relative}"), {
+    uploads = [(f"{naming.MODEL_SUBDIRECTORY}/{relative}", path.read_bytes) for relative, path in _files(directory)]
+    if baseline is not None:
+        uploads.append(("baseline.json", lambda: json.dumps(baseline, sort_keys=True).encode()))
+    for relative, read in uploads:
+        data = read()
+        answer = arm.transport("PUT", _blob_url(sas_uri, relative), {
             "x-ms-blob-type": "BlockBlob", "x-ms-version": BLOB_API, "Content-Type": "application/octet-stream",
             "Content-Length": str(len(data))}, data)  # the SAS authorizes it: no bearer token to storage
         if answer.status != 201:
-            raise _fail(f"uploading {relative} of {what} to {model_uri}/{relative}", answer)
+            raise _fail(f"uploading {relative} of {what} to {blob_uri.rstrip('/')}/{relative}", answer)
+    extra = {BASELINE_PROPERTY: f"{blob_uri.rstrip('/')}/baseline.json"} if baseline is not None else {}
     body = {"properties": {
         "description": f"Registered by mlops models register from {source}"[:512],
         "modelType": "mlflow_model",
         "modelUri": model_uri,
         "isAnonymous": False,
         "properties": {SHA256_PROPERTY: sha256, SOURCE_PROPERTY: source[:256], IMAGE_PROPERTY: image,
-                       METRICS_PROPERTY: json.dumps((evaluation or {}).get("metrics", {}), sort_keys=True)},
+                       METRICS_PROPERTY: json.dumps((evaluation or {}).get("metrics", {}), sort_keys=True), **extra},
         "tags": {APPROVAL_TAG: PENDING},
     }}
     # A version is never written twice: one that appeared since the listing (another registration) stays

@@ -525,6 +525,17 @@ def emulator_status(wanted: str, namespaces_file: Path) -> None:
     click.echo(f"{endpoint}: {'running' if emu.answering(endpoint) else 'not running'}")
 
 
+@emulator_command("rehearse-rollback")
+@click.option("--endpoint", "endpoint_name", required=True, help="The SageMaker endpoint's name.")
+def emulator_rehearse_rollback(wanted: str, namespaces_file: Path, endpoint_name: str) -> None:
+    """Roll the endpoint's next update back, as SageMaker does when a rollback alarm fires."""
+    from . import emulator as emu
+
+    _, endpoint = _emulated(wanted, namespaces_file)
+    emu.rehearse_rollback(workdir(), endpoint, endpoint_name)
+    click.echo(f"the next update of {endpoint_name} on {endpoint} will be rolled back")
+
+
 main.add_command(models)
 main.add_command(update_endpoint)
 main.add_command(update_online_endpoint)

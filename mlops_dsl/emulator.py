@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .emulator_server import REHEARSALS_ENV
 from .errors import MlopsError, OperationError
 from .namespaces import Namespace
 
@@ -42,6 +43,20 @@ def answering(endpoint: str) -> bool:
         return False
 
 
+def rehearsals_file(workdir: Path, endpoint: str) -> Path:
+    """Endpoints whose next update the emulator rolls back, one name per line (`rehearse_rollback`)."""
+    return workdir / "emulator" / f"{_address(endpoint)[1]}.roll-back-next-update"
+
+
+def rehearse_rollback(workdir: Path, endpoint: str, endpoint_name: str) -> Path:
+    """Make the emulator roll the next update of `endpoint_name` back, as an alarm would on AWS."""
+    path = rehearsals_file(workdir, endpoint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(endpoint_name + "\n")
+    return path
+
+
 def _pidfile(workdir: Path, endpoint: str) -> Path:
     return workdir / "emulator" / f"{_address(endpoint)[1]}.pid"
 
@@ -59,7 +74,8 @@ def start(endpoint: str, workdir: Path) -> int:
     with log.open("ab") as out:
         process = subprocess.Popen([sys.executable, "-m", "mlops_dsl.emulator_server", "-H", host, "-p", str(port)],
                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+                                   start_new_session=True,
+                                   env={**os.environ, REHEARSALS_ENV: str(rehearsals_file(workdir, endpoint))})
     deadline = time.monotonic() + START_TIMEOUT_S
     while not answering(endpoint):
         if process.poll() is not None or time.monotonic() > deadline:

@@ -12,8 +12,9 @@ moto 5.2.5, which pyproject pins for this reason:
   pinned model version), so the second deployment of the model lifecycle could never apply. It is
   added as AWS documents it: the endpoint must exist, the configuration too, and the endpoint then
   serves the new configuration's variants (it is InService at once: moto runs no instances).
-  To rehearse an alarm-triggered rollback, tag the endpoint `mlops-emulator:roll-back-next-update`:
-  its next update leaves it on the configuration it runs, with a FailureReason, as SageMaker does.
+  To rehearse an alarm-triggered rollback, `mlops emulator rehearse-rollback --endpoint NAME`: the
+  endpoint's next update leaves it on the configuration it runs, with a FailureReason, as SageMaker
+  does (the names wait in the file named by MLOPS_EMULATOR_REHEARSALS; each is used once).
 - drops a model package's `CustomerMetadataProperties` on every `UpdateModelPackage` that does not
   name them (an approval), where AWS keeps them; the artifact digest recorded at registration
   lives there, so an update that names none keeps them here too.
@@ -33,7 +34,24 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-ROLL_BACK_TAG = "mlops-emulator:roll-back-next-update"
+REHEARSALS_ENV = "MLOPS_EMULATOR_REHEARSALS"  # the file `mlops emulator rehearse-rollback` writes
+
+
+def _rehearsed_rollback(endpoint_name: str) -> bool:
+    """True once for each time `endpoint_name` was written to the rehearsals file."""
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get(REHEARSALS_ENV) or "/nonexistent")
+    try:
+        names = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    if endpoint_name not in names:
+        return False
+    names.remove(endpoint_name)
+    path.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+    return True
 
 
 def _patch() -> None:
@@ -93,10 +111,9 @@ def _patch() -> None:
             config = backend.describe_endpoint_config(config_name)
         except (KeyError, ValidationError):
             raise ValidationError(message=f"Could not find endpoint configuration \"{config_name}\".") from None
-        if any(tag["Key"] == ROLL_BACK_TAG for tag in endpoint.tags):
+        if _rehearsed_rollback(name):
             # A rehearsal of an alarm-triggered rollback: the endpoint stays on its configuration.
-            endpoint.tags = [tag for tag in endpoint.tags if tag["Key"] != ROLL_BACK_TAG]
-            endpoint.failure_reason = f"Rolled back (emulated: the endpoint was tagged {ROLL_BACK_TAG})"
+            endpoint.failure_reason = "Rolled back (emulated: mlops emulator rehearse-rollback)"
             endpoint.last_modified_time = utcnow()
             return ActionResult({"EndpointArn": endpoint.arn})
         endpoint.failure_reason = None

@@ -159,11 +159,28 @@ def test_the_model_lifecycle_in_the_local_namespace(local, tmp_path) -> None:
     second = _endpoint_model(endpoint)
     assert second["ModelName"] != first["ModelName"] and "-v2-" in second["ModelName"]
 
+    # Version 3's update is rolled back (the emulator's rehearsal tag): the apply fails saying so,
+    # and the configuration the endpoint still runs is kept.
+    sm = _aws(endpoint, "sagemaker")
+    live = sm.describe_endpoint(EndpointName="customer-churn-local-serving")
+    rehearsal = mlops("emulator", "rehearse-rollback", "--endpoint", "customer-churn-local-serving")
+    assert rehearsal.returncode == 0, rehearsal.stdout + rehearsal.stderr
+    _release(mlops, _trained_model(tmp_path / "v3", 0.5), 3)
+    assert mlops("plan", "-n", "local", "--template", "serving").returncode == 0
+    applied = mlops("apply", "-n", "local", "--template", "serving")
+    assert applied.returncode == 1, applied.stdout + applied.stderr
+    running = live["EndpointConfigName"]
+    assert (f"SageMaker rolled the update of endpoint customer-churn-local-serving back: it runs configuration "
+            f"{running}, not ") in " ".join((applied.stdout + applied.stderr).split())
+    assert sm.describe_endpoint(EndpointName="customer-churn-local-serving")["EndpointConfigName"] == running
+    assert sm.describe_endpoint_config(EndpointConfigName=running)["ProductionVariants"]  # not deleted
+    assert _endpoint_model(endpoint)["ModelName"] == second["ModelName"]
+
     # A rejected version that is pinned stops the next plan, naming it.
-    assert mlops("models", "reject", "-n", "local", "--version", "2").returncode == 0
+    assert mlops("models", "reject", "-n", "local", "--version", "3").returncode == 0
     refused = mlops("plan", "-n", "local", "--template", "serving")
     assert refused.returncode == 1
-    assert "customer-churn.champion pins customer-churn-local version 2, which is Rejected" in refused.stderr
+    assert "customer-churn.champion pins customer-churn-local version 3, which is Rejected" in refused.stderr
 
     destroyed = mlops("destroy", "-n", "local")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr

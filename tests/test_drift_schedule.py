@@ -187,6 +187,8 @@ def test_the_retraining_alarm_needs_n_drifted_runs_in_a_row() -> None:
     assert [m["metric"].body["dimensions"]["Variant"] for m in metrics] == ["champion", "challenger"]
     rule = _text(_resources(stack, "aws_cloudwatch_event_rule")["retrain_on_drift"].body["event_pattern"])
     assert 'value = ["ALARM"]' in rule and '"CloudWatch Alarm State Change"' in rule
+    failed = _resources(stack, "aws_cloudwatch_metric_alarm")["retrain_on_drift_failed_invocations"].body
+    assert (failed["namespace"], failed["metric_name"]) == ("AWS/Events", "FailedInvocations")
     cooldown = definition(stack, "retrain_cooldown")
     assert cooldown["States"]["Cooldown"]["Seconds"] == 24 * 3600
     retrain = policy(stack, "retrain_workflow")

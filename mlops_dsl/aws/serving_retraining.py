@@ -104,6 +104,15 @@ def render_retraining(t: ModelServing, ctx: StackContext, drift: Drift, topic: R
         "role_arn": events_role.attr("arn"),
         "retry_policy": Block({"maximum_retry_attempts": 8, "maximum_event_age_in_seconds": 3600}),
     }))
+    # A rule that cannot start the retraining (its role, throttling) would fail silently otherwise.
+    ctx.stack.add(Resource("aws_cloudwatch_metric_alarm", "retrain_on_drift_failed_invocations", {
+        "alarm_name": f"{drift.endpoint_name}-retrain-on-drift-failed-invocations",
+        "alarm_description": "EventBridge could not start the retraining state machine for a drift alarm",
+        "namespace": "AWS/Events", "metric_name": "FailedInvocations", "statistic": "Sum",
+        "dimensions": {"RuleName": rule.attr("name")}, "period": 300, "evaluation_periods": 1,
+        "comparison_operator": "GreaterThanThreshold", "threshold": 0, "treat_missing_data": "notBreaching",
+        "alarm_actions": [topic.attr("arn")], "ok_actions": [topic.attr("arn")], "actions_enabled": True,
+    }))
 
 
 __all__ = ["render_retraining", "retraining_alarm"]

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .cli_common import InputError, blueprint_option, namespaces_option, user_errors
 from .cli_azure_rollout import update_online_endpoint
+from .cli_common import InputError, blueprint_option, namespaces_option, user_errors
 from .cli_endpoint import update_endpoint
 from .cli_models import models
 
@@ -291,11 +291,17 @@ def _check_pins(namespace: Namespace, chosen: list[Unit]) -> None:
     """Every model version the serving stacks pin is still Approved, and still the pinned artifact."""
     from .cli_models import check_pins
 
-    serving = sorted({u.platform for u in chosen if namespace.pins.get(u.platform)
-                      and any('resource "aws_sagemaker_model"' in text for text in u.files.values())})
-    if namespace.aws is None or not serving:
-        return
-    problems = check_pins(namespace, serving)
+    def serving(marker: str) -> list[str]:
+        return sorted({u.platform for u in chosen if namespace.pins.get(u.platform)
+                       and any(marker in text for text in u.files.values())})
+
+    problems = []
+    aws = serving('resource "aws_sagemaker_model"')
+    if namespace.aws is not None and aws:
+        problems += check_pins(namespace, aws)
+    azure = serving("Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments@")
+    if namespace.azure is not None and azure:
+        problems += check_pins(namespace, azure, cloud="azure")
     if problems:
         raise click.ClickException("a pinned model version cannot be served:\n" + "\n".join(problems))
 

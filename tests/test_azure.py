@@ -155,9 +155,21 @@ def test_serving_endpoint_deployments_traffic_autoscale_and_alerts() -> None:
     blue = azapi["deployment_blue"]["body"]
     assert blue["sku"]["capacity"] == 2 and "egressPublicNetworkAccess" not in blue["properties"]
     assert azapi["deployment_blue"]["name"] == "blue-v3-cccccc"
-    traffic = _by(stack, "azapi_update_resource")["traffic"]
-    assert traffic.body["body"] == {"properties": {"traffic": {"blue-v3-cccccc": 90, "green-v3-cccccc": 10}}}
-    assert {d.name for d in traffic.depends_on} == {"deployment_blue", "deployment_green"}
+    assert "azapi_update_resource" not in {r.type for r in stack.resources}  # traffic is the rollout step's
+    rollout = _by(stack, "terraform_data")["rollout"]
+    document = rollout.body["provisioner"].body["environment"]["MLOPS_ROLLOUT_CONFIG"].args[0]
+    assert document["traffic"] == {"blue-v3-cccccc": 90, "green-v3-cccccc": 10}
+    assert document["policy"] == {"mode": "ALL_AT_ONCE", "canary_percent": 10, "linear_step_percent": 20,
+                                  "wait_seconds": 300, "bake_seconds": 300}
+    assert [a.text for a in document["alert_rule_ids"]] == ["azurerm_monitor_metric_alert.latency.id",
+                                                            "azurerm_monitor_metric_alert.errors.id"]
+    assert rollout.body["triggers_replace"][0].args[0] == document
+    assert {d.name for d in rollout.depends_on} == {"deployment_blue", "deployment_green", "latency", "errors"}
+    command = "".join(p if isinstance(p, str) else "${" + p.text + "}"
+                      for p in rollout.body["provisioner"].body["command"].parts)
+    assert command.endswith("mlops update-online-endpoint --endpoint-id ${azapi_resource.endpoint.id} "
+                            "--deployment blue-v3-cccccc --deployment green-v3-cccccc "
+                            "--smoke-request .smoke-request.json")
     assert set(_by(stack, "azurerm_monitor_autoscale_setting")) == {"blue", "green"}
     alerts = _by(stack, "azurerm_monitor_metric_alert")
     assert alerts["latency"].body["criteria"].body["metric_name"] == "RequestLatency_P99"
@@ -169,8 +181,12 @@ def test_serving_endpoint_deployments_traffic_autoscale_and_alerts() -> None:
 def test_shadow_is_mirror_traffic() -> None:
     stack = _stacks(_platform(serving={"variants": [Variant("blue")], "shadow": Variant("candidate"),
                                        "data_capture_percent": 50}))["serving"]
-    traffic = _by(stack, "azapi_update_resource")["traffic"].body["body"]["properties"]
-    assert traffic == {"traffic": {"blue-v3-cccccc": 100}, "mirrorTraffic": {"candidate-v3-cccccc": 50}}
+    rollout = _by(stack, "terraform_data")["rollout"].body["provisioner"].body
+    document = rollout["environment"]["MLOPS_ROLLOUT_CONFIG"].args[0]
+    assert document["traffic"] == {"blue-v3-cccccc": 100}
+    assert document["mirror_traffic"] == {"candidate-v3-cccccc": 50}
+    assert "--deployment blue-v3-cccccc --deployment candidate-v3-cccccc " in "".join(
+        p for p in rollout["command"].parts if isinstance(p, str))
 
 
 def test_weights_become_whole_percentages_summing_to_100() -> None:

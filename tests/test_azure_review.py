@@ -190,8 +190,8 @@ def test_a13_mirror_traffic_is_capped_at_50_percent() -> None:
         _stacks(_platform(serving={"variants": [Variant("blue")], "shadow": Variant("candidate")}))
     stack = _stacks(_platform(serving={"variants": [Variant("blue")], "shadow": Variant("candidate"),
                                        "data_capture_percent": 50}))["serving"]
-    traffic = _by(stack, "azapi_update_resource")["traffic"].body["body"]["properties"]
-    assert traffic["mirrorTraffic"] == {"candidate-v3-cccccc": 50}
+    document = _by(stack, "terraform_data")["rollout"].body["provisioner"].body["environment"]["MLOPS_ROLLOUT_CONFIG"]
+    assert document.args[0]["mirror_traffic"] == {"candidate-v3-cccccc": 50}
 
 
 # Likely findings (B) that the rendering decides.

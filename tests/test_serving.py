@@ -348,3 +348,23 @@ def test_the_model_is_found_where_azure_ml_mounts_it(trained, tmp_path: Path, mo
     shutil.copytree(directory, mount / "other")
     with pytest.raises(FileNotFoundError, match="several MLflow model directories"):
         model_directory(mount)
+
+
+def test_the_azure_rollouts_smoke_request_is_answered_by_the_server(trained) -> None:
+    """The request the Azure rollout step sends each new deployment (every feature missing) gets a
+    prediction from this server, not a 4xx: the smoke test checks the deployment, not the data."""
+    from types import SimpleNamespace
+
+    from mlops_dsl import Dataset
+    from mlops_dsl.azure.rollout import smoke_request
+
+    dataset = Dataset(target=CONFIG.target, id_column="id", numeric=list(CONFIG.numeric),
+                      categorical=list(CONFIG.categorical))
+    body = json.dumps(smoke_request(SimpleNamespace(training=SimpleNamespace(dataset=dataset)))).encode()
+    async def smoke():
+        server = await _ready(trained[1])
+        return await _call(server, "POST", "/invocations", body)
+
+    status, answer, _ = _run(smoke())
+    assert status == 200, answer
+    assert len(json.loads(answer)["predictions"]) == 1

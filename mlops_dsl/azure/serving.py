@@ -1,10 +1,9 @@
 """ModelServing on Azure: a managed online endpoint with one deployment per variant.
 
 azurerm 4.55 has no online endpoint, so endpoint, deployments and the traffic map are azapi
-resources. The traffic map is applied after the deployments exist. Azure has no automatic
-rollback: a traffic change is reverted by changing the variant weights back in the blueprint and
-applying again (or, in an emergency, `az ml online-endpoint update --traffic "champion=100"`
-followed by the same blueprint change, so the next apply does not undo it).
+resources. Each pinned variant is a deployment of its registry version; the traffic map is moved
+by the rollout step (rollout.py), never by Terraform, so a new version is smoke-tested and shifted
+in steps under the alerts, and put back when anything fails.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from ..azureml.naming import ASSET_ID, registry_name
 from ..context import StackContext
@@ -21,8 +19,9 @@ from ..serving_pins import Pinned, pinned
 from ..templates.serving import ModelServing
 from ..terraform import Block, Lifecycle, Output, Resource, interp
 from .alerts import METRICS, alerts
-from .common import ML_API, azapi, compact, location, vm_size
+from .common import azapi, compact, location, vm_size
 from .registry import registry_reader
+from .rollout import render_rollout
 from .scaling import autoscale
 from .training import environment_versions
 
@@ -125,19 +124,15 @@ def render(t: ModelServing, ctx: StackContext) -> None:
         deployment = _deployment(ctx, t, p, endpoint, env_versions[p.pin.image])
         deployments[p.variant.name] = deployment
         ctx.stack.add(deployment)
+    alert_resources = alerts(t, ctx, name, rg, endpoint)
     if production:
         weights = percentages({p.variant.name: p.variant.weight for p in production})
-        traffic: dict[str, Any] = {"traffic": {deployment_name(p): weights[p.variant.name] for p in production}}
-        if shadow is not None:
-            traffic["mirrorTraffic"] = {deployment_name(shadow): t.data_capture_percent}
-        ctx.stack.add(Resource("azapi_update_resource", "traffic", {
-            "type": f"Microsoft.MachineLearningServices/workspaces/onlineEndpoints@{ML_API}",
-            "resource_id": endpoint.attr("id"),
-            "body": {"properties": traffic},
-        }, depends_on=tuple(deployments.values())))
+        render_rollout(t, ctx, endpoint, deployments,
+                       {deployment_name(p): weights[p.variant.name] for p in production},
+                       {deployment_name(shadow): t.data_capture_percent} if shadow is not None else {},
+                       [a for a in alert_resources if a.type == "azurerm_monitor_metric_alert"])
     served = replace(t, variants=[p.variant for p in production]) if production else None
-    ctx.stack.add(*(autoscale(served, ctx, name, rg, deployments) if served else ()),
-                  *alerts(t, ctx, name, rg, endpoint))
+    ctx.stack.add(*(autoscale(served, ctx, name, rg, deployments) if served else ()), *alert_resources)
     ctx.stack.add(
         Output("endpoint_id", endpoint.attr("id"), description="The managed online endpoint"),
         Output("endpoint_name", name, description="Its name"),

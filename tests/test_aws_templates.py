@@ -439,7 +439,8 @@ def test_parsed_hcl_references_between_resources(ns: str) -> None:
     registry = ns == "dev"  # the namespace that owns the registry trains; prod only serves
     if registry:
         assert _refs(training, "aws_sagemaker_pipeline", "training") >= {
-            "aws_iam_role.execution", "aws_iam_role_policy.execution", "aws_ecr_repository.training",
+            "aws_iam_role.execution", "aws_iam_role.pipeline", "aws_iam_role_policy.pipeline",
+            "aws_ecr_repository.training",
             "aws_ecr_repository.serving", "aws_sagemaker_model_package_group.models",
             "aws_s3_object.training_config"}
         assert _refs(training, "aws_scheduler_schedule", "training") >= {

@@ -9,6 +9,18 @@ terraform {
       source  = "hashicorp/azurerm"
       version = ">= 4.55, < 5.0"
     }
+    azapi = {
+      source  = "azure/azapi"
+      version = ">= 2.0, < 3.0"
+    }
+    azuread = {
+      source  = "hashicorp/azuread"
+      version = ">= 3.0, < 4.0"
+    }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.12, < 1.0"
+    }
   }
 
   backend "azurerm" {
@@ -26,5 +38,17 @@ provider "azurerm" {
   tenant_id           = "00000000-0000-0000-0000-0000000000aa"
   storage_use_azuread = true
 
-  features {}
+  features {
+    storage {
+      data_plane_available = false
+    }
+  }
 }
+
+provider "azapi" {}
+
+provider "azuread" {
+  tenant_id = "00000000-0000-0000-0000-0000000000aa"
+}
+
+provider "time" {}

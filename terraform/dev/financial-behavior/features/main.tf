@@ -18,42 +18,11 @@ resource "azurerm_application_insights" "features" {
   }
 }
 
-resource "azurerm_machine_learning_workspace" "features" {
-  # checkov:skip=CKV2_AZURE_50:its storage account is the data lake of the data stack (read through remote state), which disables public network access; the graph check cannot follow remote state
-  name                    = "mlw-financialbe-dev-features"
-  location                = "westeurope"
-  resource_group_name     = data.terraform_remote_state.data.outputs.resource_group_name
-  kind                    = "FeatureStore"
-  application_insights_id = azurerm_application_insights.features.id
-  key_vault_id            = data.terraform_remote_state.data.outputs.key_vault_id
-  storage_account_id      = data.terraform_remote_state.data.outputs.storage_account_id
-
-  identity {
-    type         = "UserAssigned"
-    identity_ids = [data.terraform_remote_state.data.outputs.cmk_identity_id]
-  }
-
-  primary_user_assigned_identity = data.terraform_remote_state.data.outputs.cmk_identity_id
-  public_network_access_enabled  = false
-  high_business_impact           = true
-  v1_legacy_mode_enabled         = false
-
-  managed_network {
-    isolation_mode = "AllowOnlyApprovedOutbound"
-  }
-
-  encryption {
-    key_vault_id              = data.terraform_remote_state.data.outputs.key_vault_id
-    key_id                    = data.terraform_remote_state.data.outputs.key_id
-    user_assigned_identity_id = data.terraform_remote_state.data.outputs.cmk_identity_id
-  }
-
-  feature_store {
-    computer_spark_runtime_version = "3.4"
-    offline_connection_name        = "offline-store"
-    online_connection_name         = "online-store"
-  }
-
+resource "azapi_resource" "features" {
+  type      = "Microsoft.MachineLearningServices/workspaces@2025-06-01"
+  name      = "mlw-financialbe-dev-features"
+  parent_id = data.terraform_remote_state.data.outputs.resource_group_id
+  location  = "westeurope"
   tags = {
     cost-center     = "ml-platform"
     environment     = "dev"
@@ -63,19 +32,101 @@ resource "azurerm_machine_learning_workspace" "features" {
     mlops-template  = "features"
   }
 
+  identity {
+    type = "UserAssigned"
+    identity_ids = [
+      data.terraform_remote_state.data.outputs.workspace_identity_id,
+      data.terraform_remote_state.data.outputs.cmk_identity_id,
+      data.terraform_remote_state.data.outputs.materialization_identity_id,
+    ]
+  }
+
+  body = {
+    kind = "FeatureStore"
+    sku = {
+      name = "Basic"
+      tier = "Basic"
+    }
+    properties = {
+      friendlyName                = "mlw-financialbe-dev-features"
+      applicationInsights         = azurerm_application_insights.features.id
+      keyVault                    = data.terraform_remote_state.data.outputs.key_vault_id
+      storageAccount              = data.terraform_remote_state.data.outputs.workspace_storage_account_id
+      systemDatastoresAuthMode    = "Identity"
+      primaryUserAssignedIdentity = data.terraform_remote_state.data.outputs.workspace_identity_id
+      publicNetworkAccess         = "Disabled"
+      hbiWorkspace                = true
+      v1LegacyMode                = false
+      managedNetwork = {
+        isolationMode = "AllowInternetOutbound"
+        outboundRules = {
+          lake-dfs = {
+            type = "PrivateEndpoint"
+            destination = {
+              serviceResourceId = data.terraform_remote_state.data.outputs.storage_account_id
+              subresourceTarget = "dfs"
+              sparkEnabled      = true
+            }
+          }
+          lake-blob = {
+            type = "PrivateEndpoint"
+            destination = {
+              serviceResourceId = data.terraform_remote_state.data.outputs.storage_account_id
+              subresourceTarget = "blob"
+              sparkEnabled      = true
+            }
+          }
+          online-store = {
+            type = "PrivateEndpoint"
+            destination = {
+              serviceResourceId = azurerm_redis_cache.online.id
+              subresourceTarget = "redisCache"
+              sparkEnabled      = true
+            }
+          }
+        }
+      }
+      provisionNetworkNow = true
+      encryption = {
+        status = "Enabled"
+        identity = {
+          userAssignedIdentity = data.terraform_remote_state.data.outputs.cmk_identity_id
+        }
+        keyVaultProperties = {
+          keyVaultArmId = data.terraform_remote_state.data.outputs.key_vault_id
+          keyIdentifier = data.terraform_remote_state.data.outputs.key_version_id
+        }
+      }
+      featureStoreSettings = {
+        computeRuntime = {
+          sparkRuntimeVersion = "3.4"
+        }
+        offlineStoreConnectionName = "offline-store"
+        onlineStoreConnectionName  = "online-store"
+      }
+    }
+  }
+  depends_on = [azurerm_role_assignment.features_workspace_insights]
+
   lifecycle {
     prevent_destroy = true
   }
 }
 
-resource "azapi_update_resource" "features_identity_datastores" {
-  type        = "Microsoft.MachineLearningServices/workspaces@2024-10-01"
-  resource_id = azurerm_machine_learning_workspace.features.id
-  body = {
-    properties = {
-      systemDatastoresAuthMode = "identity"
-    }
-  }
+resource "azurerm_role_assignment" "features_workspace_insights" {
+  scope                            = azurerm_application_insights.features.id
+  role_definition_name             = "Contributor"
+  principal_id                     = data.terraform_remote_state.data.outputs.workspace_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+}
+
+resource "azurerm_role_assignment" "features_workspace_self" {
+  scope                            = azapi_resource.features.id
+  role_definition_name             = "Contributor"
+  principal_id                     = data.terraform_remote_state.data.outputs.workspace_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
 }
 
 resource "azurerm_private_endpoint" "features_workspace" {
@@ -86,7 +137,7 @@ resource "azurerm_private_endpoint" "features_workspace" {
 
   private_service_connection {
     name                           = "psc-features-workspace"
-    private_connection_resource_id = azurerm_machine_learning_workspace.features.id
+    private_connection_resource_id = azapi_resource.features.id
     subresource_names              = ["amlworkspace"]
     is_manual_connection           = false
   }
@@ -95,6 +146,7 @@ resource "azurerm_private_endpoint" "features_workspace" {
     name = "default"
     private_dns_zone_ids = [
       data.terraform_remote_state.data.outputs.private_dns_zone_ids["amlworkspace"],
+      data.terraform_remote_state.data.outputs.private_dns_zone_ids["notebooks"],
     ]
   }
 
@@ -105,23 +157,6 @@ resource "azurerm_private_endpoint" "features_workspace" {
     mlops-namespace = "dev"
     mlops-platform  = "financial-behavior"
     mlops-template  = "features"
-  }
-}
-
-resource "azapi_resource" "offline_store" {
-  type      = "Microsoft.MachineLearningServices/workspaces/connections@2024-10-01"
-  name      = "offline-store"
-  parent_id = azurerm_machine_learning_workspace.features.id
-  body = {
-    properties = {
-      category = "ADLSGen2"
-      authType = "ManagedIdentity"
-      target   = "https://${data.terraform_remote_state.data.outputs.storage_account_name}.dfs.core.windows.net/processed"
-      credentials = {
-        clientId   = data.terraform_remote_state.data.outputs.workload_identity_client_id
-        resourceId = data.terraform_remote_state.data.outputs.workload_identity_id
-      }
-    }
   }
 }
 
@@ -182,18 +217,77 @@ resource "azurerm_private_endpoint" "online_store" {
   }
 }
 
+resource "azurerm_redis_cache_access_policy_assignment" "materialization_redis" {
+  name               = "materialization"
+  redis_cache_id     = azurerm_redis_cache.online.id
+  access_policy_name = "Data Contributor"
+  object_id          = data.terraform_remote_state.data.outputs.materialization_identity_principal_id
+  object_id_alias    = "materialization"
+}
+
+resource "azurerm_redis_cache_access_policy_assignment" "endpoint_redis" {
+  name               = "endpoint"
+  redis_cache_id     = azurerm_redis_cache.online.id
+  access_policy_name = "Data Reader"
+  object_id          = data.terraform_remote_state.data.outputs.endpoint_identity_principal_id
+  object_id_alias    = "endpoint"
+}
+
+resource "azurerm_role_assignment" "materialization_store" {
+  scope                            = azapi_resource.features.id
+  role_definition_name             = "AzureML Data Scientist"
+  principal_id                     = data.terraform_remote_state.data.outputs.materialization_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+}
+
+resource "azurerm_role_assignment" "materialization_offline" {
+  scope                            = data.terraform_remote_state.data.outputs.container_ids["processed"]
+  role_definition_name             = "Storage Blob Data Contributor"
+  principal_id                     = data.terraform_remote_state.data.outputs.materialization_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+}
+
+resource "azapi_resource_action" "provision_spark_network" {
+  type        = "Microsoft.MachineLearningServices/workspaces@2025-06-01"
+  resource_id = azapi_resource.features.id
+  action      = "provisionManagedNetwork"
+  method      = "POST"
+  body = {
+    includeSpark = true
+  }
+}
+
+resource "azapi_resource" "offline_store" {
+  type      = "Microsoft.MachineLearningServices/workspaces/connections@2024-10-01"
+  name      = "offline-store"
+  parent_id = azapi_resource.features.id
+  body = {
+    properties = {
+      category = "ADLSGen2"
+      authType = "ManagedIdentity"
+      target   = data.terraform_remote_state.data.outputs.container_ids["processed"]
+      credentials = {
+        clientId   = data.terraform_remote_state.data.outputs.materialization_identity_client_id
+        resourceId = data.terraform_remote_state.data.outputs.materialization_identity_id
+      }
+    }
+  }
+}
+
 resource "azapi_resource" "online_store" {
   type      = "Microsoft.MachineLearningServices/workspaces/connections@2024-10-01"
   name      = "online-store"
-  parent_id = azurerm_machine_learning_workspace.features.id
+  parent_id = azapi_resource.features.id
   body = {
     properties = {
       category = "Redis"
       authType = "ManagedIdentity"
       target   = azurerm_redis_cache.online.id
       credentials = {
-        clientId   = data.terraform_remote_state.data.outputs.workload_identity_client_id
-        resourceId = data.terraform_remote_state.data.outputs.workload_identity_id
+        clientId   = data.terraform_remote_state.data.outputs.materialization_identity_client_id
+        resourceId = data.terraform_remote_state.data.outputs.materialization_identity_id
       }
     }
   }
@@ -201,7 +295,7 @@ resource "azapi_resource" "online_store" {
 
 resource "azurerm_machine_learning_datastore_datalake_gen2" "offline" {
   name                  = "processed"
-  workspace_id          = azurerm_machine_learning_workspace.features.id
+  workspace_id          = azapi_resource.features.id
   storage_container_id  = data.terraform_remote_state.data.outputs.container_ids["processed"]
   service_data_identity = "WorkspaceUserAssignedIdentity"
 }
@@ -209,7 +303,7 @@ resource "azurerm_machine_learning_datastore_datalake_gen2" "offline" {
 resource "azapi_resource" "entity_client" {
   type      = "Microsoft.MachineLearningServices/workspaces/featurestoreEntities@2024-10-01"
   name      = "client"
-  parent_id = azurerm_machine_learning_workspace.features.id
+  parent_id = azapi_resource.features.id
   body = {
     properties = {
       description = "Demographics, balances and campaign contacts per client"
@@ -236,7 +330,7 @@ resource "azapi_resource" "entity_client_v1" {
 resource "azapi_resource" "featureset_client" {
   type      = "Microsoft.MachineLearningServices/workspaces/featuresets@2024-10-01"
   name      = "client"
-  parent_id = azurerm_machine_learning_workspace.features.id
+  parent_id = azapi_resource.features.id
   body = {
     properties = {
       description = "Demographics, balances and campaign contacts per client"

@@ -12,3 +12,15 @@ data "terraform_remote_state" "data" {
     use_azuread_auth     = true
   }
 }
+
+data "terraform_remote_state" "features" {
+  backend = "azurerm"
+  config = {
+    subscription_id      = "11111111-1111-1111-1111-111111111111"
+    resource_group_name  = "rg-tfstate-dev"
+    storage_account_name = "acmetfstatedev"
+    container_name       = "tfstate"
+    key                  = "financial-behavior/dev/features.tfstate"
+    use_azuread_auth     = true
+  }
+}

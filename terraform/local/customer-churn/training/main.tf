@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "baea520a1f6c"
-  serving_image_tag  = "bd59f5cd06aa"
+  serving_image_tag  = "bed1545f5003"
 }
 
 resource "aws_ecr_repository" "training" {
@@ -212,55 +212,6 @@ resource "aws_iam_role_policy" "execution" {
         Resource = "*"
       },
       {
-        Sid    = "RunPipelineJobs"
-        Effect = "Allow"
-        Action = [
-          "sagemaker:CreateTrainingJob",
-          "sagemaker:DescribeTrainingJob",
-          "sagemaker:StopTrainingJob",
-          "sagemaker:CreateHyperParameterTuningJob",
-          "sagemaker:DescribeHyperParameterTuningJob",
-          "sagemaker:StopHyperParameterTuningJob",
-          "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-          "sagemaker:CreateProcessingJob",
-          "sagemaker:DescribeProcessingJob",
-          "sagemaker:StopProcessingJob",
-          "sagemaker:AddTags",
-        ]
-        Resource = [
-          "arn:aws:sagemaker:eu-west-1:123456789012:training-job/pipelines-*",
-          "arn:aws:sagemaker:eu-west-1:123456789012:hyper-parameter-tuning-job/pipelines-*",
-          "arn:aws:sagemaker:eu-west-1:123456789012:processing-job/pipelines-*",
-        ]
-      },
-      {
-        Sid    = "RegisterModels"
-        Effect = "Allow"
-        Action = [
-          "sagemaker:CreateModelPackage",
-          "sagemaker:DescribeModelPackage",
-          "sagemaker:DescribeModelPackageGroup",
-          "sagemaker:AddTags",
-        ]
-        Resource = [
-          "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/customer-churn-local",
-          "arn:aws:sagemaker:eu-west-1:123456789012:model-package/customer-churn-local/*",
-        ]
-      },
-      {
-        Sid    = "PassOwnRoleToSageMaker"
-        Effect = "Allow"
-        Action = ["iam:PassRole"]
-        Resource = [
-          "arn:aws:iam::123456789012:role/customer-churn-local-sagemaker-execution",
-        ]
-        Condition = {
-          StringEquals = {
-            "iam:PassedToService" = "sagemaker.amazonaws.com"
-          }
-        }
-      },
-      {
         Sid    = "ReadFeatures"
         Effect = "Allow"
         Action = [
@@ -395,6 +346,105 @@ resource "aws_iam_role_policy" "hosting" {
   })
 }
 
+resource "aws_iam_role" "pipeline" {
+  name        = "customer-churn-local-sagemaker-pipeline"
+  description = "sagemaker-pipeline for customer-churn in local"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect = "Allow"
+        Principal = {
+          Service = "sagemaker.amazonaws.com"
+        }
+        Action = "sts:AssumeRole"
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = "123456789012"
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy" "pipeline" {
+  name = "pipeline"
+  role = aws_iam_role.pipeline.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "RunPipelineJobs"
+        Effect = "Allow"
+        Action = [
+          "sagemaker:CreateTrainingJob",
+          "sagemaker:DescribeTrainingJob",
+          "sagemaker:StopTrainingJob",
+          "sagemaker:CreateHyperParameterTuningJob",
+          "sagemaker:DescribeHyperParameterTuningJob",
+          "sagemaker:StopHyperParameterTuningJob",
+          "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+          "sagemaker:CreateProcessingJob",
+          "sagemaker:DescribeProcessingJob",
+          "sagemaker:StopProcessingJob",
+          "sagemaker:AddTags",
+        ]
+        Resource = [
+          "arn:aws:sagemaker:eu-west-1:123456789012:training-job/pipelines-*",
+          "arn:aws:sagemaker:eu-west-1:123456789012:hyper-parameter-tuning-job/pipelines-*",
+          "arn:aws:sagemaker:eu-west-1:123456789012:processing-job/pipelines-*",
+        ]
+      },
+      {
+        Sid    = "RegisterModels"
+        Effect = "Allow"
+        Action = [
+          "sagemaker:CreateModelPackage",
+          "sagemaker:DescribeModelPackage",
+          "sagemaker:DescribeModelPackageGroup",
+          "sagemaker:AddTags",
+        ]
+        Resource = [
+          "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/customer-churn-local",
+          "arn:aws:sagemaker:eu-west-1:123456789012:model-package/customer-churn-local/*",
+        ]
+      },
+      {
+        Sid      = "PassJobRoleToSageMaker"
+        Effect   = "Allow"
+        Action   = ["iam:PassRole"]
+        Resource = [aws_iam_role.execution.arn]
+        Condition = {
+          StringEquals = {
+            "iam:PassedToService" = "sagemaker.amazonaws.com"
+          }
+        }
+      },
+      {
+        Sid    = "ReadStepOutputs"
+        Effect = "Allow"
+        Action = ["s3:GetObject"]
+        Resource = [
+          "${data.terraform_remote_state.data.outputs.bucket_arns["models"]}/executions/*",
+        ]
+      },
+      {
+        Sid      = "DecryptStepOutputs"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:DescribeKey"]
+        Resource = [data.terraform_remote_state.data.outputs.kms_key_arn]
+      },
+      {
+        Sid      = "DescribeServingImage"
+        Effect   = "Allow"
+        Action   = ["ecr:DescribeImages", "ecr:BatchGetImage"]
+        Resource = [aws_ecr_repository.serving.arn]
+      },
+    ]
+  })
+}
+
 resource "aws_sagemaker_model_package_group" "models" {
   model_package_group_name        = "customer-churn-local"
   model_package_group_description = "Models of customer-churn trained in local"
@@ -444,7 +494,7 @@ resource "aws_sagemaker_pipeline" "training" {
   pipeline_name         = "customer-churn-local-training"
   pipeline_display_name = "customer-churn-local-training"
   pipeline_description  = "Split, train, evaluate on held-out entities, gate on roc_auc >= 0.8, register"
-  role_arn              = aws_iam_role.execution.arn
+  role_arn              = aws_iam_role.pipeline.arn
   pipeline_definition = jsonencode({
     Version  = "2020-12-01"
     Metadata = {}
@@ -1024,7 +1074,7 @@ resource "aws_sagemaker_pipeline" "training" {
       },
     ]
   })
-  depends_on = [aws_iam_role_policy.execution]
+  depends_on = [aws_iam_role_policy.pipeline]
 }
 
 resource "aws_kms_key" "alarms" {

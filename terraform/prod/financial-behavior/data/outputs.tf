@@ -6,6 +6,11 @@ output "resource_group_name" {
   value       = azurerm_resource_group.main.name
 }
 
+output "resource_group_id" {
+  description = "Its id"
+  value       = azurerm_resource_group.main.id
+}
+
 output "storage_account_id" {
   description = "The ADLS Gen2 data lake"
   value       = azurerm_storage_account.lake.id
@@ -14,6 +19,11 @@ output "storage_account_id" {
 output "storage_account_name" {
   description = "The ADLS Gen2 data lake's name"
   value       = azurerm_storage_account.lake.name
+}
+
+output "workspace_storage_account_id" {
+  description = "Default storage of the Azure ML workspaces (no hierarchical namespace)"
+  value       = azurerm_storage_account.workspace.id
 }
 
 output "container_ids" {
@@ -32,12 +42,17 @@ output "key_vault_id" {
 }
 
 output "key_id" {
-  description = "The platform's customer-managed key"
-  value       = azurerm_key_vault_key.cmk.versionless_id
+  description = "The platform's customer-managed key (versionless)"
+  value       = azapi_resource.cmk.output.properties.keyUri
+}
+
+output "key_version_id" {
+  description = "Its current version"
+  value       = azapi_resource.cmk.output.properties.keyUriWithVersion
 }
 
 output "cmk_identity_id" {
-  description = "Identity that may use the key"
+  description = "The cmk identity"
   value       = azurerm_user_assigned_identity.cmk.id
 }
 
@@ -46,8 +61,28 @@ output "cmk_identity_client_id" {
   value       = azurerm_user_assigned_identity.cmk.client_id
 }
 
+output "cmk_identity_principal_id" {
+  description = "Its principal id"
+  value       = azurerm_user_assigned_identity.cmk.principal_id
+}
+
+output "workspace_identity_id" {
+  description = "The workspace identity"
+  value       = azurerm_user_assigned_identity.workspace.id
+}
+
+output "workspace_identity_client_id" {
+  description = "Its client id"
+  value       = azurerm_user_assigned_identity.workspace.client_id
+}
+
+output "workspace_identity_principal_id" {
+  description = "Its principal id"
+  value       = azurerm_user_assigned_identity.workspace.principal_id
+}
+
 output "workload_identity_id" {
-  description = "Identity of jobs and endpoints"
+  description = "The workload identity"
   value       = azurerm_user_assigned_identity.workload.id
 }
 
@@ -61,6 +96,36 @@ output "workload_identity_principal_id" {
   value       = azurerm_user_assigned_identity.workload.principal_id
 }
 
+output "materialization_identity_id" {
+  description = "The materialization identity"
+  value       = azurerm_user_assigned_identity.materialization.id
+}
+
+output "materialization_identity_client_id" {
+  description = "Its client id"
+  value       = azurerm_user_assigned_identity.materialization.client_id
+}
+
+output "materialization_identity_principal_id" {
+  description = "Its principal id"
+  value       = azurerm_user_assigned_identity.materialization.principal_id
+}
+
+output "endpoint_identity_id" {
+  description = "The endpoint identity"
+  value       = azurerm_user_assigned_identity.endpoint.id
+}
+
+output "endpoint_identity_client_id" {
+  description = "Its client id"
+  value       = azurerm_user_assigned_identity.endpoint.client_id
+}
+
+output "endpoint_identity_principal_id" {
+  description = "Its principal id"
+  value       = azurerm_user_assigned_identity.endpoint.principal_id
+}
+
 output "endpoints_subnet_id" {
   description = "Subnet for private endpoints"
   value       = azurerm_subnet.endpoints.id
@@ -71,6 +136,7 @@ output "private_dns_zone_ids" {
   value = {
     blob         = azurerm_private_dns_zone.blob.id
     dfs          = azurerm_private_dns_zone.dfs.id
+    file         = azurerm_private_dns_zone.file.id
     vault        = azurerm_private_dns_zone.vault.id
     registry     = azurerm_private_dns_zone.registry.id
     amlworkspace = azurerm_private_dns_zone.amlworkspace.id

@@ -3,12 +3,12 @@
 
 output "feature_store_id" {
   description = "The feature store workspace"
-  value       = azurerm_machine_learning_workspace.features.id
+  value       = azapi_resource.features.id
 }
 
 output "feature_store_name" {
   description = "The feature store workspace's name"
-  value       = azurerm_machine_learning_workspace.features.name
+  value       = azapi_resource.features.name
 }
 
 output "entity_ids" {

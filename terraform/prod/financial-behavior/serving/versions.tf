@@ -30,7 +30,11 @@ provider "azurerm" {
   tenant_id           = "00000000-0000-0000-0000-0000000000aa"
   storage_use_azuread = true
 
-  features {}
+  features {
+    storage {
+      data_plane_available = false
+    }
+  }
 }
 
 provider "azapi" {}

@@ -12,3 +12,15 @@ data "terraform_remote_state" "data" {
     use_azuread_auth     = true
   }
 }
+
+data "terraform_remote_state" "features" {
+  backend = "azurerm"
+  config = {
+    subscription_id      = "33333333-3333-3333-3333-333333333333"
+    resource_group_name  = "rg-tfstate-prod"
+    storage_account_name = "acmetfstateprod"
+    container_name       = "tfstate"
+    key                  = "financial-behavior/prod/features.tfstate"
+    use_azuread_auth     = true
+  }
+}

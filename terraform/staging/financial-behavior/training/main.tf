@@ -6,7 +6,8 @@ locals {
 }
 
 resource "azurerm_container_registry" "main" {
-  # checkov:skip=CKV_AZURE_164:Docker Content Trust is being retired by Azure; images are pinned by content-hash tags and the registry quarantines new pushes
+  # checkov:skip=CKV_AZURE_164:Docker Content Trust is being retired by Azure; images are pinned by content-hash tags
+  # checkov:skip=CKV_AZURE_166:quarantine blocks every pull until a scanner marks the image Passed, and no scanner runs here: the compute and the endpoints could pull nothing
   # checkov:skip=CKV_AZURE_165:geo-replication needs a second region; opt in per platform
   name                          = "crfinancialbehaviorstaging"
   resource_group_name           = data.terraform_remote_state.data.outputs.resource_group_name
@@ -17,7 +18,7 @@ resource "azurerm_container_registry" "main" {
   public_network_access_enabled = false
   network_rule_bypass_option    = "AzureServices"
   export_policy_enabled         = false
-  quarantine_policy_enabled     = true
+  quarantine_policy_enabled     = false
   retention_policy_in_days      = 30
   zone_redundancy_enabled       = true
   data_endpoint_enabled         = true
@@ -73,9 +74,27 @@ resource "azurerm_private_endpoint" "registry" {
 }
 
 resource "azurerm_role_assignment" "workload_pull" {
-  scope                = azurerm_container_registry.main.id
-  role_definition_name = "AcrPull"
-  principal_id         = data.terraform_remote_state.data.outputs.workload_identity_principal_id
+  scope                            = azurerm_container_registry.main.id
+  role_definition_name             = "AcrPull"
+  principal_id                     = data.terraform_remote_state.data.outputs.workload_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+}
+
+resource "azurerm_role_assignment" "endpoint_pull" {
+  scope                            = azurerm_container_registry.main.id
+  role_definition_name             = "AcrPull"
+  principal_id                     = data.terraform_remote_state.data.outputs.endpoint_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+}
+
+resource "azurerm_role_assignment" "workspace_registry" {
+  scope                            = azurerm_container_registry.main.id
+  role_definition_name             = "Contributor"
+  principal_id                     = data.terraform_remote_state.data.outputs.workspace_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
 }
 
 resource "azurerm_application_insights" "training" {
@@ -95,38 +114,11 @@ resource "azurerm_application_insights" "training" {
   }
 }
 
-resource "azurerm_machine_learning_workspace" "training" {
-  # checkov:skip=CKV2_AZURE_50:its storage account is the data lake of the data stack (read through remote state), which disables public network access; the graph check cannot follow remote state
-  name                    = "mlw-financialbe-staging-training"
-  location                = "westeurope"
-  resource_group_name     = data.terraform_remote_state.data.outputs.resource_group_name
-  kind                    = "Default"
-  application_insights_id = azurerm_application_insights.training.id
-  key_vault_id            = data.terraform_remote_state.data.outputs.key_vault_id
-  storage_account_id      = data.terraform_remote_state.data.outputs.storage_account_id
-
-  identity {
-    type         = "UserAssigned"
-    identity_ids = [data.terraform_remote_state.data.outputs.cmk_identity_id]
-  }
-
-  primary_user_assigned_identity = data.terraform_remote_state.data.outputs.cmk_identity_id
-  public_network_access_enabled  = false
-  high_business_impact           = true
-  v1_legacy_mode_enabled         = false
-
-  managed_network {
-    isolation_mode = "AllowOnlyApprovedOutbound"
-  }
-
-  encryption {
-    key_vault_id              = data.terraform_remote_state.data.outputs.key_vault_id
-    key_id                    = data.terraform_remote_state.data.outputs.key_id
-    user_assigned_identity_id = data.terraform_remote_state.data.outputs.cmk_identity_id
-  }
-
-  container_registry_id    = azurerm_container_registry.main.id
-  image_build_compute_name = "train-cluster"
+resource "azapi_resource" "training" {
+  type      = "Microsoft.MachineLearningServices/workspaces@2025-06-01"
+  name      = "mlw-financialbe-staging-training"
+  parent_id = data.terraform_remote_state.data.outputs.resource_group_id
+  location  = "westeurope"
   tags = {
     cost-center     = "ml-platform"
     environment     = "staging"
@@ -135,16 +127,87 @@ resource "azurerm_machine_learning_workspace" "training" {
     mlops-platform  = "financial-behavior"
     mlops-template  = "training"
   }
-}
 
-resource "azapi_update_resource" "training_identity_datastores" {
-  type        = "Microsoft.MachineLearningServices/workspaces@2024-10-01"
-  resource_id = azurerm_machine_learning_workspace.training.id
+  identity {
+    type = "UserAssigned"
+    identity_ids = [
+      data.terraform_remote_state.data.outputs.workspace_identity_id,
+      data.terraform_remote_state.data.outputs.cmk_identity_id,
+    ]
+  }
+
   body = {
+    kind = "Default"
+    sku = {
+      name = "Basic"
+      tier = "Basic"
+    }
     properties = {
-      systemDatastoresAuthMode = "identity"
+      friendlyName                = "mlw-financialbe-staging-training"
+      applicationInsights         = azurerm_application_insights.training.id
+      keyVault                    = data.terraform_remote_state.data.outputs.key_vault_id
+      storageAccount              = data.terraform_remote_state.data.outputs.workspace_storage_account_id
+      systemDatastoresAuthMode    = "Identity"
+      primaryUserAssignedIdentity = data.terraform_remote_state.data.outputs.workspace_identity_id
+      publicNetworkAccess         = "Disabled"
+      hbiWorkspace                = true
+      v1LegacyMode                = false
+      managedNetwork = {
+        isolationMode = "AllowOnlyApprovedOutbound"
+        outboundRules = {
+          lake-dfs = {
+            type = "PrivateEndpoint"
+            destination = {
+              serviceResourceId = data.terraform_remote_state.data.outputs.storage_account_id
+              subresourceTarget = "dfs"
+              sparkEnabled      = false
+            }
+          }
+          feature-store = {
+            type = "PrivateEndpoint"
+            destination = {
+              serviceResourceId = data.terraform_remote_state.features.outputs.feature_store_id
+              subresourceTarget = "amlworkspace"
+              sparkEnabled      = false
+            }
+          }
+        }
+      }
+      provisionNetworkNow = true
+      encryption = {
+        status = "Enabled"
+        identity = {
+          userAssignedIdentity = data.terraform_remote_state.data.outputs.cmk_identity_id
+        }
+        keyVaultProperties = {
+          keyVaultArmId = data.terraform_remote_state.data.outputs.key_vault_id
+          keyIdentifier = data.terraform_remote_state.data.outputs.key_version_id
+        }
+      }
+      containerRegistry = azurerm_container_registry.main.id
+      imageBuildCompute = "train-cluster"
     }
   }
+  depends_on = [
+    azurerm_role_assignment.training_workspace_insights,
+    azurerm_role_assignment.workspace_registry,
+  ]
+}
+
+resource "azurerm_role_assignment" "training_workspace_insights" {
+  scope                            = azurerm_application_insights.training.id
+  role_definition_name             = "Contributor"
+  principal_id                     = data.terraform_remote_state.data.outputs.workspace_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+}
+
+resource "azurerm_role_assignment" "training_workspace_self" {
+  scope                            = azapi_resource.training.id
+  role_definition_name             = "Contributor"
+  principal_id                     = data.terraform_remote_state.data.outputs.workspace_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
 }
 
 resource "azurerm_private_endpoint" "training_workspace" {
@@ -155,7 +218,7 @@ resource "azurerm_private_endpoint" "training_workspace" {
 
   private_service_connection {
     name                           = "psc-training-workspace"
-    private_connection_resource_id = azurerm_machine_learning_workspace.training.id
+    private_connection_resource_id = azapi_resource.training.id
     subresource_names              = ["amlworkspace"]
     is_manual_connection           = false
   }
@@ -164,6 +227,7 @@ resource "azurerm_private_endpoint" "training_workspace" {
     name = "default"
     private_dns_zone_ids = [
       data.terraform_remote_state.data.outputs.private_dns_zone_ids["amlworkspace"],
+      data.terraform_remote_state.data.outputs.private_dns_zone_ids["notebooks"],
     ]
   }
 
@@ -177,10 +241,18 @@ resource "azurerm_private_endpoint" "training_workspace" {
   }
 }
 
+resource "azurerm_role_assignment" "endpoint_metrics" {
+  scope                            = azapi_resource.training.id
+  role_definition_name             = "AzureML Metrics Writer (preview)"
+  principal_id                     = data.terraform_remote_state.data.outputs.endpoint_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+}
+
 resource "azurerm_machine_learning_compute_cluster" "training" {
   name                          = "train-cluster"
   location                      = "westeurope"
-  machine_learning_workspace_id = azurerm_machine_learning_workspace.training.id
+  machine_learning_workspace_id = azapi_resource.training.id
   vm_size                       = "Standard_D4s_v3"
   vm_priority                   = "LowPriority"
 
@@ -210,28 +282,28 @@ resource "azurerm_machine_learning_compute_cluster" "training" {
 
 resource "azurerm_machine_learning_datastore_datalake_gen2" "raw" {
   name                  = "raw"
-  workspace_id          = azurerm_machine_learning_workspace.training.id
+  workspace_id          = azapi_resource.training.id
   storage_container_id  = data.terraform_remote_state.data.outputs.container_ids["raw"]
   service_data_identity = "WorkspaceUserAssignedIdentity"
 }
 
 resource "azurerm_machine_learning_datastore_datalake_gen2" "processed" {
   name                  = "processed"
-  workspace_id          = azurerm_machine_learning_workspace.training.id
+  workspace_id          = azapi_resource.training.id
   storage_container_id  = data.terraform_remote_state.data.outputs.container_ids["processed"]
   service_data_identity = "WorkspaceUserAssignedIdentity"
 }
 
 resource "azurerm_machine_learning_datastore_datalake_gen2" "models" {
   name                  = "models"
-  workspace_id          = azurerm_machine_learning_workspace.training.id
+  workspace_id          = azapi_resource.training.id
   storage_container_id  = data.terraform_remote_state.data.outputs.container_ids["models"]
   service_data_identity = "WorkspaceUserAssignedIdentity"
 }
 
 resource "azurerm_machine_learning_datastore_datalake_gen2" "experiments" {
   name                  = "experiments"
-  workspace_id          = azurerm_machine_learning_workspace.training.id
+  workspace_id          = azapi_resource.training.id
   storage_container_id  = data.terraform_remote_state.data.outputs.container_ids["experiments"]
   service_data_identity = "WorkspaceUserAssignedIdentity"
 }
@@ -239,7 +311,7 @@ resource "azurerm_machine_learning_datastore_datalake_gen2" "experiments" {
 resource "azapi_resource" "training_environment" {
   type      = "Microsoft.MachineLearningServices/workspaces/environments@2024-10-01"
   name      = "training"
-  parent_id = azurerm_machine_learning_workspace.training.id
+  parent_id = azapi_resource.training.id
   body = {
     properties = {
       description = "The training image"
@@ -257,12 +329,16 @@ resource "azapi_resource" "training_environment_version" {
       osType = "Linux"
     }
   }
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "azapi_resource" "schedule" {
   type      = "Microsoft.MachineLearningServices/workspaces/schedules@2024-10-01"
   name      = "financial-behavior-staging-training"
-  parent_id = azurerm_machine_learning_workspace.training.id
+  parent_id = azapi_resource.training.id
   body = {
     properties = {
       displayName = "Train financial-behavior (staging)"
@@ -280,7 +356,10 @@ resource "azapi_resource" "schedule" {
           experimentName = "financial-behavior"
           computeId      = azurerm_machine_learning_compute_cluster.training.id
           environmentId  = azapi_resource.training_environment_version.id
-          command        = "python -m training train --data $${{inputs.data}}/train.csv"
+          command        = "printf '%s' '{\"data\":{\"categorical\":[\"job\",\"marital\",\"education\",\"housing_loan\",\"previous_outcome\"],\"id_column\":\"client_id\",\"numeric\":[\"age\",\"balance\",\"campaign_contacts\"],\"target\":\"subscribed\"},\"gates\":{\"min_roc_auc\":0.78},\"model\":{\"family\":\"hist_gradient_boosting\",\"search\":{\"cv_folds\":5,\"n_iter\":1,\"space\":{\"hist_gradient_boosting\":{}}}},\"platform\":\"financial-behavior\",\"split\":{\"seed\":42,\"test_size\":0.2}}' > config.json && python -m training train --config config.json --data $${{inputs.data}}/train.csv"
+          environmentVariables = {
+            PYTHONPATH = "/opt/program"
+          }
           identity = {
             identityType = "Managed"
           }

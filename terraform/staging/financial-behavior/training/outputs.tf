@@ -3,7 +3,7 @@
 
 output "workspace_id" {
   description = "The training workspace"
-  value       = azurerm_machine_learning_workspace.training.id
+  value       = azapi_resource.training.id
 }
 
 output "registry_login_server" {

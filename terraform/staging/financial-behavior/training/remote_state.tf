@@ -12,3 +12,15 @@ data "terraform_remote_state" "data" {
     use_azuread_auth     = true
   }
 }
+
+data "terraform_remote_state" "features" {
+  backend = "azurerm"
+  config = {
+    subscription_id      = "22222222-2222-2222-2222-222222222222"
+    resource_group_name  = "rg-tfstate-staging"
+    storage_account_name = "acmetfstatestaging"
+    container_name       = "tfstate"
+    key                  = "financial-behavior/staging/features.tfstate"
+    use_azuread_auth     = true
+  }
+}

@@ -192,7 +192,8 @@ def validate(wanted: tuple[str, ...], schema: bool, blueprints: tuple[Path, ...]
     if report.problems:
         raise InputError(report.problems)
     checked = (f"; {report.checked} resources, data sources and providers match the pinned provider schemas, "
-               f"{report.pipeline_values} values of SageMaker pipeline steps match the API request shapes, "
+               f"{report.pipeline_values} values of SageMaker requests (pipeline steps, state machines) match the API "
+               "request shapes, "
                f"{report.azapi_bodies} azapi bodies match the types of their API versions"
                if schema else "")
     unchecked = (f" (no bindings to check the arguments of {', '.join(sorted(report.unchecked))} against)"

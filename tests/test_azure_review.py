@@ -260,7 +260,10 @@ def test_b6_b7_managed_networks_reach_the_lake_redis_and_the_feature_store() -> 
     training = ws["training"].body["body"]["properties"]
     assert training["provisionNetworkNow"] is True
     assert {n: r["destination"]["subresourceTarget"] for n, r in training["managedNetwork"]["outboundRules"].items()} \
-        == {"lake-dfs": "dfs", "feature-store": "amlworkspace"}
+        == {"lake-dfs": "dfs", "feature-store": "amlworkspace", "model-registry": "amlregistry"}
+    # The registry namespace's workspace reaches the registry it declares; the others the one they read.
+    assert training["managedNetwork"]["outboundRules"]["model-registry"]["destination"]["serviceResourceId"].text \
+        == "azapi_resource.model_registry.id"
 
 
 def test_b8_the_5xx_alert_uses_a_supported_aggregation_and_validates_the_metric() -> None:

@@ -137,3 +137,19 @@ def test_exit_zero_on_drift_keeps_the_verdict_in_the_report_and_metrics(tmp_path
     metrics = json.loads(capsys.readouterr().out)["metrics"]
     assert code == 0 and report["drifted"] is True
     assert metrics[0] == {"name": "DriftDetected", "dimensions": {}, "value": 1.0, "unit": "None"}
+
+
+def test_an_empty_window_still_says_no_drift_to_the_metrics(tmp_path: Path, base: dict, capsys) -> None:
+    """CloudWatch evaluates the latest datapoints that exist: an idle hour must count as not drifted."""
+    (tmp_path / "baseline.json").write_text(json.dumps(base))
+    data = str(write_tree(tmp_path / "capture", capture_files(741)))
+    capsys.readouterr()
+    assert main(["--baseline", str(tmp_path / "baseline.json"), "--data", data, "--since-hours", "1",
+                 "--until", "2026-11-22T10", "--out", str(tmp_path / "d"), "--metrics", "json",
+                 "--dimension", "Variant=champion"]) == 0
+    out = capsys.readouterr()
+    sent = json.loads(out.out)
+    values = {m["name"]: m["value"] for m in sent["metrics"]}
+    assert values == {"DriftDetected": 0.0, "DriftedFeatures": 0.0, "RowsAnalysed": 0.0, "UnreadableRecords": 0.0}
+    assert sent["dimensions"] == {"Variant": "champion"}
+    assert "metrics say no drift over 0 rows" in out.err

@@ -66,8 +66,7 @@ def test_update_keeps_counts_and_applies_weights_and_capture(fake):
     eu.update(c, EP, "new", None, 3600, said.append)
     request = eu.update_request(EP, "new", None)
     assert request["RetainAllVariantProperties"] is True
-    assert {p["VariantPropertyType"] for p in request["ExcludeRetainedVariantProperties"]} == {
-        "DesiredWeight", "DataCaptureConfig"}
+    assert request["ExcludeRetainedVariantProperties"] == [{"VariantPropertyType": "DesiredWeight"}]
     assert said[-1] == f"{EP}: runs new"
 
 
@@ -202,3 +201,20 @@ a-0001, not b-0002 (status InService)
 """
     assert _last_error(stderr) == ("a provisioner failed: Error: SageMaker rolled the update of endpoint x back: "
                                    "it runs configuration a-0001, not b-0002 (status InService)")
+
+
+def test_a_change_of_variants_is_updated_without_the_guardrails_that_exclude_it(fake):
+    """SageMaker's blue/green and rolling updates need the same variant names in both configurations."""
+    c, s, _a = fake
+    deployment = {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": f"{EP}-champion-5xx-rate"}]}}
+    challenger = _config("new", "ml.m5.large")
+    challenger["ProductionVariants"].append({"VariantName": "challenger", "ModelName": "m2",
+                                             "InstanceType": "ml.m5.large", "InitialInstanceCount": 1})
+    s.add_response("describe_endpoint", _endpoint("InService", "old"), {"EndpointName": EP})
+    s.add_response("describe_endpoint_config", _config("old", "ml.m5.large"), {"EndpointConfigName": "old"})
+    s.add_response("describe_endpoint_config", challenger, {"EndpointConfigName": "new"})
+    _expect_update(s, "new", None)  # no DeploymentConfig
+    s.add_response("describe_endpoint", _endpoint("InService", "new"), {"EndpointName": EP})
+    said: list[str] = []
+    eu.update(c, EP, "new", deployment, 3600, said.append)
+    assert any("the variants change" in line for line in said)

@@ -230,7 +230,7 @@ def test_validate_schema_reports_a_misspelled_pipeline_member(project, monkeypat
         project.write(f"{context}/Dockerfile", "FROM scratch\n")
     result = project.mlops("validate", "--schema", "-n", "dev")
     assert result.exit_code == 0, result.output
-    assert "values of SageMaker pipeline steps match the API request shapes" in result.output
+    assert "values of SageMaker requests (pipeline steps, state machines) match the API request shapes" in result.output
     network = pipeline._network
     monkeypatch.setattr(pipeline, "_network", lambda p: {**network(p), "EnableNetworkIsolaton": True})
     result = project.mlops("validate", "--schema", "-n", "dev")

@@ -96,7 +96,8 @@ def test_every_committed_stack_matches_the_pinned_schemas() -> None:
     assert result.returncode == 0, result.stderr
     assert "28 stacks in 4 namespaces are valid; " in result.stdout
     # azuread (the Cosmos DB principal's lookup) and time (role propagation) are in the Azure data stack
-    assert "values of SageMaker pipeline steps match the API request shapes, " in result.stdout
+    assert "values of SageMaker requests (pipeline steps, state machines) match the API request shapes, " \
+        in result.stdout
     assert " azapi bodies match the types of their API versions (no bindings to check the arguments of azapi, " \
            "azuread, time against)" in result.stdout
     assert " 0 azapi bodies" not in result.stdout

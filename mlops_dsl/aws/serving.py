@@ -6,8 +6,9 @@ replaced before it is destroyed, so a new pin rolls out as a blue/green or rolli
 latency and error alarms (serving_alarms.py) roll back; each variant scales on its invocations
 (serving_scaling.py); our drift job compares each variant's captured traffic with the baseline of
 the package it serves, on a schedule, and opt-in retraining is bounded (serving_monitoring.py:
-serving_drift.py, serving_retraining.py; Model Monitor only as an opt-in). A variant without a pin is left out of the endpoint configuration, and
-with no variant pinned there is no endpoint at all: only the alarm topic, ready for the first one.
+serving_drift.py, serving_retraining.py; Model Monitor only as an opt-in). A variant without a pin
+is left out of the endpoint configuration, and with no variant pinned there is no endpoint at all:
+only the alarm topic, ready for the first one.
 """
 
 from __future__ import annotations

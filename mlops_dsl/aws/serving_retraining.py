@@ -10,8 +10,10 @@
 One alarm over all variants (the maximum of their DriftDetected), not one per variant: two
 variants drifting in the same hour would be two alarm transitions, two tokens, and two executions
 racing past the running-execution check. The alarm's M of N is N of N: evaluation_periods =
-datapoints_to_alarm = retrain_after_drifted_runs, period = the schedule's interval, a period
-without a run (no capture) counts as not drifted. CloudWatch emits a state-change event only when
+datapoints_to_alarm = retrain_after_drifted_runs, period = the schedule's interval. A run over an
+empty capture window still sends DriftDetected 0 (serving/drift/cli.py), because CloudWatch
+evaluates the latest datapoints that exist (alarms-and-missing-data); a period with no run at all
+(a failed job) is missing, `notBreaching`. CloudWatch emits a state-change event only when
 the state changes, so a drift that persists is one event until the alarm returns to OK; see
 serving_workflows.py for how duplicates of that event are made harmless.
 """

@@ -88,7 +88,9 @@ def pipeline_statements(ctx: StackContext, repos: dict[str, Resource], jobs_role
             "sagemaker:AddTags",
         ], [
             iam.arn(ctx, "sagemaker", f"training-job/{PIPELINE_JOBS}"),
-            iam.arn(ctx, "sagemaker", f"hyper-parameter-tuning-job/{PIPELINE_JOBS}"),
+            # A tuning job's name holds at most 32 characters, too few for the pipelines-<execution>-
+            # prefix the other jobs carry: the pipeline's role may act on the account's tuning jobs.
+            iam.arn(ctx, "sagemaker", "hyper-parameter-tuning-job/*"),
             iam.arn(ctx, "sagemaker", f"processing-job/{PIPELINE_JOBS}"),
         ]),
         iam.statement("RegisterModels", ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",

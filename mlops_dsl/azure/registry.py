@@ -24,7 +24,8 @@ from typing import Any
 from ..azureml.naming import REGISTRY_API, registry_id, registry_name
 from ..context import StackContext
 from ..terraform import Block, Output, Resource
-from .common import azapi, grant, location, private_endpoint, tagged
+from .common import TIME_PROVIDER, azapi, grant, location, private_endpoint, tagged, use_provider
+from .keys import ROLE_PROPAGATION
 
 REGISTRY_READER = "AzureML Registry User"
 
@@ -59,15 +60,27 @@ def render_registry(ctx: StackContext, data: Any) -> Resource:
 
 
 def registry_reader(ctx: StackContext, data: Any) -> Resource:
-    """This namespace's endpoint identity may read the registry's model versions (deployments pull them)."""
+    """This namespace's endpoint identity may read the registry's model versions (deployments pull
+    them); returns the wait for that role to propagate, which the deployments depend on."""
+    grant_ = grant("model_registry_reader", consumed_registry_id(ctx), REGISTRY_READER,
+                   ctx.upstream_output(data, "endpoint_identity_principal_id"))
+    use_provider(ctx, "time", TIME_PROVIDER, {})
+    # A deployment pulls its model as the endpoint identity when it is created: the role must have
+    # propagated by then, as the data stack waits for its own roles.
+    wait = Resource("time_sleep", "model_registry_reader", {"create_duration": ROLE_PROPAGATION},
+                    depends_on=(grant_,))
+    ctx.stack.add(grant_, wait)
+    return wait
+
+
+def consumed_registry_id(ctx: StackContext) -> str:
+    """The ARM id of the registry this namespace's deployments read (namespaces.yaml models.registry)."""
     azure = ctx.namespace.registry_azure
     if azure is None:
         raise ctx.error("training", f"{ctx.namespace.source}: models.registry of namespace {ctx.namespace.name!r} "
                                     "names a namespace without azure settings; an Azure platform's registry "
                                     "lives in an Azure namespace")
-    scope = registry_id(azure.subscription_id, ctx.platform, ctx.namespace.registry)
-    return grant("model_registry_reader", scope, REGISTRY_READER,
-                 ctx.upstream_output(data, "endpoint_identity_principal_id"))
+    return registry_id(azure.subscription_id, ctx.platform, ctx.namespace.registry)
 
 
-__all__ = ["REGISTRY_READER", "registry_reader", "render_registry"]
+__all__ = ["REGISTRY_READER", "consumed_registry_id", "registry_reader", "render_registry"]

@@ -116,12 +116,13 @@ def render(t: ModelServing, ctx: StackContext) -> None:
         "type": "UserAssigned", "identity_ids": [ctx.upstream_output(data, "endpoint_identity_id")]}))
     ctx.stack.add(*env_versions.values(), endpoint)
 
-    ctx.stack.add(registry_reader(ctx, data))
     production, shadow = pinned(t, ctx)
+    reader = registry_reader(ctx, data) if production else None
     deployments: dict[str, Resource] = {}
     for p in [*production, *([shadow] if shadow else [])]:
         _check_pin(ctx, p)
         deployment = _deployment(ctx, t, p, endpoint, env_versions[p.pin.image])
+        deployment.depends_on = (*deployment.depends_on, *((reader,) if reader else ()))
         deployments[p.variant.name] = deployment
         ctx.stack.add(deployment)
     alert_resources = alerts(t, ctx, name, rg, endpoint)

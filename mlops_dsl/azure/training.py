@@ -18,7 +18,7 @@ from ..context import StackContext
 from ..templates.training import TrainingInfrastructure
 from ..terraform import Block, CheckovSkip, Expr, Lifecycle, Output, Resource, interp
 from .common import azapi, grant, location, private_endpoint, registry_name, schedule_trigger, tagged, vm_size
-from .registry import render_registry
+from .registry import consumed_registry_id, render_registry
 from .workspace import application_insights, outbound_rule, workspace
 
 CLUSTER = "train-cluster"
@@ -110,6 +110,11 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
     # The managed network reaches the lake's dfs endpoint (the ADLS Gen2 datastores) and the feature
     # store; the default storage, vault and registry get their rules automatically (review B7).
     outbound = {"lake-dfs": outbound_rule(ctx.upstream_output(data, "storage_account_id"), "dfs")}
+    # The online deployments of this workspace pull their models from the platform's private
+    # registry (how-to-registry-network-isolation): created here in the registry's own namespace.
+    models = render_registry(ctx, data) if ctx.namespace.owns_registry else None
+    outbound["model-registry"] = outbound_rule(models.attr("id") if models else consumed_registry_id(ctx),
+                                               "amlregistry")
     if t.features is not None:
         outbound["feature-store"] = outbound_rule(ctx.upstream_output(t.features, "feature_store_id"),
                                                   "amlworkspace")
@@ -184,8 +189,6 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
                 },
             },
         }))
-    if ctx.namespace.owns_registry:
-        render_registry(ctx, data)
     ctx.stack.add(
         Output("workspace_id", ml.attr("id"), description="The training workspace"),
         Output("registry_login_server", registry.attr("login_server"), description="Container registry host"),

@@ -8,7 +8,8 @@
 `--baseline` is a baseline.json or the model.tar.gz of the served package, whose baseline.json
 member training wrote next to the model. `--since-hours N` reads only the capture objects of the N
 whole UTC hours before `--until` (default: the current hour), by the yyyy/mm/dd/hh in their keys,
-so an hourly job reads each hour once; an empty window is not an error (exit 0, nothing sent).
+so an hourly job reads each hour once; an empty window is not an error (exit 0, no report; the
+metrics, when asked for, say no drift over 0 rows).
 
 Exit codes: 0 no drift (or a partial result written, or an empty window), 1 drift (0 with
 --exit-zero-on-drift, for a scheduled job whose verdict is the metrics, not its status), 2 bad
@@ -33,6 +34,9 @@ from .sources import SourceError, in_window, list_blobs, open_stream, read_bytes
 from .stats import Thresholds, compare
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "drift.yaml"
+# What an empty window reports to the metrics sink: no drift, no rows.
+EMPTY_REPORT: dict[str, Any] = {"drifted": False, "drifted_features": [], "rows": 0, "unreadable_records": 0,
+                                "features": {}}
 
 
 class DriftInputError(ValueError):
@@ -276,7 +280,14 @@ def main(argv: list[str] | None = None) -> int:
         except BaselineError as exc:
             raise DriftInputError(f"{args.baseline}: {exc}") from None
         except EmptyWindow as empty:
-            print(f"{empty}: nothing to compare, no metrics sent", file=sys.stderr)
+            # The metrics still say "no drift" (0 rows): CloudWatch evaluates the latest datapoints that
+            # exist, so a run that sent nothing would not break a run of drifted hours for the alarm
+            # that counts N of them in a row (alarms-and-missing-data).
+            text = send(EMPTY_REPORT, args.metrics, args.namespace, dict(args.dimension)) if args.metrics else None
+            if text is not None:
+                print(text)
+            print(f"{empty}: nothing to compare" + (", metrics say no drift over 0 rows" if args.metrics else ""),
+                  file=sys.stderr)
             return 0
         if args.partial:
             _write(args.partial, json.dumps(profile.state()))

@@ -69,6 +69,11 @@ resource "azurerm_role_assignment" "model_registry_reader" {
   skip_service_principal_aad_check = true
 }
 
+resource "time_sleep" "model_registry_reader" {
+  create_duration = "180s"
+  depends_on      = [azurerm_role_assignment.model_registry_reader]
+}
+
 resource "azapi_resource" "deployment_blue" {
   type      = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments@2024-10-01"
   name      = "blue-v7-9b2e61"
@@ -114,6 +119,7 @@ resource "azapi_resource" "deployment_blue" {
       }
     }
   }
+  depends_on = [time_sleep.model_registry_reader]
 
   lifecycle {
     create_before_destroy = true
@@ -166,6 +172,7 @@ resource "azapi_resource" "deployment_green" {
       }
     }
   }
+  depends_on = [time_sleep.model_registry_reader]
 
   lifecycle {
     create_before_destroy = true

@@ -89,6 +89,82 @@ resource "azurerm_role_assignment" "endpoint_pull" {
   skip_service_principal_aad_check = true
 }
 
+resource "azapi_resource" "model_registry" {
+  type      = "Microsoft.MachineLearningServices/registries@2024-10-01"
+  name      = "mlr-financial-behavior-dev"
+  parent_id = data.terraform_remote_state.data.outputs.resource_group_id
+  location  = "westeurope"
+
+  identity {
+    type = "SystemAssigned"
+  }
+
+  tags = {
+    cost-center     = "ml-platform"
+    environment     = "dev"
+    managed-by      = "mlops-dsl"
+    mlops-namespace = "dev"
+    mlops-platform  = "financial-behavior"
+    mlops-template  = "training"
+  }
+  body = {
+    properties = {
+      publicNetworkAccess = "Disabled"
+      regionDetails = [
+        {
+          location = "westeurope"
+          acrDetails = [
+            {
+              systemCreatedAcrAccount = {
+                acrAccountSku = "Premium"
+              }
+            },
+          ]
+          storageAccountDetails = [
+            {
+              systemCreatedStorageAccount = {
+                storageAccountType       = "Standard_ZRS"
+                storageAccountHnsEnabled = false
+                allowBlobPublicAccess    = false
+              }
+            },
+          ]
+        },
+      ]
+    }
+  }
+}
+
+resource "azurerm_private_endpoint" "model_registry" {
+  name                = "pe-financial-behavior-dev-model-registry"
+  location            = "westeurope"
+  resource_group_name = data.terraform_remote_state.data.outputs.resource_group_name
+  subnet_id           = data.terraform_remote_state.data.outputs.endpoints_subnet_id
+
+  private_service_connection {
+    name                           = "psc-model-registry"
+    private_connection_resource_id = azapi_resource.model_registry.id
+    subresource_names              = ["amlregistry"]
+    is_manual_connection           = false
+  }
+
+  private_dns_zone_group {
+    name = "default"
+    private_dns_zone_ids = [
+      data.terraform_remote_state.data.outputs.private_dns_zone_ids["amlworkspace"],
+    ]
+  }
+
+  tags = {
+    cost-center     = "ml-platform"
+    environment     = "dev"
+    managed-by      = "mlops-dsl"
+    mlops-namespace = "dev"
+    mlops-platform  = "financial-behavior"
+    mlops-template  = "training"
+  }
+}
+
 resource "azurerm_role_assignment" "workspace_registry" {
   scope                            = azurerm_container_registry.main.id
   role_definition_name             = "Contributor"
@@ -160,6 +236,14 @@ resource "azapi_resource" "training" {
             destination = {
               serviceResourceId = data.terraform_remote_state.data.outputs.storage_account_id
               subresourceTarget = "dfs"
+              sparkEnabled      = false
+            }
+          }
+          model-registry = {
+            type = "PrivateEndpoint"
+            destination = {
+              serviceResourceId = azapi_resource.model_registry.id
+              subresourceTarget = "amlregistry"
               sparkEnabled      = false
             }
           }
@@ -372,81 +456,5 @@ resource "azapi_resource" "schedule" {
         }
       }
     }
-  }
-}
-
-resource "azapi_resource" "model_registry" {
-  type      = "Microsoft.MachineLearningServices/registries@2024-10-01"
-  name      = "mlr-financial-behavior-dev"
-  parent_id = data.terraform_remote_state.data.outputs.resource_group_id
-  location  = "westeurope"
-
-  identity {
-    type = "SystemAssigned"
-  }
-
-  tags = {
-    cost-center     = "ml-platform"
-    environment     = "dev"
-    managed-by      = "mlops-dsl"
-    mlops-namespace = "dev"
-    mlops-platform  = "financial-behavior"
-    mlops-template  = "training"
-  }
-  body = {
-    properties = {
-      publicNetworkAccess = "Disabled"
-      regionDetails = [
-        {
-          location = "westeurope"
-          acrDetails = [
-            {
-              systemCreatedAcrAccount = {
-                acrAccountSku = "Premium"
-              }
-            },
-          ]
-          storageAccountDetails = [
-            {
-              systemCreatedStorageAccount = {
-                storageAccountType       = "Standard_ZRS"
-                storageAccountHnsEnabled = false
-                allowBlobPublicAccess    = false
-              }
-            },
-          ]
-        },
-      ]
-    }
-  }
-}
-
-resource "azurerm_private_endpoint" "model_registry" {
-  name                = "pe-financial-behavior-dev-model-registry"
-  location            = "westeurope"
-  resource_group_name = data.terraform_remote_state.data.outputs.resource_group_name
-  subnet_id           = data.terraform_remote_state.data.outputs.endpoints_subnet_id
-
-  private_service_connection {
-    name                           = "psc-model-registry"
-    private_connection_resource_id = azapi_resource.model_registry.id
-    subresource_names              = ["amlregistry"]
-    is_manual_connection           = false
-  }
-
-  private_dns_zone_group {
-    name = "default"
-    private_dns_zone_ids = [
-      data.terraform_remote_state.data.outputs.private_dns_zone_ids["amlworkspace"],
-    ]
-  }
-
-  tags = {
-    cost-center     = "ml-platform"
-    environment     = "dev"
-    managed-by      = "mlops-dsl"
-    mlops-namespace = "dev"
-    mlops-platform  = "financial-behavior"
-    mlops-template  = "training"
   }
 }

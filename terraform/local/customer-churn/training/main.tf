@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "baea520a1f6c"
-  serving_image_tag  = "bed1545f5003"
+  serving_image_tag  = "4ebca849cc84"
 }
 
 resource "aws_ecr_repository" "training" {
@@ -392,7 +392,7 @@ resource "aws_iam_role_policy" "pipeline" {
         ]
         Resource = [
           "arn:aws:sagemaker:eu-west-1:123456789012:training-job/pipelines-*",
-          "arn:aws:sagemaker:eu-west-1:123456789012:hyper-parameter-tuning-job/pipelines-*",
+          "arn:aws:sagemaker:eu-west-1:123456789012:hyper-parameter-tuning-job/*",
           "arn:aws:sagemaker:eu-west-1:123456789012:processing-job/pipelines-*",
         ]
       },

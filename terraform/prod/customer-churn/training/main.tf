@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "baea520a1f6c"
-  serving_image_tag  = "bed1545f5003"
+  serving_image_tag  = "4ebca849cc84"
 }
 
 resource "aws_ecr_repository" "training" {

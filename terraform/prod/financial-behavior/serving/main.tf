@@ -99,6 +99,11 @@ resource "azurerm_role_assignment" "model_registry_reader" {
   skip_service_principal_aad_check = true
 }
 
+resource "time_sleep" "model_registry_reader" {
+  create_duration = "180s"
+  depends_on      = [azurerm_role_assignment.model_registry_reader]
+}
+
 resource "azapi_resource" "deployment_blue" {
   type      = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments@2024-10-01"
   name      = "blue-v6-4e8c1a"
@@ -144,6 +149,7 @@ resource "azapi_resource" "deployment_blue" {
       }
     }
   }
+  depends_on = [time_sleep.model_registry_reader]
 
   lifecycle {
     create_before_destroy = true
@@ -196,6 +202,7 @@ resource "azapi_resource" "deployment_green" {
       }
     }
   }
+  depends_on = [time_sleep.model_registry_reader]
 
   lifecycle {
     create_before_destroy = true

@@ -13,6 +13,10 @@ terraform {
       source  = "azure/azapi"
       version = ">= 2.0, < 3.0"
     }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.12, < 1.0"
+    }
   }
 
   backend "azurerm" {
@@ -38,3 +42,5 @@ provider "azurerm" {
 }
 
 provider "azapi" {}
+
+provider "time" {}

@@ -163,6 +163,14 @@ resource "azapi_resource" "training" {
               sparkEnabled      = false
             }
           }
+          model-registry = {
+            type = "PrivateEndpoint"
+            destination = {
+              serviceResourceId = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-financial-behavior-dev/providers/Microsoft.MachineLearningServices/registries/mlr-financial-behavior-dev"
+              subresourceTarget = "amlregistry"
+              sparkEnabled      = false
+            }
+          }
           feature-store = {
             type = "PrivateEndpoint"
             destination = {

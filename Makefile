@@ -14,7 +14,7 @@ help:
 	@echo "make plan ENV=dev   synthesize a namespace and plan every stack in dependency order (saved plans)"
 	@echo "make apply ENV=dev  apply exactly the saved plans (manual namespaces ask for approval)"
 	@echo "make destroy ENV=dev destroy every stack in reverse order (ENV=local also stops the emulator)"
-	@echo "make drift ENV=dev  report stacks whose real resources drifted from their state (exit 2)"
+	@echo "make drift ENV=dev  report stacks whose real resources drifted from their state (exit 1)"
 	@echo "make local-down     stop the local AWS emulator (everything in it is lost)"
 	@echo "make synth          render every namespace to terraform/"
 	@echo "make check          fail if terraform/ differs from the blueprints"

@@ -457,7 +457,11 @@ def destroy(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...],
 @user_errors
 def drift(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], changed: bool, base: str,
           parallelism: int, out: Path, blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
-    """Report which stacks of NAMESPACE drifted from their state (refresh-only plans). Exit 2 on drift."""
+    """Report which stacks of NAMESPACE drifted from their state (refresh-only plans). Exit 1 on drift.
+
+    Drift is a failed check, not a user's mistake: 1, as for a stack that could not be checked (the
+    table and the last line say which); 2 stays a user's error, as for every command.
+    """
     namespace, chosen, _ = _prepare(wanted, platforms, templates, changed, base, out, blueprints, namespaces_file,
                                     write=True)
     runner = _runner(namespace, parallelism)
@@ -468,7 +472,7 @@ def drift(wanted: str, platforms: tuple[str, ...], templates: tuple[str, ...], c
         raise click.ClickException("some stacks could not be checked; see the table above")
     if drifted:
         click.echo(f"{len(drifted)} of {len(chosen)} stacks drifted from their state", err=True)
-        sys.exit(2)
+        sys.exit(1)
     click.echo(f"no drift in {len(chosen)} stacks")
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import OperationError
+from .registry import aws_call  # an AWS call's failure as an OperationError naming it
 
 IN_SERVICE = "InService"
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
@@ -107,18 +108,6 @@ class Clients:
         self.poll_seconds, self.clock, self.sleep = poll_seconds, clock, sleep
 
 
-def _call(what: str, func: Any, **kwargs: Any) -> Any:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return func(**kwargs)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise OperationError(f"{what}: {error.get('Code', 'error')}: {error.get('Message', exc)}") from None
-    except BotoCoreError as exc:
-        raise OperationError(f"{what}: {exc}") from None
-
-
 def _config(c: Clients, name: str) -> dict[str, Any] | None:
     """The configuration, or None when it no longer exists (deleted by an older apply: #48997)."""
     from botocore.exceptions import ClientError
@@ -135,7 +124,7 @@ def wait(c: Clients, endpoint: str, timeout: float, say: Callable[[str], None]) 
     """DescribeEndpoint until the endpoint is no longer busy, saying each status change and the time."""
     start, last = c.clock(), None
     while True:
-        described = _call(f"DescribeEndpoint {endpoint}", c.sagemaker.describe_endpoint, EndpointName=endpoint)
+        described = aws_call(f"DescribeEndpoint {endpoint}", c.sagemaker.describe_endpoint, EndpointName=endpoint)
         status = described.get("EndpointStatus")
         elapsed = c.clock() - start
         if status != last:
@@ -154,16 +143,16 @@ def deregister(c: Clients, endpoint: str, variants: list[str], say: Callable[[st
     if not variants:
         return []
     ids = [resource_id(endpoint, v) for v in variants]
-    targets = _call("DescribeScalableTargets", c.autoscaling.describe_scalable_targets,
+    targets = aws_call("DescribeScalableTargets", c.autoscaling.describe_scalable_targets,
                     ServiceNamespace="sagemaker", ResourceIds=ids, ScalableDimension=SCALABLE_DIMENSION)
     saved = []
     for target in targets.get("ScalableTargets", []):
         rid = target["ResourceId"]
-        policies = _call(f"DescribeScalingPolicies {rid}", c.autoscaling.describe_scaling_policies,
+        policies = aws_call(f"DescribeScalingPolicies {rid}", c.autoscaling.describe_scaling_policies,
                          ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION)
         saved.append(Registration(target, policies.get("ScalingPolicies", [])))
         # Deregistering also deletes the target's scaling policies (RegisterScalableTarget docs).
-        _call(f"DeregisterScalableTarget {rid}", c.autoscaling.deregister_scalable_target,
+        aws_call(f"DeregisterScalableTarget {rid}", c.autoscaling.deregister_scalable_target,
               ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION)
         say(f"{rid}: autoscaling deregistered while its instance type changes")
     return saved
@@ -173,11 +162,11 @@ def register(c: Clients, saved: list[Registration], say: Callable[[str], None]) 
     """Register the targets again with the limits and policies they had."""
     for r in saved:
         rid = r.target["ResourceId"]
-        _call(f"RegisterScalableTarget {rid}", c.autoscaling.register_scalable_target,
+        aws_call(f"RegisterScalableTarget {rid}", c.autoscaling.register_scalable_target,
               ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION,
               MinCapacity=r.target["MinCapacity"], MaxCapacity=r.target["MaxCapacity"])
         for policy in r.policies:
-            _call(f"PutScalingPolicy {policy['PolicyName']}", c.autoscaling.put_scaling_policy,
+            aws_call(f"PutScalingPolicy {policy['PolicyName']}", c.autoscaling.put_scaling_policy,
                   ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION,
                   **{k: policy[k] for k in POLICY_FIELDS if k in policy})
         say(f"{rid}: autoscaling registered again ({len(r.policies)} policies)")
@@ -204,7 +193,8 @@ def update(c: Clients, endpoint: str, config: str, deployment: dict[str, Any] | 
     saved = deregister(c, endpoint, retyped_variants(old, new), say)
     try:
         say(f"{endpoint}: updating from {current['EndpointConfigName']} to {config}, instance counts kept")
-        _call(f"UpdateEndpoint {endpoint}", c.sagemaker.update_endpoint, **update_request(endpoint, config, deployment))
+        aws_call(f"UpdateEndpoint {endpoint}", c.sagemaker.update_endpoint,
+                 **update_request(endpoint, config, deployment))
         finished = wait(c, endpoint, timeout, say)
     finally:
         register(c, saved, say)

@@ -85,7 +85,7 @@ def client(aws: AwsSettings, service: str) -> Any:
     return boto3.client(service, **kwargs)
 
 
-def _call(what: str, func: Any, **kwargs: Any) -> Any:
+def aws_call(what: str, func: Any, **kwargs: Any) -> Any:
     """An AWS call whose failure is an operational error naming what was attempted (exit 1)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -152,12 +152,12 @@ def packages(namespace: Namespace, platform: str) -> list[Package]:
                                   "SortOrder": "Descending", "MaxResults": 100}
         if token:
             kwargs["NextToken"] = token
-        page = _call(f"listing the versions of {group}", sagemaker.list_model_packages, **kwargs)
+        page = aws_call(f"listing the versions of {group}", sagemaker.list_model_packages, **kwargs)
         summaries += page.get("ModelPackageSummaryList", [])
         token = page.get("NextToken")
         if not token:
             break
-    return [_package(_call(f"describing {s['ModelPackageArn']}", sagemaker.describe_model_package,
+    return [_package(aws_call(f"describing {s['ModelPackageArn']}", sagemaker.describe_model_package,
                            ModelPackageName=s["ModelPackageArn"])) for s in summaries]
 
 
@@ -166,7 +166,7 @@ def set_status(namespace: Namespace, pkg: Package, status: str, reason: str | No
     kwargs: dict[str, Any] = {"ModelPackageArn": pkg.arn, "ModelApprovalStatus": status}
     if reason:
         kwargs["ApprovalDescription"] = reason[:1024]
-    _call(f"setting {pkg.arn} to {status}", sagemaker.update_model_package, **kwargs)
+    aws_call(f"setting {pkg.arn} to {status}", sagemaker.update_model_package, **kwargs)
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -194,7 +194,7 @@ def artifact_sha256(namespace: Namespace, pkg: Package) -> str:
     if pkg.sha256:
         return pkg.sha256
     bucket, key = _split_s3(pkg.artifact)
-    body = _call(f"reading {pkg.artifact}", client(_registry(namespace), "s3").get_object, Bucket=bucket,
+    body = aws_call(f"reading {pkg.artifact}", client(_registry(namespace), "s3").get_object, Bucket=bucket,
                  Key=key)["Body"]
     digest = hashlib.sha256()
     for chunk in iter(lambda: body.read(1 << 20), b""):
@@ -213,7 +213,7 @@ def register(namespace: Namespace, platform: str, archive: Path, sha256: str, im
     s3, sagemaker = client(aws, "s3"), client(aws, "sagemaker")
     bucket, prefix = models_bucket(platform, namespace), f"packages/{sha256}"
     with archive.open("rb") as handle:
-        _call(f"uploading {archive} to s3://{bucket}/{prefix}/model.tar.gz", s3.put_object, Bucket=bucket,
+        aws_call(f"uploading {archive} to s3://{bucket}/{prefix}/model.tar.gz", s3.put_object, Bucket=bucket,
               Key=f"{prefix}/model.tar.gz", Body=handle, ServerSideEncryption="aws:kms")
     request: dict[str, Any] = {
         "ModelPackageGroupName": group_name(platform, namespace),
@@ -231,11 +231,11 @@ def register(namespace: Namespace, platform: str, archive: Path, sha256: str, im
         if document is None:
             continue
         key = f"{prefix}/{name}"
-        _call(f"uploading s3://{bucket}/{key}", s3.put_object, Bucket=bucket, Key=key,
+        aws_call(f"uploading s3://{bucket}/{key}", s3.put_object, Bucket=bucket, Key=key,
               Body=json.dumps(document).encode(), ContentType="application/json", ServerSideEncryption="aws:kms")
         source_uri = {"ContentType": "application/json", "S3Uri": f"s3://{bucket}/{key}"}
         request[section] = ({"ModelQuality": {"Statistics": source_uri}} if section == "ModelMetrics"
                             else {"ModelDataQuality": {"Statistics": source_uri}})
-    created = _call(f"registering in {request['ModelPackageGroupName']}", sagemaker.create_model_package, **request)
-    return _package(_call("describing the new package", sagemaker.describe_model_package,
+    created = aws_call(f"registering in {request['ModelPackageGroupName']}", sagemaker.create_model_package, **request)
+    return _package(aws_call("describing the new package", sagemaker.describe_model_package,
                           ModelPackageName=created["ModelPackageArn"]))

@@ -49,27 +49,3 @@ def alert_topic(ctx: StackContext, topic_name: str, what: str, publishers: dict[
     return topic
 
 
-def schedule_alarms(ctx: StackContext, name: str, what: str, group: Resource, queue: Resource,
-                    topic: Resource) -> list[Resource]:
-    """Alarms on an EventBridge Scheduler group and its dead-letter queue: dropped invocations
-    (retries exhausted), target errors (permissions, key, throttling) and undelivered invocations
-    waiting in the queue. A schedule that silently never starts its target is what they catch.
-    `name` prefixes the alarm names, `what` says what the schedule starts."""
-    notify = {"alarm_actions": [topic.attr("arn")], "ok_actions": [topic.attr("arn")], "actions_enabled": True,
-              "comparison_operator": "GreaterThanThreshold", "threshold": 0, "evaluation_periods": 1,
-              "period": 300, "statistic": "Sum", "treat_missing_data": "notBreaching"}
-    alarms = [Resource("aws_cloudwatch_metric_alarm", f"{group.name}_{metric_id}", {
-        "alarm_name": f"{name}-{metric_id.replace('_', '-')}",
-        "alarm_description": f"EventBridge Scheduler: {description.format(what=what)}",
-        "namespace": "AWS/Scheduler", "metric_name": metric,
-        "dimensions": {"ScheduleGroup": group.attr("name")}, **notify})
-        for metric_id, metric, description in (
-            ("schedule_dropped", "InvocationDroppedCount", "the schedule gave up starting {what} (retries exhausted)"),
-            ("schedule_target_errors", "TargetErrorCount", "starting {what} failed (permissions, key, throttling)"))]
-    alarms.append(Resource("aws_cloudwatch_metric_alarm", f"{group.name}_schedule_dead_letters", {
-        "alarm_name": f"{name}-schedule-dead-letters",
-        "alarm_description": f"Invocations of the schedule that starts {what} wait in its dead-letter queue",
-        "namespace": "AWS/SQS", "metric_name": "ApproximateNumberOfMessagesVisible",
-        "dimensions": {"QueueName": queue.attr("name")}, **{**notify, "statistic": "Maximum"}}))
-    ctx.stack.add(*alarms)
-    return alarms

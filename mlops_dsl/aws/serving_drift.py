@@ -22,13 +22,13 @@ from typing import Any
 
 from ..context import StackContext
 from ..templates.serving import ModelServing, schedule_interval_hours
-from ..terraform import Block, Expr, Resource, Value, interp
+from ..terraform import Expr, Resource, Value, interp
 from . import iam
-from .alerts import schedule_alarms
 from .instances import has_local_storage
 from .naming import sagemaker_name
 from .provider import partition
 from .repositories import repository_name
+from .schedules import Schedule, render_schedule
 from .serving_models import Pinned
 from .serving_workflows import JOB_PREFIX_LIMIT, DriftJob, drift_definition
 from .state_machines import failed_executions_alarm, observability_statements, state_machine
@@ -155,39 +155,15 @@ def _job_statements(t: ModelServing, ctx: StackContext, production: list[Pinned]
 
 def _render_schedule(t: ModelServing, ctx: StackContext, machine: Resource, key_arn: Value,
                      topic: Resource) -> None:
-    """Like the training schedule: its own group, retries, a dead-letter queue, and alarms."""
-    group = Resource("aws_scheduler_schedule_group", "drift", {"name": f"{ctx.name}-drift"})
-    queue = Resource("aws_sqs_queue", "drift_schedule_dead_letters", {
-        "name": f"{ctx.name}-drift-schedule-dlq",
-        "kms_master_key_id": key_arn,
-        "message_retention_seconds": 1209600,  # the maximum, 14 days: time to notice and replay
-    })
-    scheduler = iam.role(ctx, "drift_scheduler", "drift-scheduler", "scheduler.amazonaws.com")
-    ctx.stack.add(group, queue, scheduler, iam.inline_policy("drift_scheduler", scheduler, [
-        iam.statement("StartDriftJobs", ["states:StartExecution"], [machine.attr("arn")]),
-        iam.statement("DeadLetters", ["sqs:SendMessage"], [queue.attr("arn")]),
-        # The schedule is encrypted with the platform's key, and so is the queue.
-        iam.statement("PlatformKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key_arn]),
-    ]))
-    ctx.stack.add(Resource("aws_scheduler_schedule", "drift", {
-        "name": f"{ctx.name}-drift",
-        "group_name": group.attr("name"),
-        "description": f"Starts the drift jobs of {ctx.platform} in {ctx.namespace.name}",
-        "schedule_expression": t.monitoring_schedule,
-        "schedule_expression_timezone": "UTC",
-        "kms_key_arn": key_arn,
-        "flexible_time_window": Block({"mode": "OFF"}),
-        "target": Block({
-            "arn": machine.attr("arn"),
-            "role_arn": scheduler.attr("arn"),
-            "input": "{}",
-            # A late run still reads the same whole hours (the window ends at the hour it starts in),
-            # so one retried within the hour loses nothing.
-            "retry_policy": Block({"maximum_retry_attempts": 2, "maximum_event_age_in_seconds": 3600}),
-            "dead_letter_config": Block({"arn": queue.attr("arn")}),
-        }),
-    }))
-    schedule_alarms(ctx, f"{ctx.name}-drift", "the drift jobs", group, queue, topic)
+    """Like the training schedule (schedules.py). A late run still reads the same whole hours (the
+    window ends at the hour it starts in), so one retried within the hour loses nothing."""
+    assert t.monitoring_schedule is not None
+    render_schedule(ctx, Schedule(
+        prefix="drift_", title="drift", role="drift_scheduler", role_name="drift-scheduler",
+        description=f"Starts the drift jobs of {ctx.platform} in {ctx.namespace.name}",
+        expression=t.monitoring_schedule, target_arn=machine.attr("arn"),
+        start=iam.statement("StartDriftJobs", ["states:StartExecution"], [machine.attr("arn")]),
+        what="the drift jobs", target_input="{}"), key_arn, topic)
 
 
 def drift_dimensions(endpoint_name: str, variant: str) -> dict[str, str]:
@@ -197,7 +173,7 @@ def drift_dimensions(endpoint_name: str, variant: str) -> dict[str, str]:
 def _render_alarms(ctx: StackContext, endpoint_name: str, hours: int, variants: list[str],
                    topic: Resource) -> None:
     """A drifted run of a variant notifies once: DriftDetected is 1 for a drifted run, 0 otherwise,
-    one datapoint per run and period; a run that read no capture sends none (notBreaching)."""
+    one datapoint per run and period; a run over an empty window sends 0, a failed run none (notBreaching)."""
     for variant in variants:
         ctx.stack.add(Resource("aws_cloudwatch_metric_alarm", f"drift_{variant.replace('-', '_')}", {
             "alarm_name": f"{endpoint_name}-{variant}-drift",

@@ -13,11 +13,12 @@ from typing import Any
 
 from ..context import StackContext
 from ..templates.training import TrainingInfrastructure
-from ..terraform import Block, Expr, Interp, Lifecycle, Output, Resource, Value, interp, jsonencode
+from ..terraform import Expr, Interp, Lifecycle, Output, Resource, Value, interp, jsonencode
 from . import iam, training_config
 from .alerts import alert_topic
 from .pipeline import PipelineInputs, definition
 from .repositories import repositories
+from .schedules import Schedule, render_schedule
 from .training_role import execution_statements, hosting_statements, pipeline_statements, registry_group_name
 
 
@@ -173,51 +174,11 @@ def _render_alerts(ctx: StackContext, pipeline: Resource) -> Resource:
 
 def _render_schedule(t: TrainingInfrastructure, ctx: StackContext, pipeline: Resource, key_arn: Any,
                      topic: Resource) -> None:
-    """The weekly schedule in its own group, a dead-letter queue for what it could not deliver, and
-    alarms on dropped invocations, target errors and the queue: a schedule that silently never
-    starts the pipeline is the failure this guards against."""
-    group = Resource("aws_scheduler_schedule_group", "training", {"name": f"{ctx.name}-training"})
-    queue = Resource("aws_sqs_queue", "schedule_dead_letters", {
-        "name": f"{ctx.name}-training-schedule-dlq",
-        "kms_master_key_id": key_arn,
-        "message_retention_seconds": 1209600,  # the maximum, 14 days: time to notice and replay
-    })
-    scheduler = iam.role(ctx, "scheduler", "training-scheduler", "scheduler.amazonaws.com")
-    ctx.stack.add(group, queue, scheduler, iam.inline_policy("scheduler", scheduler, [
-        iam.statement("StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [pipeline.attr("arn")]),
-        iam.statement("DeadLetters", ["sqs:SendMessage"], [queue.attr("arn")]),
-        # The schedule is encrypted with the platform's key (kms_key_arn), and so is the queue.
-        iam.statement("PlatformKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key_arn]),
-    ]))
-    ctx.stack.add(Resource("aws_scheduler_schedule", "training", {
-        "name": pipeline.body["pipeline_name"],
-        "group_name": group.attr("name"),
-        "description": f"Starts the {ctx.platform} training pipeline in {ctx.namespace.name}",
-        "schedule_expression": t.schedule,
-        "schedule_expression_timezone": "UTC",
-        "kms_key_arn": key_arn,
-        "flexible_time_window": Block({"mode": "OFF"}),
-        "target": Block({
-            "arn": pipeline.attr("arn"),
-            "role_arn": scheduler.attr("arn"),
-            "retry_policy": Block({"maximum_retry_attempts": 2, "maximum_event_age_in_seconds": 3600}),
-            "dead_letter_config": Block({"arn": queue.attr("arn")}),
-        }),
-    }))
-    notify = {"alarm_actions": [topic.attr("arn")], "ok_actions": [topic.attr("arn")], "actions_enabled": True,
-              "comparison_operator": "GreaterThanThreshold", "threshold": 0, "evaluation_periods": 1,
-              "period": 300, "statistic": "Sum", "treat_missing_data": "notBreaching"}
-    for name, metric, what in (("schedule_dropped", "InvocationDroppedCount",
-                                "the schedule gave up starting the pipeline (retries exhausted)"),
-                               ("schedule_target_errors", "TargetErrorCount",
-                                "starting the pipeline failed (permissions, key, throttling)")):
-        ctx.stack.add(Resource("aws_cloudwatch_metric_alarm", name, {
-            "alarm_name": f"{ctx.name}-training-{name.replace('_', '-')}",
-            "alarm_description": f"EventBridge Scheduler: {what}",
-            "namespace": "AWS/Scheduler", "metric_name": metric,
-            "dimensions": {"ScheduleGroup": group.attr("name")}, **notify}))
-    ctx.stack.add(Resource("aws_cloudwatch_metric_alarm", "schedule_dead_letters", {
-        "alarm_name": f"{ctx.name}-training-schedule-dead-letters",
-        "alarm_description": "Invocations of the training schedule wait in its dead-letter queue",
-        "namespace": "AWS/SQS", "metric_name": "ApproximateNumberOfMessagesVisible",
-        "dimensions": {"QueueName": queue.attr("name")}, **{**notify, "statistic": "Maximum"}}))
+    """The weekly schedule of the pipeline (schedules.py: its own group, role, retries, dead letters, alarms)."""
+    assert t.schedule is not None
+    render_schedule(ctx, Schedule(
+        prefix="", title="training", role="scheduler", role_name="training-scheduler",
+        description=f"Starts the {ctx.platform} training pipeline in {ctx.namespace.name}",
+        expression=t.schedule, target_arn=pipeline.attr("arn"),
+        start=iam.statement("StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [pipeline.attr("arn")]),
+        what="the pipeline"), key_arn, topic)

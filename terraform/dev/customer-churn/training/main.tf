@@ -1358,7 +1358,7 @@ resource "aws_cloudwatch_metric_alarm" "schedule_target_errors" {
 
 resource "aws_cloudwatch_metric_alarm" "schedule_dead_letters" {
   alarm_name        = "customer-churn-dev-training-schedule-dead-letters"
-  alarm_description = "Invocations of the training schedule wait in its dead-letter queue"
+  alarm_description = "Invocations of the schedule that starts the pipeline wait in its dead-letter queue"
   namespace         = "AWS/SQS"
   metric_name       = "ApproximateNumberOfMessagesVisible"
   dimensions = {

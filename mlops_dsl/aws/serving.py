@@ -18,6 +18,7 @@ from ..templates.serving import ModelServing
 from ..terraform import Output, Resource
 from .naming import ENDPOINT_CONFIG_PREFIX_LIMIT, sagemaker_name
 from .serving_alarms import render_alarms, render_topic
+from .serving_dashboard import render_dashboard
 from .serving_deployment import render_endpoint
 from .serving_models import endpoint_configuration, model, pinned
 from .serving_monitoring import render_monitoring
@@ -49,6 +50,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     endpoint, update = render_endpoint(t, ctx, endpoint_name, config, log_group, rollback_alarms)
     render_scaling(t, ctx, endpoint, endpoint_name, variants, after=update)
     render_monitoring(t, ctx, endpoint, endpoint_name, production, topic)
+    render_dashboard(t, ctx, endpoint_name, production, shadow)  # after every alarm: it shows them all
     ctx.stack.add(
         Output("endpoint_name", endpoint.attr("name"), description="The SageMaker endpoint"),
         Output("endpoint_config_name", config.attr("name"), description="The endpoint's current configuration"),

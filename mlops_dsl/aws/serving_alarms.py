@@ -8,6 +8,18 @@ from ..templates.serving import ModelServing, Variant
 from ..terraform import Block, Resource
 from .alerts import alert_topic
 
+# What the alarms read, shared with the dashboard (serving_dashboard.py).
+SAGEMAKER_METRICS = "AWS/SageMaker"
+INVOCATIONS = "Invocations"
+ERRORS_5XX = "Invocation5XXErrors"
+LATENCY = "ModelLatency"  # microseconds
+LATENCY_STATISTIC = "p99"
+
+
+def variant_dimensions(endpoint_name: str, variant: str) -> dict[str, str]:
+    """The dimensions of a variant's AWS/SageMaker and /aws/sagemaker/Endpoints metrics."""
+    return {"EndpointName": endpoint_name, "VariantName": variant}
+
 
 def render_topic(ctx: StackContext, endpoint_name: str) -> Resource:
     """The alarm topic, with the namespace's e-mail subscriptions (confirmed once, before any alarm)."""
@@ -21,14 +33,14 @@ def render_alarms(t: ModelServing, ctx: StackContext, endpoint_name: str, topic:
     notify = {"alarm_actions": [topic.attr("arn")], "ok_actions": [topic.attr("arn")], "actions_enabled": True}
     rollback_alarms = []
     for v in variants:
-        dims = {"EndpointName": endpoint_name, "VariantName": v.name}
+        dims = variant_dimensions(endpoint_name, v.name)
         slug = v.name.replace("-", "_")
         latency = Resource("aws_cloudwatch_metric_alarm", f"latency_{slug}", {
             "alarm_name": f"{endpoint_name}-{v.name}-p99-latency",
             "alarm_description": f"p99 model latency of {v.name} above {t.alarms.p99_latency_ms} ms",
-            "namespace": "AWS/SageMaker",
-            "metric_name": "ModelLatency",
-            "extended_statistic": "p99",
+            "namespace": SAGEMAKER_METRICS,
+            "metric_name": LATENCY,
+            "extended_statistic": LATENCY_STATISTIC,
             "dimensions": dims,
             "period": 60,
             "evaluation_periods": 3,
@@ -51,9 +63,9 @@ def render_alarms(t: ModelServing, ctx: StackContext, endpoint_name: str, topic:
                 Block({"id": "rate", "expression": "100 * errors / MAX([invocations, 1])",
                        "label": "5xx rate (%)", "return_data": True}),
                 *[Block({"id": qid, "metric": Block({
-                    "namespace": "AWS/SageMaker", "metric_name": metric, "dimensions": dims,
+                    "namespace": SAGEMAKER_METRICS, "metric_name": metric, "dimensions": dims,
                     "period": 60, "stat": "Sum"})})
-                  for qid, metric in (("errors", "Invocation5XXErrors"), ("invocations", "Invocations"))],
+                  for qid, metric in (("errors", ERRORS_5XX), ("invocations", INVOCATIONS))],
             ],
             **notify,
         })
@@ -61,10 +73,10 @@ def render_alarms(t: ModelServing, ctx: StackContext, endpoint_name: str, topic:
     idle = Resource("aws_cloudwatch_metric_alarm", "idle", {
         "alarm_name": f"{endpoint_name}-no-invocations",
         "alarm_description": f"No invocation for {t.alarms.idle_hours} hours",
-        "namespace": "AWS/SageMaker",
-        "metric_name": "Invocations",
+        "namespace": SAGEMAKER_METRICS,
+        "metric_name": INVOCATIONS,
         "statistic": "Sum",
-        "dimensions": {"EndpointName": endpoint_name, "VariantName": variants[0].name},
+        "dimensions": variant_dimensions(endpoint_name, variants[0].name),
         "period": 3600,
         "evaluation_periods": t.alarms.idle_hours,
         "comparison_operator": "LessThanThreshold",

@@ -36,6 +36,7 @@ from .training import image_uri
 from .training_role import network_statements
 
 METRICS_NAMESPACE = "MLOps/Drift"
+DRIFT_DETECTED = "DriftDetected"  # what the alarms read; the dashboard shows it and the run's other metrics
 # Step Functions' `.sync` for Processing jobs watches them through this managed rule ("IAM policies
 # for Amazon SageMaker AI", Step Functions Developer Guide).
 SYNC_RULE = "StepFunctionsGetEventsForSageMakerProcessingJobsRule"
@@ -180,7 +181,7 @@ def _render_alarms(ctx: StackContext, endpoint_name: str, hours: int, variants: 
             "alarm_description": f"The drift job found drift in the capture of {variant} (report: the drift "
                                  f"state machine's execution, s3 drift-reports/{endpoint_name}/{variant}/)",
             "namespace": METRICS_NAMESPACE,
-            "metric_name": "DriftDetected",
+            "metric_name": DRIFT_DETECTED,
             "dimensions": drift_dimensions(endpoint_name, variant),
             "statistic": "Maximum",
             "period": hours * 3600,
@@ -194,4 +195,4 @@ def _render_alarms(ctx: StackContext, endpoint_name: str, hours: int, variants: 
         }))
 
 
-__all__ = ["METRICS_NAMESPACE", "Drift", "capture_prefix", "drift_dimensions", "render_drift"]
+__all__ = ["DRIFT_DETECTED", "METRICS_NAMESPACE", "Drift", "capture_prefix", "drift_dimensions", "render_drift"]

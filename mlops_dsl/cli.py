@@ -20,6 +20,7 @@ from .cli_azure_rollout import update_online_endpoint
 from .cli_common import InputError, blueprint_option, namespaces_option, user_errors
 from .cli_endpoint import update_endpoint
 from .cli_models import models
+from .cli_smoke import loadtest, smoke
 
 if TYPE_CHECKING:  # only for hints: the commands import what they use when they run
     from .namespaces import Namespace
@@ -550,6 +551,8 @@ def emulator_rehearse_rollback(wanted: str, namespaces_file: Path, endpoint_name
 main.add_command(models)
 main.add_command(update_endpoint)
 main.add_command(update_online_endpoint)
+main.add_command(smoke)
+main.add_command(loadtest)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,12 @@ def s3_bucket_problems(name: str) -> list[str]:
     return problems
 
 
+def endpoint_name(platform: str, namespace: str, serving: str) -> str:
+    """The SageMaker endpoint of a ModelServing template: `<platform>-<namespace>-<template>`. The
+    serving stack renders it and `mlops smoke`/`loadtest` invoke it, offline, from this one rule."""
+    return f"{platform}-{namespace}-{serving}"
+
+
 SAGEMAKER_NAME_LIMIT = 63
 ENDPOINT_CONFIG_PREFIX_LIMIT = 37
 

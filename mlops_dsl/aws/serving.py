@@ -17,6 +17,7 @@ from ..context import StackContext
 from ..templates.serving import ModelServing
 from ..terraform import Output, Resource
 from .naming import ENDPOINT_CONFIG_PREFIX_LIMIT, sagemaker_name
+from .naming import endpoint_name as served_endpoint_name
 from .serving_alarms import render_alarms, render_topic
 from .serving_dashboard import render_dashboard
 from .serving_deployment import render_endpoint
@@ -26,7 +27,7 @@ from .serving_scaling import render_scaling
 
 
 def render(t: ModelServing, ctx: StackContext) -> None:
-    endpoint_name = sagemaker_name(ctx, "name", f"{ctx.name}-{t.name}")
+    endpoint_name = sagemaker_name(ctx, "name", served_endpoint_name(ctx.platform, ctx.namespace.name, t.name))
     sagemaker_name(ctx, "name", f"{ctx.name}-{t.name}-", ENDPOINT_CONFIG_PREFIX_LIMIT)
     topic = render_topic(ctx, endpoint_name)
     ctx.stack.add(Output("alarm_topic_arn", topic.attr("arn"), description="SNS topic the alarms notify"))

@@ -18,6 +18,7 @@ import click
 
 from .cli_azure_rollout import update_online_endpoint
 from .cli_common import InputError, blueprint_option, namespaces_option, user_errors
+from .cli_cost import cost
 from .cli_endpoint import update_endpoint
 from .cli_models import models
 from .cli_smoke import loadtest, smoke
@@ -551,6 +552,7 @@ def emulator_rehearse_rollback(wanted: str, namespaces_file: Path, endpoint_name
 main.add_command(models)
 main.add_command(update_endpoint)
 main.add_command(update_online_endpoint)
+main.add_command(cost)
 main.add_command(smoke)
 main.add_command(loadtest)
 

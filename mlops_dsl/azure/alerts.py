@@ -10,6 +10,10 @@ from ..terraform import Block, Resource
 from .common import compact, tagged
 
 METRICS = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+# What the alerts read, shared with the dashboard (dashboard.py).
+LATENCY_P99 = "RequestLatency_P99"  # milliseconds
+REQUESTS = "RequestsPerMinute"
+STATUS_CLASS = "statusCodeClass"
 
 
 def alerts(t: ModelServing, ctx: StackContext, name: str, rg: Any, endpoint: Resource) -> list[Resource]:
@@ -29,15 +33,15 @@ def alerts(t: ModelServing, ctx: StackContext, name: str, rg: Any, endpoint: Res
     out = [group]
     for alert, description, criteria in (
         ("latency", f"p99 request latency above {t.alarms.p99_latency_ms} ms", {
-            "metric_name": "RequestLatency_P99", "aggregation": "Average", "operator": "GreaterThan",
+            "metric_name": LATENCY_P99, "aggregation": "Average", "operator": "GreaterThan",
             "threshold": t.alarms.p99_latency_ms}),
         # A static Azure metric criterion cannot divide by the request count: any 5xx in the window
         # alerts. `RequestsPerMinute` supports the Average aggregation only (Azure Monitor supported
         # metrics, Microsoft.MachineLearningServices/workspaces/onlineEndpoints; review B8), and the
         # metric is validated: the endpoint exists before the alert.
         ("errors", "requests answered with a 5xx", {
-            "metric_name": "RequestsPerMinute", "aggregation": "Average", "operator": "GreaterThan", "threshold": 0,
-            "dimension": Block({"name": "statusCodeClass", "operator": "Include", "values": ["5xx"]})}),
+            "metric_name": REQUESTS, "aggregation": "Average", "operator": "GreaterThan", "threshold": 0,
+            "dimension": Block({"name": STATUS_CLASS, "operator": "Include", "values": ["5xx"]})}),
     ):
         out.append(Resource("azurerm_monitor_metric_alert", alert, tagged(ctx, {
             "name": f"{name}-{alert}",

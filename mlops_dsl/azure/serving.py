@@ -20,6 +20,7 @@ from ..templates.serving import ModelServing
 from ..terraform import Block, Lifecycle, Output, Resource, interp
 from .alerts import METRICS, alerts
 from .common import azapi, compact, location, vm_size
+from .dashboard import render_dashboard
 from .registry import registry_reader
 from .rollout import render_rollout
 from .scaling import autoscale
@@ -134,6 +135,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
                        [a for a in alert_resources if a.type == "azurerm_monitor_metric_alert"])
     served = replace(t, variants=[p.variant for p in production]) if production else None
     ctx.stack.add(*(autoscale(served, ctx, name, rg, deployments) if served else ()), *alert_resources)
+    render_dashboard(t, ctx, name, rg, endpoint, deployments, production, shadow)
     ctx.stack.add(
         Output("endpoint_id", endpoint.attr("id"), description="The managed online endpoint"),
         Output("endpoint_name", name, description="Its name"),

@@ -273,8 +273,10 @@ def _int(value: Any, default: int = 0) -> int:
 
 def jobs_in(definition: Any, where: str) -> list[Job]:
     """Every SageMaker job a pipeline or state machine definition starts, with its bounds."""
-    found = []
+    found, counted = [], set()  # counted: tuning training definitions, not jobs of their own
     for node in _walk(definition):
+        if id(node) in counted:
+            continue
         runtime = _int(((node.get("StoppingCondition") or {}) if isinstance(node.get("StoppingCondition"), Mapping)
                         else {}).get("MaxRuntimeInSeconds"), 86400)
         if isinstance(node.get("ProcessingResources"), Mapping):
@@ -288,6 +290,7 @@ def jobs_in(definition: Any, where: str) -> list[Job]:
         tuning = node.get("HyperParameterTuningJobConfig")
         training = node.get("TrainingJobDefinition")
         if isinstance(tuning, Mapping) and isinstance(training, Mapping):
+            counted.add(id(training))
             c = training.get("ResourceConfig") or {}
             stop = training.get("StoppingCondition") or {}
             limits = tuning.get("ResourceLimits") or {}
@@ -525,3 +528,35 @@ def change_line(before: StackCost | None, after: StackCost) -> str:
     note = f"; {missing} price(s) missing, see `mlops cost`" if missing else ""
     return (f"Cost (estimate, shipped prices): {money(b_min, b_max)} -> {money(after.monthly_min, after.monthly_max)} "
             f"per month ({delta}{note})")
+
+
+def cloud_of(resources: Iterable[Mapping[str, Any]]) -> str | None:
+    types = {str(r.get("type", "")) for r in resources}
+    if any(t.startswith("aws_") for t in types):
+        return "aws"
+    if any(t.startswith(("azurerm_", "azapi_")) for t in types):
+        return "azure"
+    return None
+
+
+def plan_cost_line(plan: Mapping[str, Any], namespace: Any, book: PriceBook | None = None) -> str:
+    """The summary's cost line for one saved plan: the prior state's estimate against the planned one.
+
+    Offline by design: the shipped table unless a book is given, so planning never calls a cloud.
+    A broken price table is a line saying so, not a failed plan."""
+    from .cost_prices import ShippedTable
+    from .errors import MlopsError
+
+    before, after = plan_sides(plan)
+    cloud = cloud_of(before + after)
+    settings = getattr(namespace, cloud, None) if cloud else None
+    if settings is None:
+        return ""
+    region = settings.region if cloud == "aws" else settings.location
+    book = book or ShippedTable()
+    try:
+        old = estimate("before", cloud, region, before, book) if before else None
+        new = estimate("after", cloud, region, after, book)
+    except MlopsError as exc:
+        return f"Cost: not estimated ({'; '.join(exc.problems)})"
+    return change_line(old, new)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..cost import plan_cost_line
 from ..errors import OperationError
 from ..namespaces import Namespace
 from ..synth import is_generated, stack_digest
@@ -95,8 +96,9 @@ class Runner:
         try:
             self.init(unit, "plan")
             self.tf(unit, "plan", "plan", "-input=false", "-no-color", LOCK_TIMEOUT, f"-out={planfile.resolve()}")
-            record.changes = changes_of(self.terraform.show_json(unit.path, self.log_name(unit, "plan"), planfile,
-                                                                 env=self.env()))
+            shown = self.terraform.show_json(unit.path, self.log_name(unit, "plan"), planfile, env=self.env())
+            record.changes = changes_of(shown)
+            record.cost = plan_cost_line(shown, self.namespace)
         except StackFailed as exc:
             planfile.unlink(missing_ok=True)
             record.status, record.detail = "failed", str(exc)

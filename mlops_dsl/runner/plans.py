@@ -121,6 +121,7 @@ class StackPlan:
     changes: PlanChanges = field(default_factory=PlanChanges)
     detail: str = ""
     notes: list[str] = field(default_factory=list)
+    cost: str = ""  # the monthly cost before -> after this plan (mlops_dsl/cost.py plan_cost_line)
 
     @property
     def name(self) -> str:
@@ -190,6 +191,8 @@ def _render(namespace: str, binary: str, plans: list[StackPlan], cap: int | None
             lines += ["**Model versions**:", "", *[f"- {m}" for m in p.changes.models], ""]
         if p.notes:
             lines += [*[f"- {n}" for n in p.notes], ""]
+        if p.cost:
+            lines += [p.cost, ""]
         if p.changes.empty:
             lines += ["No changes.", ""]
             continue

@@ -22,6 +22,16 @@ moto 5.2.5, which pyproject pins for this reason:
   bucket policy's `DenyInsecureTransport` (`aws:SecureTransport` false) denied every object upload.
   In IAM a condition on a key the request does not carry does not hold, so the statement does not
   apply; the emulator now does the same (it stands in for AWS over HTTPS).
+- answers `InvokeEndpoint` with a canned body, so a smoke or load test in `local` would check
+  nothing. On an endpoint's first invocation of a variant (TargetVariant, else one picked by the
+  variants' weights, as SageMaker routes), the emulator reads that variant's model's ModelDataUrl
+  from moto's SageMaker backend, its model.tar.gz from moto's S3, unpacks it to a scratch directory
+  and starts this repository's server on it (`python -m serving serve` on a free 127.0.0.1 port, one
+  worker); once /ping answers, it forwards the body, Content-Type and Accept, and answers as
+  SageMaker does: the server's body and the invoked variant, or a ModelError (424) naming the
+  server's status and message. A model without a ModelDataUrl keeps moto's canned answer. The
+  servers stop with the emulator (atexit, and SIGTERM exits through it); their logs are
+  `serve.log` beside each unpacked model.
 Nothing else of moto is changed, except that its development server answers with HTTP/1.0, one
 connection per request. Over keep-alive connections one full apply in four failed here with
 AlreadyExists on a CreateAlias that was sent once by Terraform and that the server had just
@@ -156,9 +166,182 @@ def _patch_conditions() -> None:
     setattr(IAMPolicyStatement, "is_action_permitted", applies_only_when_its_condition_holds)  # noqa: B010
 
 
-def main() -> None:
+class _Served:
+    """The local servers of the pinned artifacts, one per ModelDataUrl, started on first use."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.servers: dict[str, tuple[Any, int, str]] = {}  # ModelDataUrl -> (process, port, directory)
+
+    def port(self, account: str, model_data_url: str) -> int:
+        with self.lock:  # one start per artifact, even when the first requests come together
+            if model_data_url not in self.servers:
+                self.servers[model_data_url] = self._start(account, model_data_url)
+            return self.servers[model_data_url][1]
+
+    def _start(self, account: str, model_data_url: str) -> tuple[Any, int, str]:
+        import io
+        import os
+        import socket
+        import subprocess
+        import tarfile
+        import tempfile
+        from pathlib import Path
+
+        from moto.s3.models import s3_backends
+
+        bucket, _, key = model_data_url.removeprefix("s3://").partition("/")
+        try:
+            data = s3_backends[account]["global"].get_object(bucket, key).value
+        except Exception as exc:  # moto's own missing-bucket or missing-key error
+            raise RuntimeError(f"{model_data_url}: cannot be read from the emulator's S3 ({exc})") from None
+        directory = tempfile.mkdtemp(prefix="mlops-emulator-model-")
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+            archive.extractall(directory, filter="data")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        root = Path(__file__).resolve().parents[1]  # this repository: its `serving` package
+        env = {**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        log = open(Path(directory) / "serve.log", "wb")  # noqa: SIM115 - kept open for the process's life
+        process = subprocess.Popen([sys.executable, "-m", "serving", "serve", "--model", directory,
+                                    "--host", "127.0.0.1", "--port", str(port)],
+                                   cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self._wait(process, port, Path(directory) / "serve.log")
+        return process, port, directory
+
+    @staticmethod
+    def _wait(process: Any, port: int, log: Any) -> None:
+        """Until /ping answers 200, or 503 `failed` (the invocations then answer why), within the timeout."""
+        import http.client
+        import json
+        import os
+        import time
+
+        deadline = time.monotonic() + float(os.environ.get(SERVE_TIMEOUT_ENV, "120"))
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the model server exited with {process.returncode} (log: {log})")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                connection.request("GET", "/ping")
+                answer = connection.getresponse()
+                body = answer.read()
+                connection.close()
+                if answer.status == 200 or json.loads(body or b"{}").get("status") == "failed":
+                    return
+            except (OSError, ValueError, http.client.HTTPException):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the model server did not answer /ping within the timeout (log: {log})")
+
+    def stop(self) -> None:
+        import shutil
+        import subprocess
+
+        with self.lock:
+            for process, _, directory in self.servers.values():
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                shutil.rmtree(directory, ignore_errors=True)
+            self.servers.clear()
+
+
+SERVE_TIMEOUT_ENV = "MLOPS_EMULATOR_SERVE_TIMEOUT"  # seconds a model server may take to load (default 120)
+SERVED = _Served()
+
+
+def _model_error(status: int, message: str) -> tuple[int, dict[str, str], str]:
+    import json
+
+    return 424, {"Content-Type": "application/json", "x-amzn-ErrorType": "ModelError"}, json.dumps(
+        {"__type": "ModelError", "message": message, "OriginalStatusCode": status})
+
+
+def _patch_invoke() -> None:
+    """InvokeEndpoint forwarded to a local server of the variant's model (see the module's docstring)."""
+    import atexit
+    import http.client
+    import random
+
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import sagemaker_backends
+    from moto.sagemakerruntime import responses
+
+    canned = responses.SageMakerRuntimeResponse.invoke_endpoint
+
+    def invoke_endpoint(self: Any) -> Any:
+        from urllib.parse import unquote
+
+        name = self._get_params().get("EndpointName") or unquote(self.path.split("?")[0].split("/")[2])
+        backend = sagemaker_backends[self.current_account][self.region]
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            raise ValidationError(message=f"Endpoint {name} of account {self.current_account} not found.")
+        variants = backend.describe_endpoint_config(endpoint.endpoint_config_name)["ProductionVariants"]
+        target = self.headers.get("X-Amzn-SageMaker-Target-Variant")
+        if target:
+            chosen = next((v for v in variants if v["VariantName"] == target), None)
+            if chosen is None:
+                raise ValidationError(message=f"Variant {target} not found for endpoint {name}.")
+        else:
+            chosen = random.choices(variants, weights=[float(v.get("InitialVariantWeight") or 1) for v in variants])[0]
+        model = backend.describe_model(chosen["ModelName"])
+        container = model.primary_container or (model.containers[0] if model.containers else {})
+        url = container.get("ModelDataUrl")
+        if not url:
+            return canned(self)
+        try:
+            port = SERVED.port(self.current_account, url)
+        except RuntimeError as exc:
+            return _model_error(500, f"variant {chosen['VariantName']}: {exc}")
+        headers = {"Content-Type": self.headers.get("Content-Type") or "application/json"}
+        if self.headers.get("Accept"):
+            headers["Accept"] = self.headers["Accept"]
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            connection.request("POST", "/invocations", body=self.body, headers=headers)
+            answer = connection.getresponse()
+            body = answer.read()
+        except (OSError, http.client.HTTPException) as exc:
+            return _model_error(500, f"variant {chosen['VariantName']}: the model server did not answer ({exc})")
+        finally:
+            connection.close()
+        if answer.status != 200:
+            return _model_error(answer.status, f"Received client error ({answer.status}) from primary with message "
+                                               f"\"{body.decode('utf-8', 'replace')[:1000]}\"")
+        return 200, {"Content-Type": answer.getheader("Content-Type") or "application/json",
+                     "x-Amzn-Invoked-Production-Variant": chosen["VariantName"]}, body
+
+    setattr(responses.SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)  # noqa: B010
+    atexit.register(SERVED.stop)
+
+
+_PATCHED: list[bool] = []
+
+
+def patch() -> None:
+    """Every fix above, once, in this process (the tests run moto's threaded server in-process)."""
+    if _PATCHED:
+        return
+    _PATCHED.append(True)
     _patch()
     _patch_conditions()
+    _patch_invoke()
+
+
+def main() -> None:
+    import signal
+
+    patch()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that atexit stops the model servers
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
     MotoRequestHandler.protocol_version = "HTTP/1.0"

@@ -261,7 +261,7 @@ SERVED = _Served()
 def _model_error(status: int, message: str) -> tuple[int, dict[str, str], str]:
     import json
 
-    return 424, {"Content-Type": "application/json", "x-amzn-ErrorType": "ModelError"}, json.dumps(
+    return 424, {"status": "424", "Content-Type": "application/json", "x-amzn-ErrorType": "ModelError"}, json.dumps(
         {"__type": "ModelError", "message": message, "OriginalStatusCode": status})
 
 

@@ -54,6 +54,13 @@ class RowShort:
         return self.inner.predict_proba(frame)[: max(1, len(frame) - 1)]
 
 
+class Raises(RowShort):
+    """A classifier that loads and then fails every prediction (its server never gets ready)."""
+
+    def predict_proba(self, frame: Any) -> Any:
+        raise RuntimeError("this model is broken")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -77,7 +84,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     model = build_pipeline(config, {"n_estimators": 5}).fit(x, frame[config.target])
     signature = infer_signature(x.head(5), model.predict(x.head(5)))
     out: dict[str, Any] = {"x": x}
-    for name, fitted in (("good", model), ("broken", RowShort(model))):
+    for name, fitted in (("good", model), ("broken", RowShort(model)), ("raises", Raises(model))):
         directory = base / name
         mlflow.sklearn.save_model(fitted, directory, signature=signature, input_example=x.head(5),
                                   serialization_format="cloudpickle", pip_requirements=["scikit-learn"])
@@ -198,6 +205,24 @@ def test_smoke_passes_on_a_good_model_in_local(trained: dict[str, Any], emulator
     assert result.exit_code == 0, result.output
     assert f"endpoint {ENDPOINT} variant champion (version 1): ok" in result.output
     assert f"endpoint {ENDPOINT} variant challenger (version 1): ok" in result.output
+
+
+def test_loadtest_of_the_namespace_endpoint_sends_the_pinned_example(trained: dict[str, Any], emulator: Any) -> None:
+    """No --url: the namespace's endpoint, through the emulator, with the pinned package's input example."""
+    _deploy(emulator, trained["good"], "load")
+    result = _mlops("loadtest", "-n", "local", "--rps", "20", "--duration", "1", "--variant", "challenger",
+                    "--max-error-rate", "0", "--namespaces", str(emulator[1]), "--blueprint", BLUEPRINT)
+    assert result.exit_code == 0, result.output
+    assert f"load test of endpoint {ENDPOINT} variant challenger" in result.output
+    assert "requests: 20 of 20 sent" in result.output and "errors: 0 (0.00%)" in result.output
+
+
+def test_smoke_fails_on_a_model_that_raises(trained: dict[str, Any], emulator: Any) -> None:
+    _deploy(emulator, trained["raises"], "raises")
+    result = _mlops("smoke", "-n", "local", "--namespaces", str(emulator[1]), "--blueprint", BLUEPRINT)
+    assert result.exit_code == 1, result.output
+    assert f"endpoint {ENDPOINT} variant champion (version 1): FAILED: " in result.output
+    assert "ModelError" in result.output and "this model is broken" in result.output
 
 
 def test_smoke_fails_on_a_broken_model_naming_endpoint_and_variant(trained: dict[str, Any], emulator: Any) -> None:

@@ -65,6 +65,7 @@ class Namespace:
     azure: AzureSettings | None
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     alert_emails: tuple[str, ...] = ()
+    budget_monthly: float | None = None  # USD; None renders no budget
     source: str = "namespaces.yaml"
     # The platforms rendered in this namespace; None renders every platform.
     platforms: tuple[str, ...] | None = None
@@ -134,6 +135,12 @@ def _emails(value: Any) -> str | None:
     return None
 
 
+def _amount(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 10_000_000:
+        return "expected a monthly amount in USD greater than 0 (a number, such as 2000)"
+    return None
+
+
 def _names(value: Any) -> str | None:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         return "expected a non-empty list of platform names"
@@ -181,6 +188,8 @@ SCHEMA: dict[str, Any] = {
         },
     },
     "alerts": {"emails": _emails},
+    # A monthly cost budget per platform in this namespace, alerting alerts.emails (aws/budget.py, azure/budget.py).
+    "budget": {"monthly": _amount},
     "models": {
         "registry": _string(NAMESPACE_PATTERN.pattern.strip("^$"), "a namespace name"),
         "promoted_from": _string(NAMESPACE_PATTERN.pattern.strip("^$"), "a namespace name"),
@@ -293,6 +302,9 @@ def parse(text: str, source: str = "namespaces.yaml") -> dict[str, Namespace]:
         raise NamespaceError(problems)
     built = {name: _build(name, merged, source) for name, merged in resolved.items()}
     problems += _lifecycle_problems(built, source)
+    problems += [f"{source}: namespaces.{n}.budget.monthly: a budget notifies alerts.emails, and namespace {n!r} "
+                 "sets none; add alerts.emails or remove the budget"
+                 for n, ns in built.items() if ns.budget_monthly is not None and not ns.alert_emails]
     if problems:
         raise NamespaceError(problems)
     return _with_registries(built)
@@ -371,6 +383,7 @@ def _build(name: str, merged: dict[str, Any], source: str) -> Namespace:
         azure=azure,
         overrides=merged.get("overrides") or {},
         alert_emails=tuple((merged.get("alerts") or {}).get("emails") or ()),
+        budget_monthly=(merged.get("budget") or {}).get("monthly"),
         source=source,
         platforms=tuple(merged["platforms"]) if "platforms" in merged else None,
         registry=(merged.get("models") or {}).get("registry") or name,

@@ -279,3 +279,47 @@ def test_plan_summary_has_a_cost_line_per_stack(project: Project, fake_tf: FakeT
     text = (project.root / ".mlops/plans/dev/summary.md").read_text()
     section = text.split("### churn/data")[1].split("###")[0]
     assert "Cost (estimate, shipped prices): $0.00 -> $2.00 per month (+$2.00)" in section
+
+
+# --- budgets --------------------------------------------------------------------------------------
+
+BUDGET_NS = """
+defaults:
+  aws: {region: eu-west-1}
+namespaces:
+  dev:
+    aws: {account_id: "111111111111", backend: {bucket: b-dev}}
+    budget: {monthly: BUDGET}
+"""
+
+
+@pytest.mark.parametrize(("amount", "message"), [
+    ("0", "budget.monthly: expected a monthly amount in USD greater than 0"),
+    ("lots", "budget.monthly: expected a monthly amount in USD greater than 0"),
+    ("2000", "namespaces.dev.budget.monthly: a budget notifies alerts.emails, and namespace 'dev' sets none"),
+])
+def test_a_budget_needs_an_amount_and_someone_to_tell(amount: str, message: str) -> None:
+    with pytest.raises(MlopsError) as caught:
+        namespaces.parse(BUDGET_NS.replace("BUDGET", amount), "ns.yaml")
+    assert any(p.startswith("ns.yaml: ") and message in p for p in caught.value.problems), caught.value.problems
+
+
+def _resource(repo, ns: str, platform: str, template: str, rtype: str):
+    from mlops_dsl.synth import render_tree
+
+    platforms, spaces = repo
+    rendered = render_tree(platforms, [spaces[ns]], root=ROOT)
+    stack = next(b.stack for b in rendered.builds[(ns, platform)] if b.template == template)
+    return [r for r in stack.resources if r.type == rtype]
+
+
+def test_prod_data_stacks_render_a_budget_alerting_the_namespace(repo) -> None:
+    (aws,) = _resource(repo, "prod", "customer-churn", "data", "aws_budgets_budget")
+    assert aws.body["limit_amount"] == "6000.00" and aws.body["time_unit"] == "MONTHLY"
+    assert aws.body["cost_filter"][0].body["values"] == ["user:mlops:platform$customer-churn"]
+    assert {n.body["notification_type"] for n in aws.body["notification"]} == {"ACTUAL", "FORECASTED"}
+    assert all(n.body["subscriber_email_addresses"] == ["ml-oncall@example.com"] for n in aws.body["notification"])
+    (azure,) = _resource(repo, "prod", "financial-behavior", "data", "azurerm_consumption_budget_resource_group")
+    assert azure.body["amount"] == 6000 and azure.body["resource_group_id"].text == "azurerm_resource_group.main.id"
+    assert all(n.body["contact_emails"] == ["ml-oncall@example.com"] for n in azure.body["notification"])
+    assert not _resource(repo, "dev", "customer-churn", "data", "aws_budgets_budget")  # dev sets no budget

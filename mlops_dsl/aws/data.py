@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..context import StackContext
 from ..templates.data import DataInfrastructure
 from ..terraform import Block, CheckovSkip, Output, Resource, interp, jsonencode
-from . import iam
+from . import budget, iam
 from .naming import s3_bucket_problems, zone_bucket
 from .network import render_network
 from .provider import partition
@@ -251,6 +251,7 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
 
     render_network(t, ctx, key)
     _render_catalog(t, ctx, key, zone_buckets)
+    budget.render(ctx)
 
     ctx.stack.add(
         Output("bucket_names", {z: b.attr("bucket") for z, b in zone_buckets.items()},

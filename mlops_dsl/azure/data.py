@@ -14,6 +14,7 @@ from __future__ import annotations
 from ..context import StackContext
 from ..templates.data import DataInfrastructure
 from ..terraform import Block, Output, Resource, interp
+from . import budget
 from .common import grant, location, private_endpoint, tagged
 from .keys import ROLE_PROPAGATION, key_uri, key_uri_with_version, vault_and_key
 from .network import DNS_ZONES, vnet_and_zones
@@ -32,6 +33,7 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
     group = Resource("azurerm_resource_group", "main",
                      tagged(ctx, {"name": f"rg-{ctx.name}", "location": location(ctx)}))
     ctx.stack.add(group)
+    budget.render(ctx, group)
     rg = group.attr("name")
 
     ids = {n: Resource("azurerm_user_assigned_identity", n, tagged(ctx, {

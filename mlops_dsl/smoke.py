@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -84,11 +85,27 @@ def example(directory: Path, source: str) -> Example:
     return Example(json.dumps({"dataframe_split": document}).encode(), len(data), _classes(directory, source))
 
 
-def _classes(directory: Path, source: str) -> tuple[Any, ...] | None:
+def _serving_model() -> Any:
+    """serving/model.py of this checkout (beside mlops_dsl/, or in the working directory): `serving` is
+    not an installed package, the image copies it."""
     try:
-        from serving import model as serving_model
+        from serving import model
     except ImportError:
-        raise OperationError("the smoke test loads the model with the serving code: pip install -e '.[ml]'") from None
+        for root in (Path(__file__).resolve().parents[1], Path.cwd()):
+            if (root / "serving" / "model.py").is_file():
+                sys.path.insert(0, str(root))
+                break
+        try:
+            from serving import model
+        except ImportError as exc:
+            raise OperationError(f"the smoke test loads the pinned model with the serving code ({exc}): run "
+                                 "it from the repository's checkout, with the ml extra (pip install -e "
+                                 "'.[aws,ml]')") from None
+    return model
+
+
+def _classes(directory: Path, source: str) -> tuple[Any, ...] | None:
+    serving_model = _serving_model()
     try:
         loaded = serving_model.load(str(directory))
     except Exception as exc:  # an unloadable package fails its smoke test, whatever the reason

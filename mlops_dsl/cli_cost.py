@@ -64,7 +64,8 @@ def cost(name: str, wanted: tuple[str, ...], fmt: str, live: bool, blueprints: t
     book = table
     if live:
         today = datetime.date.today().isoformat()
-        book = Chain(AwsPriceList(table, date=today), AzureRetail(table, date=today))
+        aws_book = AwsPriceList(table, date=today)
+        book = Chain(aws_book, AzureRetail(table, date=today))
     try:
         costs = namespace_costs(platforms, spaces[name], book, wanted)
     except Exception as exc:  # a live API failing is an operational failure, not the user's
@@ -73,5 +74,7 @@ def cost(name: str, wanted: tuple[str, ...], fmt: str, live: bool, blueprints: t
         raise
     sources = table.sources()
     if live:
-        sources = ["AWS Price List API (GetProducts), Azure retail prices API, read now", *sources]
+        aws_live = (f"AWS Price List API not asked ({aws_book.unavailable}): the shipped table answered"
+                    if aws_book.unavailable else "AWS Price List API (GetProducts), read now")
+        sources = [aws_live, "Azure retail prices API, read now", *sources]
     click.echo((to_json if fmt == "json" else to_text)(name, costs, sources), nl=False)

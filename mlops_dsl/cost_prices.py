@@ -98,6 +98,7 @@ class AwsPriceList:
     client: Any = None
     date: str = ""
     _cache: dict[tuple[str, str, str], PriceRow | None] = field(default_factory=dict)
+    unavailable: str = ""  # why the API could not be asked (no credentials, access denied): the table answers
 
     def _client(self) -> Any:
         if self.client is None:
@@ -145,9 +146,18 @@ class AwsPriceList:
     def price(self, cloud: str, service: str, key: str, region: str) -> PriceRow | None:
         if cloud == "aws":
             cache_key = (service, key, region)
-            if cache_key not in self._cache:
-                self._cache[cache_key] = self._live(service, key, region)
-            if self._cache[cache_key] is not None:
+            if cache_key not in self._cache and not self.unavailable:
+                from botocore.exceptions import ClientError, NoCredentialsError
+
+                try:
+                    self._cache[cache_key] = self._live(service, key, region)
+                except NoCredentialsError as exc:
+                    self.unavailable = str(exc)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") not in ("AccessDeniedException", "AccessDenied"):
+                        raise
+                    self.unavailable = str(exc)
+            if self._cache.get(cache_key) is not None:
                 return self._cache[cache_key]
         return self.fallback.price(cloud, service, key, region)
 

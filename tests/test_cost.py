@@ -190,6 +190,19 @@ def test_price_list_api_falls_back_to_the_table_when_it_has_nothing() -> None:
     assert row.usd == 1.0 and row.source == "https://aws.amazon.com/kms/pricing/"
 
 
+def test_price_list_api_without_access_falls_back_and_says_why() -> None:
+    import boto3
+
+    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_client_error("get_products", "AccessDeniedException", "not authorized to perform pricing:GetProducts")
+        book = AwsPriceList(ShippedTable(), client=client)
+        row = book.price("aws", "sagemaker-hosting", "ml.m5.large", "eu-west-1")
+        kms = book.price("aws", "kms", "customer-managed-key", "eu-west-1")  # not asked again
+    assert row.usd is None and row.source == "https://aws.amazon.com/sagemaker/pricing/"
+    assert kms.usd == 1.0 and "pricing:GetProducts" in book.unavailable
+
+
 def test_azure_retail_api_skips_windows_and_spot_rows() -> None:
     asked = []
 

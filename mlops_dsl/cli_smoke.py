@@ -124,11 +124,16 @@ def _smoke_aws(target: Target, say: Callable[[str], None]) -> list[tuple[str, st
     return results
 
 
+def _azure_client() -> Any:  # the tests replace it with a fake of Azure
+    from .azureml.rollout import RefreshingClient
+
+    return RefreshingClient()
+
+
 def _smoke_azure(target: Target, endpoint_id: str | None) -> list[tuple[str, str | None]]:
     from . import smoke
     from .azure.rollout import smoke_request
     from .azure.serving import deployment_name
-    from .azureml.rollout import RefreshingClient
     from .azureml.smoke import smoke_test
     from .errors import OperationError
     from .serving_pins import Pinned
@@ -137,7 +142,7 @@ def _smoke_azure(target: Target, endpoint_id: str | None) -> list[tuple[str, str
         raise MlopsError(f"--endpoint-id: platform {target.platform.name!r} is on Azure; give the online "
                          "endpoint's ARM id (the serving stack's `endpoint_id` output)")
     body = json.dumps(smoke_request(target.serving), sort_keys=True).encode()
-    client, results = RefreshingClient(), []
+    client, results = _azure_client(), []
     serving = target.serving
     variants = {v.name: v for v in [*serving.variants, *([serving.shadow] if serving.shadow else [])]}
     for variant, pin, _ in _served(target):

@@ -243,6 +243,40 @@ def test_smoke_fails_when_the_artifact_is_not_the_pinned_one(trained: dict[str, 
     assert f"not the pinned {trained['good'][2]}" in result.output
 
 
+# --- smoke on Azure: each pinned deployment through the endpoint's scoring URI (a fake of Azure) -------
+
+def test_smoke_on_azure_scores_each_pinned_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops_dsl import cli_smoke
+    from mlops_dsl.azureml.arm import Client, Response
+
+    endpoint_id = ("/subscriptions/0/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/w/"
+                   "onlineEndpoints/financial-behavior-dev-serving")
+    scored: list[str] = []
+
+    def transport(method: str, url: str, headers: Any, body: bytes | None) -> Response:
+        if url.endswith("/score"):
+            deployment = headers["azureml-model-deployment"]
+            scored.append(deployment)
+            answer = {"predictions": [1]} if deployment.startswith("blue") else {"predictions": [1, 0]}
+            return Response(200, {}, answer)
+        if "/listKeys" in url:
+            return Response(200, {}, {"primaryKey": "key"})
+        return Response(200, {}, {"properties": {"scoringUri": "https://e.inference.ml.azure.com/score",
+                                                 "authMode": "Key"}})
+
+    monkeypatch.setattr(cli_smoke, "_azure_client", lambda: Client(transport=transport, bearer=lambda: "token"))
+    result = _mlops("smoke", "-n", "dev", "--platform", "financial-behavior", "--endpoint-id", endpoint_id,
+                    "--namespaces", str(ROOT / "namespaces.yaml"))
+    assert scored == ["blue-v7-9b2e61", "green-v8-9b2e61"]
+    assert result.exit_code == 1, result.output
+    assert "deployment blue-v7-9b2e61: ok" in result.output
+    assert "deployment green-v8-9b2e61: FAILED: smoke test of deployment green-v8-9b2e61: 2 predictions for 1 rows" \
+        in result.output
+    missing = _mlops("smoke", "-n", "dev", "--platform", "financial-behavior", "--namespaces",
+                     str(ROOT / "namespaces.yaml"))
+    assert missing.exit_code == 2 and "--endpoint-id: platform 'financial-behavior' is on Azure" in missing.output
+
+
 # --- loadtest, against a locally served model ---------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -43,8 +43,8 @@ ASSUMPTIONS = [
     "KMS: the monthly fee per customer managed key; requests and rotated backing keys are not estimated",
     "NAT gateways: none are rendered (aws/network.py reaches AWS services through VPC endpoints)",
     "not estimated: S3 and Blob storage, request and data-transfer charges, ECR/ACR storage, SNS/SQS/"
-    "Step Functions/EventBridge requests, CloudWatch alarms and metrics, Feature Store and Key Vault "
-    "operations, storage volumes of instances",
+    "Step Functions/EventBridge requests, CloudWatch alarms, metrics and dashboards, Feature Store requests, Key Vault "
+    "operations and HSM keys, storage volumes of instances",
 ]
 
 

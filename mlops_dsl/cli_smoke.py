@@ -175,7 +175,15 @@ def smoke(wanted: str, platforms: tuple[str, ...], endpoint_id: str | None, blue
     from . import smoke as checks
 
     results: list[tuple[str, str | None]] = []
-    for target in _targets(wanted, platforms, blueprints, namespaces_file, every=True):
+    targets = _targets(wanted, platforms, blueprints, namespaces_file, every=True)
+    azure = [t.platform.name for t in targets if t.platform.cloud == "azure" and _served(t)]
+    if azure and not endpoint_id:  # before any request: a half-run smoke test reads as a pass
+        raise MlopsError(f"--endpoint-id: platform {azure[0]!r} is on Azure; give the online endpoint's ARM id "
+                         f"(the serving stack's `endpoint_id` output), or leave it out with --platform")
+    if len(azure) > 1:
+        raise MlopsError(f"--endpoint-id names one endpoint; platforms {', '.join(azure)} are on Azure: "
+                         "smoke-test them one --platform at a time")
+    for target in targets:
         if not _served(target):
             click.echo(f"{target.platform.name}: no variant pinned in {target.pins_file()}, so nothing is served")
             continue

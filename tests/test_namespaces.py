@@ -213,6 +213,7 @@ def test_a_pin_of_a_platform_the_namespace_does_not_serve_is_an_error() -> None:
 # Which provider service endpoint each resource type of the AWS stacks calls.
 _SERVICE_OF = [("aws_appautoscaling_", "applicationautoscaling"), ("aws_cloudwatch_event_", "events"),
                ("aws_cloudwatch_log_", "logs"), ("aws_cloudwatch_metric_alarm", "cloudwatch"),
+               ("aws_cloudwatch_dashboard", "cloudwatch"), ("aws_budgets_", "budgets"),
                ("aws_flow_log", "ec2"), ("aws_vpc", "ec2"), ("aws_subnet", "ec2"), ("aws_route", "ec2"),
                ("aws_security_group", "ec2"), ("aws_default_security_group", "ec2"), ("aws_ecr_", "ecr"),
                ("aws_glue_", "glue"), ("aws_iam_", "iam"), ("aws_kms_", "kms"), ("aws_s3_", "s3"),

@@ -18,6 +18,41 @@ resource "azurerm_resource_group" "main" {
   }
 }
 
+resource "azurerm_consumption_budget_resource_group" "monthly" {
+  name              = "financial-behavior-prod-monthly"
+  resource_group_id = azurerm_resource_group.main.id
+  amount            = 6000
+  time_grain        = "Monthly"
+
+  time_period {
+    start_date = "2026-12-01T00:00:00Z"
+  }
+
+  notification {
+    enabled        = true
+    threshold      = 80
+    threshold_type = "Actual"
+    operator       = "GreaterThan"
+    contact_emails = ["ml-oncall@example.com"]
+  }
+
+  notification {
+    enabled        = true
+    threshold      = 100
+    threshold_type = "Actual"
+    operator       = "GreaterThan"
+    contact_emails = ["ml-oncall@example.com"]
+  }
+
+  notification {
+    enabled        = true
+    threshold      = 100
+    threshold_type = "Forecasted"
+    operator       = "GreaterThan"
+    contact_emails = ["ml-oncall@example.com"]
+  }
+}
+
 resource "azurerm_user_assigned_identity" "cmk" {
   name                = "id-financial-behavior-prod-cmk"
   location            = "westeurope"

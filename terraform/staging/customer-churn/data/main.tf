@@ -862,3 +862,40 @@ resource "aws_cloudwatch_log_group" "sagemaker_processingjobs" {
   retention_in_days = 365
   kms_key_id        = aws_kms_key.data.arn
 }
+
+resource "aws_budgets_budget" "monthly" {
+  name         = "customer-churn-staging-monthly"
+  budget_type  = "COST"
+  limit_amount = "1500.00"
+  limit_unit   = "USD"
+  time_unit    = "MONTHLY"
+
+  cost_filter {
+    name   = "TagKeyValue"
+    values = ["user:mlops:platform$customer-churn"]
+  }
+
+  notification {
+    comparison_operator        = "GREATER_THAN"
+    threshold                  = 80
+    threshold_type             = "PERCENTAGE"
+    notification_type          = "ACTUAL"
+    subscriber_email_addresses = ["ml-team@example.com"]
+  }
+
+  notification {
+    comparison_operator        = "GREATER_THAN"
+    threshold                  = 100
+    threshold_type             = "PERCENTAGE"
+    notification_type          = "ACTUAL"
+    subscriber_email_addresses = ["ml-team@example.com"]
+  }
+
+  notification {
+    comparison_operator        = "GREATER_THAN"
+    threshold                  = 100
+    threshold_type             = "PERCENTAGE"
+    notification_type          = "FORECASTED"
+    subscriber_email_addresses = ["ml-team@example.com"]
+  }
+}

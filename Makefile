@@ -8,13 +8,15 @@ ENV     ?= local
 DATA    ?=
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup synth check plan apply destroy drift local-down graph images train promote serve mlflow-ui test lint bench clean help
+.PHONY: setup synth check plan apply destroy drift cost smoke local-down graph images train promote serve mlflow-ui test lint bench clean help
 
 help:
 	@echo "make plan ENV=dev   synthesize a namespace and plan every stack in dependency order (saved plans)"
 	@echo "make apply ENV=dev  apply exactly the saved plans (manual namespaces ask for approval)"
 	@echo "make destroy ENV=dev destroy every stack in reverse order (ENV=local also stops the emulator)"
 	@echo "make drift ENV=dev  report stacks whose real resources drifted from their state (exit 1)"
+	@echo "make cost ENV=dev   estimated monthly cost of each stack (mlops cost)"
+	@echo "make smoke ENV=dev  invoke every served variant with its model's input example (mlops smoke)"
 	@echo "make local-down     stop the local AWS emulator (everything in it is lost)"
 	@echo "make synth          render every namespace to terraform/"
 	@echo "make check          fail if terraform/ differs from the blueprints"
@@ -57,6 +59,12 @@ destroy: setup
 
 drift: setup
 	$(BIN)/mlops drift -n $(ENV)
+
+cost: setup
+	$(BIN)/mlops cost -n $(ENV)
+
+smoke: setup
+	$(BIN)/mlops smoke -n $(ENV)
 
 local-down: setup
 	$(BIN)/mlops emulator stop -n local

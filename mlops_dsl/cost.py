@@ -373,10 +373,14 @@ def _aws(resources: list[Mapping[str, Any]], p: _Pricer) -> None:
             p.out.missing.append(str(exc))
             continue
         started = _started_by(schedule, definitions, resources)
-        for job in (j for j in jobs if j.where in started):
+        chosen = [j for j in jobs if j.where in started]
+        for index, job in enumerate(chosen):
+            # A state machine runs one job per served variant: number them so the lines tell apart.
+            nth = f" #{sum(1 for j in chosen[:index] if j.where == job.where) + 1}" \
+                if sum(1 for j in chosen if j.where == job.where) > 1 else ""
             hours = runs * job.repeats * job.instance_count * job.max_runtime_s / 3600
             tuning = f" x {job.repeats} tuning jobs" if job.repeats > 1 else ""
-            p.add(f"{job.kind} job ({job.where}) on {schedule['name']} {expression}: {runs:.1f} runs{tuning} x "
+            p.add(f"{job.kind} job{nth} ({job.where}) on {schedule['name']} {expression}: {runs:.1f} runs{tuning} x "
                   f"{job.instance_count} x {job.instance_type} x <= {job.max_runtime_s / 3600:g} h",
                   f"{schedule['type']}.{schedule['name']}", f"sagemaker-{job.kind}", job.instance_type, 0.0, hours,
                   "hour")
@@ -384,7 +388,9 @@ def _aws(resources: list[Mapping[str, Any]], p: _Pricer) -> None:
         v = vpce["values"]
         if v.get("vpc_endpoint_type") == "Interface":
             zones = len(v.get("subnet_ids") or ()) or 1
-            p.add(f"interface endpoint {str(v.get('service_name', '')).rsplit('.', 1)[-1]} in {zones} zones",
+            # com.amazonaws.<region>.<service>: the service part tells sagemaker.api from ecr.api
+            service = ".".join(str(v.get("service_name", "")).split(".")[3:]) or str(v.get("service_name"))
+            p.add(f"interface endpoint {service} in {zones} zones",
                   f"aws_vpc_endpoint.{vpce['name']}", "vpc-endpoint", "interface-endpoint-az",
                   zones * HOURS_PER_MONTH, zones * HOURS_PER_MONTH, "hour")
     keys = _by_type(resources, "aws_kms_key")

@@ -27,9 +27,14 @@ from .cli_common import user_errors
 @user_errors
 def update_endpoint(region: str, endpoint: str, config: str, timeout_minutes: int, poll_seconds: float) -> None:
     """Update a live endpoint to CONFIG, keeping autoscaled instance counts, and fail on a rollback."""
-    import boto3
-
     from . import endpoint_update as eu
+    from .errors import OperationError
+
+    try:
+        import boto3
+    except ImportError:
+        raise OperationError("mlops update-endpoint needs boto3: pip install -e '.[aws]' (make setup installs it)") \
+            from None
 
     deployment = eu.deployment_from_env(os.environ.get("MLOPS_DEPLOYMENT_CONFIG"))
     clients = eu.Clients(boto3.client("sagemaker", region_name=region),

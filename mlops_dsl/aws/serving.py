@@ -14,6 +14,7 @@ only the alarm topic, ready for the first one.
 from __future__ import annotations
 
 from ..context import StackContext
+from ..serving_pins import pinned
 from ..templates.serving import ModelServing
 from ..terraform import Output, Resource
 from .naming import ENDPOINT_CONFIG_PREFIX_LIMIT, sagemaker_name
@@ -21,7 +22,7 @@ from .naming import endpoint_name as served_endpoint_name
 from .serving_alarms import render_alarms, render_topic
 from .serving_dashboard import render_dashboard
 from .serving_deployment import render_endpoint
-from .serving_models import endpoint_configuration, model, pinned
+from .serving_models import endpoint_configuration, model
 from .serving_monitoring import render_monitoring
 from .serving_scaling import render_scaling
 

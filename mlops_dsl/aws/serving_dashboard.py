@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import StackContext
+from ..serving_pins import Pinned
 from ..templates.serving import ModelServing, Variant, schedule_interval_hours
 from ..terraform import Block, Resource, Value, jsonencode
 from .serving_alarms import (
@@ -41,7 +42,6 @@ from .serving_alarms import (
     variant_dimensions,
 )
 from .serving_drift import DRIFT_DETECTED, METRICS_NAMESPACE, drift_dimensions
-from .serving_models import Pinned
 
 ERRORS_4XX = "Invocation4XXErrors"
 INVOCATIONS_PER_INSTANCE = "InvocationsPerInstance"

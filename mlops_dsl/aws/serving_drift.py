@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..context import StackContext
+from ..serving_pins import Pinned
 from ..templates.serving import ModelServing, schedule_interval_hours
 from ..terraform import Expr, Resource, Value, interp
 from . import iam
@@ -29,7 +30,6 @@ from .naming import sagemaker_name
 from .provider import partition
 from .repositories import repository_name
 from .schedules import Schedule, render_schedule
-from .serving_models import Pinned
 from .serving_workflows import JOB_PREFIX_LIMIT, DriftJob, drift_definition
 from .state_machines import failed_executions_alarm, observability_statements, state_machine
 from .training import image_uri

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..context import StackContext
 from ..pins import TAG_PACKAGE, TAG_SHA256, TAG_VARIANT, Pin
-from ..serving_pins import Pinned, pinned
+from ..serving_pins import Pinned
 from ..templates.serving import ModelServing, Variant
 from ..terraform import Block, CheckovSkip, Lifecycle, Resource, interp
 from .instances import has_local_storage
@@ -93,4 +93,4 @@ def endpoint_configuration(t: ModelServing, ctx: StackContext, endpoint_name: st
                     lifecycle=Lifecycle(create_before_destroy=True), skips=skips)
 
 
-__all__ = ["Pinned", "endpoint_configuration", "model", "package_arn", "pinned"]
+__all__ = ["endpoint_configuration", "model", "package_arn"]

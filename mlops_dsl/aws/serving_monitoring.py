@@ -12,11 +12,11 @@
 from __future__ import annotations
 
 from ..context import StackContext
+from ..serving_pins import Pinned
 from ..templates.serving import ModelServing
 from ..terraform import Resource
 from .serving_drift import render_drift
 from .serving_model_monitor import render_model_monitor
-from .serving_models import Pinned
 from .serving_retraining import render_retraining
 from .state_machines import log_group
 

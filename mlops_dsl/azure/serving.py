@@ -107,7 +107,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     routes = {"livenessRoute": {"path": "/ping", "port": 8080}, "readinessRoute": {"path": "/ping", "port": 8080},
               "scoringRoute": {"path": "/invocations", "port": 8080}}
     images = sorted({p.image for p in ctx.namespace.pins.get(ctx.platform, {}).values()})
-    env_versions = environment_versions(ctx, "serving", workspace_id, {
+    env_resources, env_versions = environment_versions(ctx, "serving", workspace_id, {
         pin_tag: interp("", ctx.upstream_output(training, "registry_login_server"), "/",
                         ctx.upstream_output(training, "registry_repository"), f"/{t.image.repository}:{pin_tag}")
         for pin_tag in images}, {"inferenceConfig": routes})
@@ -115,7 +115,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
         "properties": {"authMode": "AADToken", "publicNetworkAccess": "Disabled"},
     }, location=location(ctx), identity=Block({
         "type": "UserAssigned", "identity_ids": [ctx.upstream_output(data, "endpoint_identity_id")]}))
-    ctx.stack.add(*env_versions.values(), endpoint)
+    ctx.stack.add(*env_resources, endpoint)
 
     production, shadow = pinned(t, ctx)
     reader = registry_reader(ctx, data) if production else None

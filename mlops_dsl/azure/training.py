@@ -48,19 +48,18 @@ def environment(ctx: StackContext, name: str, workspace_id: object, image: objec
 
 
 def environment_versions(ctx: StackContext, name: str, workspace_id: object, images: dict[str, object],
-                         extra: dict[str, object] | None = None) -> dict[str, Resource]:
-    """One environment and a version per image tag (the serving images the pins name), keyed by tag;
-    the environment itself under the key "" (nothing to create when no tag is given)."""
+                         extra: dict[str, object] | None = None) -> tuple[list[Resource], dict[str, Resource]]:
+    """One environment and a version per image tag (the serving images the pins name): the resources
+    to declare, and the version of each tag. Nothing when no tag is given."""
     if not images:
-        return {}
+        return [], {}
     container = azapi(ctx, f"{name}_environment", "workspaces/environments", name, workspace_id,
                       {"properties": {"description": f"The {name} image"}})
-    out: dict[str, Resource] = {"": container}
-    for tag, image in images.items():
-        out[tag] = azapi(ctx, f"{name}_environment_{tag}", "workspaces/environments/versions", tag,
-                         container.attr("id"), {"properties": {"image": image, "osType": "Linux", **(extra or {})}},
-                         lifecycle=Lifecycle(create_before_destroy=True))
-    return out
+    versions = {tag: azapi(ctx, f"{name}_environment_{tag}", "workspaces/environments/versions", tag,
+                           container.attr("id"), {"properties": {"image": image, "osType": "Linux", **(extra or {})}},
+                           lifecycle=Lifecycle(create_before_destroy=True))
+                for tag, image in images.items()}
+    return [container, *versions.values()], versions
 
 
 def render(t: TrainingInfrastructure, ctx: StackContext) -> None:

@@ -44,6 +44,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from mlops_dsl import emulator_featurestore
+
 REHEARSALS_ENV = "MLOPS_EMULATOR_REHEARSALS"  # the file `mlops emulator rehearse-rollback` writes
 
 
@@ -335,6 +337,7 @@ def patch() -> None:
     _patch()
     _patch_conditions()
     _patch_invoke()
+    emulator_featurestore.patch()  # the Feature Store runtime moto lacks
 
 
 def main() -> None:

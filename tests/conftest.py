@@ -208,3 +208,31 @@ def fake_tf(project: Project, monkeypatch: pytest.MonkeyPatch) -> FakeTerraform:
     monkeypatch.setenv("FAKE_TF_DIR", str(home))
     project.write("blueprints/churn.py", TWO_PLATFORMS)
     return FakeTerraform(home)
+
+
+@pytest.fixture(scope="session")
+def aws_emulator():
+    """ONE moto server with the emulator's fixes (emulator_server.patch) for the session, on a free
+    port of 127.0.0.1: its endpoint URL and region. Tests that share it use names of their own."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    from mlops_dsl import emulator_server
+
+    emulator_server.patch()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    yield {"endpoint": f"http://127.0.0.1:{port}", "region": "eu-west-1"}
+    emulator_server.SERVED.stop()
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -8,6 +8,8 @@ succeeded, and unhealthy again while a model call runs past the timeout.
 Errors are MLflow's body, `{"error_code": ..., "message": ...}`: 400 for input the server cannot
 score, 413 for a body over the limit, 415 for another content type, 408 for a body that does not
 arrive within the timeout, 503 while the model is unavailable, 504 for a request past the timeout.
+A variant reading online features (serving/online_features.py) adds 404 for a record id the store
+does not hold, 504 when the store does not answer in time and 503 when it fails.
 A client's mistake is never a 5xx, and the server keeps serving. Each request gets an id (the
 client's `X-Request-Id`, or a new one), answered in `X-Request-Id` and written to the access log.
 """
@@ -26,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import formats, settings
+from . import formats, online_features, settings
 from .access import AccessLog
 from .batching import Batcher
 from .model import LoadedModel, compile_fast_path, default_uri, load, warm_up
@@ -68,6 +70,7 @@ class Server:
         self._id_prefix = os.urandom(8).hex()
         self._ids = itertools.count(int.from_bytes(os.urandom(4), "big"))
         self.unseen: dict[str, int] = {}  # categories training never saw, per column, since start
+        self.online = online_features.load()  # None unless the variant reads features from the online store
 
     async def startup(self) -> None:
         try:
@@ -201,6 +204,8 @@ class Server:
                 expired = self.deadlines.finish(task)
         except formats.ClientError as exc:
             await reply.error(exc.status, exc.message, exc.error_code)
+        except online_features.StoreError as exc:  # 504/503: the online store did not answer in time, or failed
+            await reply.error(exc.status, exc.message)
         except (TimeoutError, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and not expired:
                 raise  # cancelled by someone else (shutdown): not ours to answer
@@ -240,7 +245,10 @@ class Server:
 
     async def score(self, body: bytes, content_type: str, output: str, reply: _Reply) -> None:
         assert self.model is not None and self.batcher is not None
-        if len(body) > OFF_LOOP_BYTES:
+        if self.online is not None:  # ids in the request, the rest from the store (serving/online_features.py)
+            rows = await asyncio.to_thread(self.online.read, body, content_type, self.model.columns)
+            unseen = self.model.unseen(rows)
+        elif len(body) > OFF_LOOP_BYTES:
             rows, unseen = await asyncio.to_thread(self.read_rows, body, content_type)
         else:
             rows, unseen = self.read_rows(body, content_type)
@@ -354,9 +362,16 @@ SWITCH_INTERVAL = 0.0005  # seconds; Python's default 0.005 lets a parsing threa
 
 
 def create_app() -> Server:
-    """The app for `uvicorn --factory`: each worker process builds its own server from MODEL_URI.
+    """The app for `uvicorn --factory`: each worker process builds its own server from MODEL_URI, or,
+    in SageMaker's multi-model mode (settings.multi_model), one process serves the models SageMaker
+    loads into it (serving/multi_model.py).
 
     The event loop shares the GIL with the threads that parse large bodies and run the model: a
     shorter switch interval makes them hand it back sooner, so /ping stays fast during a 6 MB body."""
     sys.setswitchinterval(SWITCH_INTERVAL)
-    return Server(default_uri())
+    config = settings.load()
+    if config.multi_model:
+        from .multi_model import MultiModelServer  # a subclass of Server: imported here, not at the top
+
+        return MultiModelServer(config)
+    return Server(default_uri(), config)

@@ -6,6 +6,7 @@
 * `MAX_BODY_BYTES`, else Batch Transform's `SAGEMAKER_MAX_PAYLOAD_IN_MB` (0 there means chunked
   bodies of any size: capped at 100 MB, Batch Transform's largest MaxPayloadInMB), else 6 MB,
   SageMaker real-time's limit.
+* `ONLINE_FEATURES`: the feature groups a variant reads per request (serving/online_features.py).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def load() -> Settings:
         max_body = LARGEST_PAYLOAD_MB * MB
     else:
         max_body = DEFAULT_BODY
+    from .online_features import load as online_features  # a bad ONLINE_FEATURES stops the server before it binds
+    online_features()
     return Settings(
         workers=int(_number("SAGEMAKER_MODEL_SERVER_WORKERS", cores(), minimum=1)),
         timeout=float(_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0, float, minimum=0.001)),

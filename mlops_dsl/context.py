@@ -67,7 +67,7 @@ class StackContext:
 
     def image_tag(self, image: Image) -> Expr:
         """The image's content-hash tag, held in one local so that a code change is a one-line diff."""
-        return self.stack.local(f"{image.repository.replace('-', '_')}_image_tag", self.image_tags[image.context])
+        return self.stack.local(f"{image.repository.replace('-', '_')}_image_tag", self.image_tags[image.build_key])
 
     def ancestors(self) -> set[str]:
         """Names of every template this one depends on, directly or through others."""

@@ -128,12 +128,12 @@ class Platform:
         return resolved
 
     def images(self) -> dict[str, Image]:
-        """Every image the templates build, by build context."""
+        """Every image the templates build, by build key (the context, or `context:stage`)."""
         found: dict[str, Image] = {}
 
         def walk(value: Any) -> None:
             if isinstance(value, Image):
-                found[value.context] = value
+                found[value.build_key] = value
             elif isinstance(value, (list, tuple)):
                 for item in value:
                     walk(item)

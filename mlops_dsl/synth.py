@@ -19,12 +19,13 @@ from pathlib import Path
 
 from . import pins
 from .errors import BlueprintError, NamespaceError
-from .images import content_tag
+from .images import content_tag, dockerfile_stages
 from .namespaces import Namespace
 from .platform import Platform, StackBuild
 from .terraform import Stack, render
 
 MANIFEST = "stacks.json"
+AZUREML_STAGE = "azureml"  # the Dockerfile stage an Azure platform's image must build when it has one
 TERRAFORM_OWNED = {".terraform", ".terraform.lock.hcl"}  # made by `terraform init`; kept on removal
 
 
@@ -93,16 +94,29 @@ def check_overrides(platforms: Iterable[Platform], namespaces: Iterable[Namespac
 
 
 def image_tags(platforms: list[Platform], root: Path) -> dict[str, str]:
-    """Content-hash tag of every image the platforms build, by build context."""
+    """Content-hash tag of every image the platforms build, by build key (context, or context:stage)."""
     tags = {}
     for platform in platforms:
-        for context in platform.images():
-            if context not in tags:
-                try:
-                    tags[context] = content_tag(root / context)
-                except FileNotFoundError:
-                    raise BlueprintError(f"platform '{platform.name}': Image({context!r}): the build context "
-                                         f"{context}/ does not exist under {root.resolve()}") from None
+        for key, image in platform.images().items():
+            if key in tags:
+                continue
+            context = image.context
+            try:
+                tags[key] = content_tag(root / context, image.target)
+            except FileNotFoundError:
+                raise BlueprintError(f"platform '{platform.name}': Image({context!r}): the build context "
+                                     f"{context}/ does not exist under {root.resolve()}") from None
+            stages = dockerfile_stages(root / context)
+            if image.target is not None and image.target.lower() not in stages:
+                raise BlueprintError(f"platform '{platform.name}': Image({context!r}, target={image.target!r}): "
+                                     f"{context}/Dockerfile has no stage named {image.target!r} (stages: "
+                                     f"{', '.join(stages) or 'none named'})")
+            if platform.cloud == "azure" and image.target is None and AZUREML_STAGE in stages:
+                # Azure ML jobs need the stage with the azureml-mlflow plugin; the default stage would
+                # fail at its first MLflow call on the job's azureml:// tracking URI.
+                raise BlueprintError(f"platform '{platform.name}' (azure): Image({context!r}) builds the default "
+                                     f"stage, but {context}/Dockerfile has a stage {AZUREML_STAGE!r} for Azure ML; "
+                                     f"write Image({context!r}, target={AZUREML_STAGE!r})")
     return tags
 
 

@@ -201,3 +201,47 @@ def production(config_path: Path) -> None:
     version = tracking.alias_version(config.platform, tracking.PRODUCTION)
     click.echo(f"production: {config.platform} version {version}" if version else
                f"production: no version of {config.platform} is production yet")
+
+
+@main.command("ingest")
+@click.option("--spec", "spec_path", required=True, help="The group's ingestion spec: a JSON file, a directory "
+              "holding one, or s3://bucket/key (the FeatureStore stack's `ingestion_specs` output).")
+@click.option("--endpoint-url", default=None, help="Send S3 and Feature Store calls here (the local emulator, "
+              "e.g. http://127.0.0.1:4566). Default: AWS.")
+@click.option("--region", default=None, help="Default: the environment's (AWS_REGION / AWS_DEFAULT_REGION).")
+def ingest(spec_path: str, endpoint_url: str | None, region: str | None) -> None:
+    """Write a group's new raw objects to the Feature Store; quarantine bad rows; mark each object done.
+
+    Exit 0 every new object processed; 1 an object failed (it is retried by the next run); 2 a bad spec.
+    """
+    from .ingest_job import main as run
+
+    sys.exit(run(spec_path, endpoint_url, region))
+
+
+@main.command("training-set")
+@click.option("--labels", required=True, type=click.Path(path_type=Path, exists=True),
+              help="The labels: record id, event time and label columns (CSV or Parquet, a file or a directory).")
+@click.option("--offline-store", required=True, type=click.Path(path_type=Path),
+              help="The offline store's files (the feature-store/ prefix of the offline zone, or a copy of it).")
+@click.option("--group", "groups", multiple=True, required=True,
+              help="A feature group as NAME:RECORD_ID:EVENT_TIME (NAME as the store knows it); repeatable.")
+@click.option("--label-id", required=True, help="The labels' record id column.")
+@click.option("--label-time", required=True, help="The labels' event time column.")
+@click.option("--label", "label_column", required=True, help="The labels' label column (0 or 1).")
+@click.option("--output", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Writes part-00000.parquet: the training set, the configuration's columns only.")
+@config_option
+@user_errors
+def training_set(labels: Path, offline_store: Path, groups: tuple[str, ...], label_id: str, label_time: str,
+                 label_column: str, output: Path, config_path: Path) -> None:
+    """Join each label with the features as of its event time (point in time), from the offline store."""
+    from .training_set import GroupRef, LabelColumns, run
+
+    refs = [GroupRef.parse(g) for g in groups]
+    rows, left_out = run(labels, offline_store, refs, LabelColumns(label_id, label_time, label_column),
+                         load_config(config_path), output)
+    click.echo(f"training set: {rows} rows -> {output / 'part-00000.parquet'}")
+    for group, count in left_out.items():
+        if count:
+            click.echo(f"{group}: {count} labels left out: no features at or before their event time")

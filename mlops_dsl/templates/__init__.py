@@ -5,6 +5,7 @@ from .data import DataInfrastructure
 from .features import Feature, FeatureGroup, FeatureStore
 from .image import Image
 from .serving import Alarms, AutoScaling, BlueGreen, ModelServing, Rolling, Variant
+from .serving_api import Api, OnlineFeatures
 from .training import (
     CategoricalRange,
     ContinuousRange,
@@ -18,6 +19,7 @@ from .training import (
 
 __all__ = [
     "Alarms",
+    "Api",
     "AutoScaling",
     "BlueGreen",
     "CategoricalRange",
@@ -30,6 +32,7 @@ __all__ = [
     "Image",
     "IntegerRange",
     "ModelServing",
+    "OnlineFeatures",
     "QualityGate",
     "Rolling",
     "Search",

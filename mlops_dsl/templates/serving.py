@@ -11,7 +11,9 @@ from typing import ClassVar
 from .base import NAME_PATTERN, NAME_RULE, Spec, Template
 from .constraints import Constraint, InstanceOf, Interval, ListOf, NoneOK, Options, Pattern
 from .data import LOG_RETENTION_DAYS
+from .features import FeatureStore
 from .image import Image
+from .serving_api import Api, OnlineFeatures, online_feature_problems
 from .training import INSTANCE_TYPE, SCHEDULE, TrainingInfrastructure
 
 MAX_ROLLBACK_ALARMS = 10
@@ -64,6 +66,9 @@ class Variant(Spec):
     """Key of the model archive in the `models` zone. Default: `<variant>/model.tar.gz`."""
     instance_type: str = "ml.m5.large"
     initial_instance_count: int = 1
+    online_features: OnlineFeatures | None = None
+    """Requests carry the record id; the server reads the named groups' features from the online store
+    (README: Online features at inference). Needs ModelServing(features=...). Default None."""
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "name": [VARIANT_NAME],
@@ -71,6 +76,7 @@ class Variant(Spec):
         "model_data": [Pattern(r"[^\s]{1,1000}\.tar\.gz", "an S3 key ending in .tar.gz"), NoneOK()],
         "instance_type": [INSTANCE_TYPE],
         "initial_instance_count": [Interval(int, 1, 100)],
+        "online_features": [InstanceOf(OnlineFeatures), NoneOK()],
     }
 
     @property
@@ -221,6 +227,10 @@ class ModelServing(Template):
     retrain_cooldown_hours: int = 24
     """After a retraining starts, drift starts no other for this long. Default 24."""
     log_retention_days: int = 365
+    features: FeatureStore | None = None
+    """The FeatureStore whose groups variants read with online_features (a dependency). Default None."""
+    api: Api | None = None
+    """An HTTPS API for applications in front of the endpoint (README: An inference API). Default None."""
 
     name: str = field(default="serving", kw_only=True)
 
@@ -242,6 +252,8 @@ class ModelServing(Template):
         "retrain_after_drifted_runs": [Interval(int, 1, MAX_ALARM_EVALUATION_HOURS)],
         "retrain_cooldown_hours": [Interval(int, 1, 24 * 365)],
         "log_retention_days": [Options(LOG_RETENTION_DAYS)],
+        "features": [InstanceOf(FeatureStore), NoneOK()],
+        "api": [InstanceOf(Api), NoneOK()],
         "name": [Pattern(NAME_PATTERN, NAME_RULE)],
     }
 
@@ -270,6 +282,7 @@ class ModelServing(Template):
                             f"(SageMaker's deployment guardrails exclude multi-variant endpoints from rolling "
                             f"updates); use BlueGreen or one variant")
         problems += self._check_monitoring(where)
+        problems += online_feature_problems(self)
         for i, v in enumerate(self.variants if self.autoscaling is not None else ()):
             assert self.autoscaling is not None
             if v.initial_instance_count < self.autoscaling.min_capacity:

@@ -1,0 +1,153 @@
+"""Ingestion (training/ingest.py, training/ingest_job.py): raw rows checked, computed, written to the
+store, bad rows quarantined, each object once; on small data, and against the emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from training.ingest import ERROR_COLUMN, IngestionSpec, SpecError, prepare
+
+ROOT = Path(__file__).resolve().parent.parent
+FEATURES = [
+    {"name": "customer_id", "type": "string", "column": "id"},
+    {"name": "event_time", "type": "fractional", "column": "updated_at"},
+    {"name": "tenure_months", "type": "integral", "column": "tenure"},
+    {"name": "monthly_charges", "type": "fractional", "column": "monthly_charges"},
+    {"name": "contract", "type": "string", "column": "contract"},
+]
+
+
+def spec_json(**over: Any) -> str:
+    return json.dumps({
+        "feature_group": "ingest-test-customer", "record_id": "customer_id", "event_time": "event_time",
+        "features": FEATURES, "raw_bucket": "ingest-test-raw", "prefix": "customers/", "format": "csv",
+        "quarantine_prefix": "quarantine/customer/", "ledger_bucket": "ingest-test-processed",
+        "ledger_prefix": "ingestion-ledger/customer/", "concurrency": 3, **over})
+
+
+def _spec(**over: Any) -> IngestionSpec:
+    return IngestionSpec.from_json(spec_json(**over), "spec.json")
+
+
+def test_prepare_computes_records_from_the_declared_source_columns() -> None:
+    frame = pd.DataFrame({"id": ["C1", "C2"], "updated_at": ["2026-01-01T00:00:00Z", "1767225600.5"],
+                          "tenure": ["12", ""], "monthly_charges": ["70.5", "20"], "contract": ["One year", "x"]})
+    prepared = prepare(frame, _spec())
+    assert prepared.refused.empty and prepared.rows == [1, 2]
+    first = {v["FeatureName"]: v["ValueAsString"] for v in prepared.records[0]}
+    assert first == {"customer_id": "C1", "event_time": "1767225600.0", "tenure_months": "12",
+                     "monthly_charges": "70.5", "contract": "One year"}
+    second = {v["FeatureName"]: v["ValueAsString"] for v in prepared.records[1]}
+    assert "tenure_months" not in second and second["event_time"] == "1767225600.5"  # a missing value is left out
+
+
+def test_string_event_times_are_written_as_the_store_accepts_them() -> None:
+    spec = _spec(features=[{**f, "type": "string"} if f["name"] == "event_time" else f for f in FEATURES])
+    frame = pd.DataFrame({"id": ["C1"], "updated_at": ["2026-03-01T10:00:00+01:00"]})
+    values = {v["FeatureName"]: v["ValueAsString"] for v in prepare(frame, spec).records[0]}
+    assert values["event_time"] == "2026-03-01T09:00:00Z"
+
+
+def test_bad_rows_are_refused_with_every_reason_and_never_dropped() -> None:
+    frame = pd.DataFrame({"id": ["C1", "", "C3", "C4"],
+                          "updated_at": ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "yesterday", "1"],
+                          "tenure": ["1", "2", "3.5", "9" * 30], "monthly_charges": ["1", "2", "inf", "3"],
+                          "contract": ["a", "b", "c", "d"]})
+    prepared = prepare(frame, _spec())
+    assert prepared.rows == [1] and len(prepared.records) + len(prepared.refused) == len(frame)
+    reasons = prepared.refused[ERROR_COLUMN].tolist()
+    assert reasons[0] == "'id' (customer_id, the record id): missing value"
+    assert "'updated_at' (event_time, the event time): 'yesterday' is not seconds since the epoch" in reasons[1]
+    assert "'tenure' (tenure_months, integral): '3.5' is not a whole number" in reasons[1]
+    assert "'monthly_charges' (monthly_charges, fractional): 'inf' is not a finite number" in reasons[1]
+    assert "out of the 64-bit range" in reasons[2]
+
+
+def test_a_file_without_the_record_id_column_is_quarantined_whole() -> None:
+    prepared = prepare(pd.DataFrame({"customer": ["C1"], "updated_at": ["1"]}), _spec())
+    assert prepared.records == [] and len(prepared.refused) == 1
+    assert prepared.refused[ERROR_COLUMN].iloc[0].startswith("the file has no column 'id'")
+
+
+def test_a_bad_spec_names_the_file_and_what_is_wrong() -> None:
+    with pytest.raises(SpecError, match=r"spec.json: 'nope' is not one of the features"):
+        _spec(record_id="nope")
+    with pytest.raises(SpecError, match=r"spec.json: not an ingestion spec: KeyError"):
+        IngestionSpec.from_json("{}", "spec.json")
+
+
+# Against the emulator: a raw CSV in the raw bucket, the entry point run on this machine.
+
+@pytest.fixture(scope="module")
+def store(aws_emulator: dict[str, str]) -> dict[str, Any]:
+    import boto3
+
+    region, url = aws_emulator["region"], aws_emulator["endpoint"]
+    s3 = boto3.client("s3", region_name=region, endpoint_url=url)
+    for bucket in ("ingest-test-raw", "ingest-test-processed"):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    types = {"string": "String", "fractional": "Fractional", "integral": "Integral"}
+    boto3.client("sagemaker", region_name=region, endpoint_url=url).create_feature_group(
+        FeatureGroupName="ingest-test-customer", RecordIdentifierFeatureName="customer_id",
+        EventTimeFeatureName="event_time",
+        FeatureDefinitions=[{"FeatureName": f["name"], "FeatureType": types[f["type"]]} for f in FEATURES],
+        OnlineStoreConfig={"EnableOnlineStore": True},
+        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://ingest-test-processed/feature-store"}},
+        RoleArn="arn:aws:iam::123456789012:role/feature-store")
+    s3.put_object(Bucket="ingest-test-processed", Key="ingestion/customer.json", Body=spec_json().encode())
+    return {"s3": s3, "runtime": boto3.client("sagemaker-featurestore-runtime", region_name=region,
+                                              endpoint_url=url), "url": url, "region": region}
+
+
+def _ingest(store: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "training", "ingest", "--spec",
+                           "s3://ingest-test-processed/ingestion/customer.json", "--endpoint-url", store["url"],
+                           "--region", store["region"]], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def test_a_raw_csv_is_ingested_once_and_its_bad_rows_quarantined(store: dict[str, Any]) -> None:
+    s3, runtime = store["s3"], store["runtime"]
+    s3.put_object(Bucket="ingest-test-raw", Key="customers/2026-01-01.csv", Body=(
+        b"id,updated_at,tenure,monthly_charges,contract\n"
+        b"C1,2026-01-01T00:00:00Z,12,70.5,One year\n"
+        b"C2,2026-01-01T00:00:00Z,three,20,Two year\n"
+        b"C3,2026-01-01T00:00:00Z,5,,Month-to-month\n"))
+    s3.put_object(Bucket="ingest-test-raw", Key="elsewhere/ignored.csv", Body=b"id\nC9\n")
+    first = _ingest(store)
+    assert first.returncode == 0, first.stderr
+    assert "customers/2026-01-01.csv: 3 rows, 2 written to ingest-test-customer, 1 quarantined" in first.stdout
+    got = runtime.get_record(FeatureGroupName="ingest-test-customer", RecordIdentifierValueAsString="C1")
+    assert {v["FeatureName"]: v["ValueAsString"] for v in got["Record"]} == {
+        "customer_id": "C1", "event_time": "1767225600.0", "tenure_months": "12", "monthly_charges": "70.5",
+        "contract": "One year"}
+    assert "Record" not in runtime.get_record(FeatureGroupName="ingest-test-customer",
+                                              RecordIdentifierValueAsString="C2")
+    quarantined = s3.get_object(Bucket="ingest-test-raw",
+                                Key="quarantine/customer/customers/2026-01-01.csv.rejected.csv")["Body"].read().decode()
+    assert quarantined.splitlines()[0] == f"_row,id,updated_at,tenure,monthly_charges,contract,{ERROR_COLUMN}"
+    assert quarantined.splitlines()[1].startswith("2,C2,") and "'three' is not a whole number" in quarantined
+
+    rerun = _ingest(store)  # idempotent: the ledger holds the object's key and ETag
+    assert rerun.returncode == 0 and "0 new objects ingested" in rerun.stdout
+
+    s3.put_object(Bucket="ingest-test-raw", Key="customers/2026-01-01.csv", Body=(  # a changed object is new
+        b"id,updated_at,tenure,monthly_charges,contract\nC1,2026-02-01T00:00:00Z,13,71,One year\n"))
+    changed = _ingest(store)
+    assert "1 new objects ingested into ingest-test-customer (1 records" in changed.stdout
+    got = runtime.get_record(FeatureGroupName="ingest-test-customer", RecordIdentifierValueAsString="C1")
+    assert {v["FeatureName"]: v["ValueAsString"] for v in got["Record"]}["tenure_months"] == "13"
+
+
+def test_a_spec_that_cannot_be_read_is_a_user_error(store: dict[str, Any]) -> None:
+    result = subprocess.run([sys.executable, "-m", "training", "ingest", "--spec", "s3://ingest-test-processed/none.json",
+                             "--endpoint-url", store["url"], "--region", store["region"]], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2 and result.stderr.startswith("Error: s3://ingest-test-processed/none.json: cannot")

@@ -2,6 +2,8 @@
 
 from mlops_dsl import (
     AutoScaling,
+    BatchInference,
+    Block,
     BlueGreen,
     ContinuousRange,
     DataInfrastructure,
@@ -12,12 +14,18 @@ from mlops_dsl import (
     Image,
     IntegerRange,
     ModelServing,
+    MultiModel,
+    Namespace,
     Platform,
     QualityGate,
+    Resource,
+    Serverless,
     TrainingInfrastructure,
     Tuning,
+    Stack,
     Variant,
 )
+from team_templates import DataArrivals  # blueprints/team_templates/: this team's own template
 
 platform = Platform("customer-churn", cloud="aws")
 
@@ -84,4 +92,51 @@ serving = ModelServing(
     autoscaling=AutoScaling(min_capacity=2, max_capacity=6),
 )
 
-platform.add(data, features, training, serving)
+# Inference modes (README: Inference modes), each serving the versions pinned for the variants above.
+# Nightly scores of the champion's version over processed/batch/input/, to experiments/batch/predictions/.
+batch = BatchInference(serving, variant="champion", schedule="cron(0 4 * * ? *)",
+                       input_zone="processed", input_prefix="batch/input/",
+                       output_zone="experiments", output_prefix="batch/predictions/")
+# The champion's version for sporadic internal callers, billed per request: no capture, no drift job.
+serverless = ModelServing(
+    training,
+    name="serverless",
+    variants=[Variant("champion", serverless=Serverless(memory_size_mb=2048, max_concurrency=5))],
+    deployment=None,
+    autoscaling=None,
+    data_capture_percent=0,
+    monitoring_schedule=None,
+)
+# Champion and challenger on one instance, invoked by TargetModel (output target_models), e.g. to
+# replay traffic against both. Fixed capacity and no drift job (it compares one package's baseline).
+fleet = ModelServing(
+    training,
+    name="fleet",
+    variants=[Variant("fleet", multi_model=MultiModel(models=["champion", "challenger"], max_loaded=2))],
+    autoscaling=None,
+    monitoring_schedule=None,
+)
+
+# Escape hatches (README: Escape hatches): one generated value changed, and one resource added.
+data.override("aws_s3_bucket.raw", "tags.data-classification", "confidential")
+
+
+def count_tracebacks(stack: Stack, namespace: Namespace) -> None:
+    """A metric of the model server's Python tracebacks, for dashboards and alarms of the team's own."""
+    logs = next((r for r in stack.resources if r.address == "aws_cloudwatch_log_group.endpoint"), None)
+    if logs is None:  # no version pinned in this namespace: no endpoint, no log group
+        return
+    stack.add(Resource("aws_cloudwatch_log_metric_filter", "tracebacks", {
+        "name": f"{logs.body['name']}-tracebacks",
+        "log_group_name": logs.attr("name"),
+        "pattern": '"Traceback (most recent call last)"',
+        "metric_transformation": Block({"name": "Tracebacks", "namespace": f"mlops/{namespace.name}", "value": "1"}),
+    }))
+
+
+serving.extend(count_tracebacks)
+
+# A template of this team's own, reading the data stack's outputs (README: Your own templates).
+arrivals = DataArrivals(data, zone="raw", prefix="incoming/")
+
+platform.add(data, features, training, serving, batch, serverless, fleet, arrivals)

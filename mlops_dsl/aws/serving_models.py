@@ -24,6 +24,7 @@ from .instances import has_local_storage
 from .naming import sagemaker_name
 from .network import sagemaker_vpc_config
 from .provider import partition
+from .serving_serverless import NETWORK_ISOLATION_SKIP, VOLUME_KEY_SKIP, serverless_config
 from .training import image_uri
 
 
@@ -35,23 +36,31 @@ def package_arn(ctx: StackContext, pin: Pin) -> str:
 
 def model(t: ModelServing, ctx: StackContext, p: Pinned) -> Resource:
     training, data = t.training, t.training.data
-    name = sagemaker_name(ctx, f"{p.field}.name", f"{ctx.name}-{p.variant.name}-v{p.pin.version}-{p.pin.image[:8]}")
+    # A serverless copy of a variant serves the same pin slot beside the instance endpoint's: its
+    # model's name holds its template's too, so the two models' names differ.
+    owner = f"{t.name}-" if p.variant.serverless is not None else ""
+    name = sagemaker_name(ctx, f"{p.field}.name",
+                          f"{ctx.name}-{owner}{p.variant.name}-v{p.pin.version}-{p.pin.image[:8]}")
     repository = ctx.upstream_output(training, "repository_urls")["serving"]
+    serverless = p.variant.serverless is not None  # no VPC, no isolation (serving_serverless.py)
     return Resource("aws_sagemaker_model", f"variant_{p.variant.name.replace('-', '_')}", {
         "name": name,
         "execution_role_arn": ctx.upstream_output(training, "hosting_role_arn"),
-        "enable_network_isolation": True,
+        "enable_network_isolation": not serverless,
         "primary_container": Block({
             "image": image_uri(repository, p.pin.image),
             "model_data_url": p.pin.artifact,
             "environment": {"SAGEMAKER_CONTAINER_LOG_LEVEL": "20"},
         }),
-        "vpc_config": sagemaker_vpc_config(ctx, data),
+        "vpc_config": None if serverless else sagemaker_vpc_config(ctx, data),
         "tags": {TAG_VARIANT: p.variant.name, TAG_PACKAGE: package_arn(ctx, p.pin), TAG_SHA256: p.pin.sha256},
-    })
+    }, skips=(NETWORK_ISOLATION_SKIP,) if serverless else ())
 
 
 def _variant_block(v: Variant, model: Resource) -> dict[str, Any]:
+    if v.serverless is not None:
+        return {"variant_name": v.name, "model_name": model.attr("name"),
+                "serverless_config": Block(serverless_config(v))}
     return {
         "variant_name": v.name,
         "model_name": model.attr("name"),
@@ -69,13 +78,14 @@ def endpoint_configuration(t: ModelServing, ctx: StackContext, endpoint_name: st
     buckets = ctx.upstream_output(data, "bucket_names")
     instance_types = [p.variant.instance_type for p in production] + ([shadow.variant.instance_type] if shadow else [])
     nvme = any(has_local_storage(it) for it in instance_types)
+    serverless = t.serverless  # no instance volume, no capture (serving_serverless.py)
     body: dict[str, Any] = {
         "name_prefix": f"{endpoint_name}-",
-        "kms_key_arn": None if nvme else key_arn,
+        "kms_key_arn": None if nvme or serverless else key_arn,
         "production_variants": [Block(_variant_block(p.variant, models[p.variant.name])) for p in production],
         "shadow_production_variants": Block(_variant_block(shadow.variant, models[shadow.variant.name]))
         if shadow else None,
-        "data_capture_config": Block({
+        "data_capture_config": None if t.data_capture_percent == 0 else Block({
             "enable_capture": True,
             "initial_sampling_percentage": t.data_capture_percent,
             "destination_s3_uri": interp("s3://", buckets[t.capture_zone], f"/data-capture/{endpoint_name}"),
@@ -88,7 +98,8 @@ def endpoint_configuration(t: ModelServing, ctx: StackContext, endpoint_name: st
         }),
     }
     skips = (CheckovSkip("CKV_AWS_98", "NVMe instance storage cannot be encrypted with KMS; SageMaker rejects "
-                                      "kms_key_arn for these instance types"),) if nvme else ()
+                                      "kms_key_arn for these instance types"),) if nvme and not serverless else ()
+    skips += (VOLUME_KEY_SKIP,) if serverless else ()
     return Resource("aws_sagemaker_endpoint_configuration", "main", body,
                     lifecycle=Lifecycle(create_before_destroy=True), skips=skips)
 

@@ -1,10 +1,11 @@
 """The cloud-agnostic template declarations. No cloud module is imported here."""
 
 from .base import Spec, Template
+from .batch import BatchInference
 from .data import DataInfrastructure
 from .features import Feature, FeatureGroup, FeatureStore
 from .image import Image
-from .serving import Alarms, AutoScaling, BlueGreen, ModelServing, Rolling, Variant
+from .serving import Alarms, AutoScaling, BlueGreen, ModelServing, MultiModel, Rolling, Serverless, Variant
 from .serving_api import Api, OnlineFeatures
 from .training import (
     CategoricalRange,
@@ -21,6 +22,7 @@ __all__ = [
     "Alarms",
     "Api",
     "AutoScaling",
+    "BatchInference",
     "BlueGreen",
     "CategoricalRange",
     "ContinuousRange",
@@ -32,10 +34,12 @@ __all__ = [
     "Image",
     "IntegerRange",
     "ModelServing",
+    "MultiModel",
     "OnlineFeatures",
     "QualityGate",
     "Rolling",
     "Search",
+    "Serverless",
     "Spec",
     "Template",
     "TrainingInfrastructure",

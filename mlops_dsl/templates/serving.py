@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 from .base import NAME_PATTERN, NAME_RULE, Spec, Template
@@ -54,6 +54,60 @@ def schedule_interval_hours(expression: str) -> int | None:
     return 24 if re.fullmatch(r"1?[0-9]|2[0-3]", hour) else None
 
 VARIANT_NAME = Pattern(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,19}", "1 to 20 letters, digits and hyphens")
+# ProductionVariantServerlessConfig (botocore's SageMaker model): MemorySizeInMB 1024 to 6144, which the
+# Serverless Inference guide allows in 1 GB steps; MaxConcurrency and ProvisionedConcurrency 1 to 200.
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+MAX_SERVERLESS_CONCURRENCY = 200
+MAX_MULTI_MODEL_MODELS = 50
+
+
+@dataclass(frozen=True)
+class Serverless(Spec):
+    """SageMaker Serverless Inference for a variant: compute sized by memory, billed per request,
+    scaled to zero between requests (cold starts) unless provisioned concurrency keeps some warm."""
+
+    memory_size_mb: int = 2048
+    """Memory of each concurrent invocation's environment; vCPUs grow with it. Default 2048."""
+    max_concurrency: int = 5
+    """Invocations served at once; more are throttled (429). Default 5. The account's regional total
+    across serverless endpoints is a service quota (1000 by default)."""
+    provisioned_concurrency: int | None = None
+    """Environments kept warm (no cold start), billed while they exist. Default None: none."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "memory_size_mb": [Options(SERVERLESS_MEMORY_MB)],
+        "max_concurrency": [Interval(int, 1, MAX_SERVERLESS_CONCURRENCY)],
+        "provisioned_concurrency": [Interval(int, 1, MAX_SERVERLESS_CONCURRENCY), NoneOK()],
+    }
+
+    def check_combinations(self) -> list[str]:
+        if self.provisioned_concurrency is not None and self.provisioned_concurrency > self.max_concurrency:
+            return [f"provisioned_concurrency ({self.provisioned_concurrency}) must not exceed max_concurrency "
+                    f"({self.max_concurrency}): SageMaker refuses a configuration that keeps more environments "
+                    f"warm than it may run"]
+        return []
+
+
+@dataclass(frozen=True)
+class MultiModel(Spec):
+    """A SageMaker multi-model endpoint variant: one fleet serves the pinned versions of several
+    models, each loaded on its first invocation (`TargetModel`) and evicted when `max_loaded` are
+    held. Each name is a pin slot of the platform (a key of models/<namespace>.yaml, promoted with
+    `mlops models promote --variant NAME`)."""
+
+    models: tuple[str, ...] | list[str] = ()
+    max_loaded: int = 4
+    """The bound on models the container holds in memory at once (MLOPS_MULTI_MODEL_MAX_LOADED):
+    loading one more unloads the least recently used. Default 4."""
+    model_cache: bool = True
+    """SageMaker's ModelCacheSetting: keep loaded models between invocations. False (Disabled) for
+    many models each invoked rarely, where caching only costs memory. Default True."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "models": [ListOf(VARIANT_NAME, min_len=1, max_len=MAX_MULTI_MODEL_MODELS, unique=True)],
+        "max_loaded": [Interval(int, 1, 1000)],
+        "model_cache": [Options((True, False))],
+    }
 
 
 @dataclass(frozen=True)
@@ -69,6 +123,11 @@ class Variant(Spec):
     online_features: OnlineFeatures | None = None
     """Requests carry the record id; the server reads the named groups' features from the online store
     (README: Online features at inference). Needs ModelServing(features=...). Default None."""
+    serverless: Serverless | None = None
+    """Serve this variant with Serverless Inference (README: Inference modes). Default None: instances.
+    A serverless variant has no instance_type or initial_instance_count: leave both unset."""
+    multi_model: MultiModel | None = None
+    """Serve several pinned models from this variant's fleet (README: Inference modes). Default None."""
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "name": [VARIANT_NAME],
@@ -77,11 +136,27 @@ class Variant(Spec):
         "instance_type": [INSTANCE_TYPE],
         "initial_instance_count": [Interval(int, 1, 100)],
         "online_features": [InstanceOf(OnlineFeatures), NoneOK()],
+        "serverless": [InstanceOf(Serverless), NoneOK()],
+        "multi_model": [InstanceOf(MultiModel), NoneOK()],
     }
 
     @property
     def model_key(self) -> str:
         return self.model_data or f"{self.name}/model.tar.gz"
+
+    def check_combinations(self) -> list[str]:
+        problems = []
+        if self.serverless is not None and self.multi_model is not None:
+            problems.append("serverless and multi_model are exclusive: SageMaker Serverless Inference does not "
+                            "host multi-model endpoints")
+        if self.serverless is not None:
+            defaults = {f.name: f.default for f in fields(self)}
+            for name in ("instance_type", "initial_instance_count"):
+                if getattr(self, name) != defaults[name]:
+                    problems.append(f"{name} ({getattr(self, name)!r}) is set on a serverless variant, which has no "
+                                    f"instances: SageMaker sizes it by serverless.memory_size_mb and scales it by "
+                                    f"serverless.max_concurrency; leave {name} unset")
+        return problems
 
 
 @dataclass(frozen=True)
@@ -192,13 +267,16 @@ class ModelServing(Template):
     variants: tuple[Variant, ...] | list[Variant] = (Variant("champion"),)
     shadow: Variant | None = None
     """A variant that gets a copy of the traffic; its answers are captured, never returned."""
-    deployment: BlueGreen | Rolling = BlueGreen()
+    deployment: BlueGreen | Rolling | None = BlueGreen()
+    """None: no guarded update (SageMaker replaces the endpoint's configuration all at once, without
+    alarm rollback); only for a serverless variant, which a guarded deployment excludes."""
     autoscaling: AutoScaling | None = AutoScaling()
     """Scale each variant on its invocations per instance. None: a fixed capacity of each variant's
     initial_instance_count (for an environment without Application Auto Scaling, such as the
     local emulator)."""
     alarms: Alarms = Alarms()
     data_capture_percent: int = 100
+    """Share of requests captured for the drift job. 0: no capture (required for serverless)."""
     capture_zone: str = "experiments"
     """Data zone that receives captured requests and responses for monitoring."""
     monitoring_schedule: str | None = "cron(0 * ? * * *)"
@@ -239,10 +317,10 @@ class ModelServing(Template):
         "image": [InstanceOf(Image)],
         "variants": [ListOf(InstanceOf(Variant), min_len=1, max_len=10)],
         "shadow": [InstanceOf(Variant), NoneOK()],
-        "deployment": [InstanceOf(BlueGreen), InstanceOf(Rolling)],
+        "deployment": [InstanceOf(BlueGreen), InstanceOf(Rolling), NoneOK()],
         "autoscaling": [InstanceOf(AutoScaling), NoneOK()],
         "alarms": [InstanceOf(Alarms)],
-        "data_capture_percent": [Interval(int, 1, 100)],
+        "data_capture_percent": [Interval(int, 0, 100)],
         "capture_zone": [Pattern(r"[a-z][a-z0-9-]{0,15}", "a zone name")],
         "monitoring_schedule": [SCHEDULE, NoneOK()],
         "drift_instance_type": [INSTANCE_TYPE],
@@ -283,6 +361,7 @@ class ModelServing(Template):
                             f"updates); use BlueGreen or one variant")
         problems += self._check_monitoring(where)
         problems += online_feature_problems(self)
+        problems += self._check_modes(where)
         for i, v in enumerate(self.variants if self.autoscaling is not None else ()):
             assert self.autoscaling is not None
             if v.initial_instance_count < self.autoscaling.min_capacity:
@@ -333,4 +412,73 @@ class ModelServing(Template):
                             f"job's baseline.json into each model package, not Model Monitor's files")
         if self.model_monitor_baseline is not None and not self.model_monitor:
             problems.append(f"{where}: model_monitor_baseline is set but model_monitor is False; set both or neither")
+        return problems
+
+    @property
+    def serverless(self) -> bool:
+        """Whether the endpoint is served by Serverless Inference (its one variant is serverless)."""
+        return any(v.serverless is not None for v in self.variants)
+
+    @property
+    def multi_model(self) -> bool:
+        return any(v.multi_model is not None for v in self.variants)
+
+    def _check_modes(self, where: str) -> list[str]:
+        """Serverless and multi-model variants and what they exclude, each error naming the field and
+        why. Serverless exclusions: the Serverless Inference guide's feature exclusions (VPC
+        configuration, network isolation, data capture, Model Monitor, multiple production variants,
+        multi-model endpoints) and deployment guardrails' (rolling updates); the rest follow from them."""
+        problems = []
+        if self.shadow is not None and (self.shadow.serverless or self.shadow.multi_model):
+            problems.append(f"{where}: shadow: a shadow variant runs on instances beside the production one; "
+                            f"serverless and multi_model are for production variants")
+        if self.serverless:
+            why = "a serverless endpoint"
+            if len(self.variants) > 1:
+                problems.append(f"{where}: variants: {why} has exactly one production variant (Serverless "
+                                f"Inference excludes several); got {len(self.variants)}")
+            if self.shadow is not None:
+                problems.append(f"{where}: shadow: {why} has no shadow variant (it is a second variant)")
+            if self.deployment is not None:
+                problems.append(f"{where}: deployment: {why} takes no guarded deployment: rolling updates exclude "
+                                f"serverless endpoints, and canary or linear shifts move instances it does not "
+                                f"have; set deployment=None (SageMaker replaces it all at once)")
+            if self.autoscaling is not None:
+                problems.append(f"{where}: autoscaling: {why} scales itself up to serverless.max_concurrency; "
+                                f"instance autoscaling does not apply; set autoscaling=None")
+            if self.data_capture_percent:
+                problems.append(f"{where}: data_capture_percent ({self.data_capture_percent}): Serverless "
+                                f"Inference does not capture data; set data_capture_percent=0")
+            if self.monitoring_schedule is not None:
+                problems.append(f"{where}: monitoring_schedule: the drift job reads captured data, which a "
+                                f"serverless endpoint does not write; set monitoring_schedule=None")
+            if self.retrain_on_drift or self.model_monitor:
+                field_name = "retrain_on_drift" if self.retrain_on_drift else "model_monitor"
+                problems.append(f"{where}: {field_name}: needs drift monitoring of captured data, which a "
+                                f"serverless endpoint does not write")
+        elif self.data_capture_percent == 0 and self.monitoring_schedule is not None:
+            problems.append(f"{where}: data_capture_percent is 0 but the drift job (monitoring_schedule "
+                            f"{self.monitoring_schedule!r}) reads captured data; capture some or set "
+                            f"monitoring_schedule=None")
+        if not self.serverless and self.deployment is None:
+            problems.append(f"{where}: deployment: None is only for a serverless variant; an endpoint on "
+                            f"instances rolls out under BlueGreen or Rolling")
+        if self.multi_model:
+            if len(self.variants) > 1 or self.shadow is not None:
+                problems.append(f"{where}: variants: a multi-model variant is the endpoint's only variant here "
+                                f"(its models are chosen per request by TargetModel, not by weight); got "
+                                f"{len(self.variants)} variant(s){' and a shadow' if self.shadow else ''}")
+            if self.monitoring_schedule is not None:
+                problems.append(f"{where}: monitoring_schedule: the drift job compares a variant with the "
+                                f"baseline of the one package it serves; a multi-model variant serves several "
+                                f"(Model Monitor excludes multi-model endpoints too); set monitoring_schedule=None")
+            if self.retrain_on_drift or self.model_monitor:
+                field_name = "retrain_on_drift" if self.retrain_on_drift else "model_monitor"
+                problems.append(f"{where}: {field_name}: needs drift monitoring, which a multi-model variant "
+                                f"does not have")
+            slots = {m for v in self.variants if v.multi_model for m in v.multi_model.models}
+            for v in self.variants:
+                if v.name in slots:
+                    problems.append(f"{where}: variants: {v.name!r} is both the multi-model variant and one of "
+                                    f"its models; give the variant another name")
         return problems

@@ -34,6 +34,7 @@ from .serving_models import endpoint_configuration, model
 from .serving_monitoring import render_monitoring
 from .serving_multi_model import artifact_copies, served_models, target_model
 from .serving_multi_model import model as multi_model
+from .serving_online_features import render_online_features
 from .serving_scaling import render_scaling
 
 
@@ -50,6 +51,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
         return  # nothing pinned: no model to serve, so no endpoint (README: the model lifecycle)
 
     models = {p.variant.name: model(t, ctx, p) for p in [*production, *([shadow] if shadow else [])]}
+    render_online_features(t, ctx, models, [*production, *([shadow] if shadow else [])])
     _render_endpoint(t, ctx, endpoint_name, topic, production, shadow, models)
 
 

@@ -1,0 +1,151 @@
+"""Training sets from the store (training/training_set.py): labels joined with the features as of
+their event time, never later ones; from offline-store files, and end to end against the emulator
+(a raw CSV ingested, the offline store read back, the set built and split by entity)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from training.config import load as load_config
+from training.data import DataError, load
+from training.split import held_out
+from training.training_set import GroupRef, LabelColumns, build, group_frame, run
+
+ROOT = Path(__file__).resolve().parent.parent
+REF = GroupRef("churn-dev-customer", "customer_id", "event_time")
+COLUMNS = LabelColumns("customer_id", "labelled_at", "churned")
+
+
+@pytest.fixture(scope="module")
+def config():
+    base = load_config(ROOT / "training" / "config.yaml")
+    return replace(base, numeric=["tenure_months"], categorical=["contract"])
+
+
+def _offline(root: Path, rows: list[dict[str, Any]], created: int = 1700000000, group: str = REF.name) -> Path:
+    """An offline store as SageMaker lays it out: one Parquet file per row, under the group's folder."""
+    folder = root / "111111111111" / "sagemaker" / "eu-west-1" / "offline-store" / f"{group}-{created}" / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, row in enumerate(rows):
+        frame = pd.DataFrame([{"write_time": pd.Timestamp(1800000000 + i, unit="s", tz="UTC"),
+                               "is_deleted": False, **row}])
+        frame.to_parquet(folder / f"part-{created}-{i}.parquet", index=False)
+    return root
+
+
+def test_each_label_gets_the_features_as_of_its_event_time_never_later(tmp_path: Path, config) -> None:
+    store = _offline(tmp_path / "store", [
+        {"customer_id": "C1", "event_time": 100.0, "tenure_months": 1, "contract": "Month-to-month"},
+        {"customer_id": "C1", "event_time": 200.0, "tenure_months": 2, "contract": "One year"},
+        {"customer_id": "C1", "event_time": 300.0, "tenure_months": 3, "contract": "Two year"},
+        {"customer_id": "C2", "event_time": 500.0, "tenure_months": 9, "contract": "One year"},
+    ])
+    labels = pd.DataFrame({"customer_id": ["C1", "C1", "C2", "C1"], "labelled_at": ["250", "200", "400", "1000"],
+                           "churned": ["0", "1", "1", "0"]})
+    frame, left_out = build(labels, {REF: group_frame(store, REF)}, COLUMNS, config)
+    got = sorted(zip(frame["tenure_months"], frame["churned"], strict=True))
+    # 200 takes the record of 200 (at or before), 250 that of 200, 1000 that of 300; C2's label at
+    # 400 precedes its only record (500): left out, never filled with a later value.
+    assert got == [(2, "0"), (2, "1"), (3, "0")]
+    assert left_out == {REF.name: 1}
+    assert list(frame.columns) == list(config.columns)
+
+
+def test_the_last_written_record_wins_a_tie_and_a_deletion_hides_the_record(tmp_path: Path, config) -> None:
+    store = _offline(tmp_path / "store", [
+        {"customer_id": "C1", "event_time": 100.0, "tenure_months": 1, "contract": "a"},
+        {"customer_id": "C1", "event_time": 100.0, "tenure_months": 7, "contract": "b"},  # written later
+        {"customer_id": "C2", "event_time": 100.0, "tenure_months": 5, "contract": "c"},
+        {"customer_id": "C2", "event_time": 150.0, "is_deleted": True},
+    ])
+    labels = pd.DataFrame({"customer_id": ["C1", "C2"], "labelled_at": ["2000-01-01T00:00:00Z"] * 2,
+                           "churned": [1, 0]})
+    frame, left_out = build(labels, {REF: group_frame(store, REF)}, COLUMNS, config)
+    assert frame["tenure_months"].tolist() == [7] and left_out == {REF.name: 1}
+
+
+def test_only_the_newest_incarnation_of_a_replaced_group_is_read(tmp_path: Path, config) -> None:
+    store = _offline(tmp_path / "store", [{"customer_id": "C1", "event_time": 1.0, "tenure_months": 1,
+                                            "contract": "old"}], created=1000)
+    _offline(store, [{"customer_id": "C1", "event_time": 1.0, "tenure_months": 2, "contract": "new"}], created=2000)
+    _offline(store, [{"customer_id": "C1", "event_time": 1.0, "tenure_months": 3, "contract": "x"}],
+             group=REF.name + "-other")  # a group whose name extends this one's
+    assert group_frame(store, REF)["contract"].tolist() == ["new"]
+
+
+def test_mistakes_are_data_errors_naming_what_is_missing(tmp_path: Path, config) -> None:
+    store = _offline(tmp_path / "store", [{"customer_id": "C1", "event_time": 1.0, "tenure_months": 1}])
+    with pytest.raises(DataError, match="features 'contract' are in none of the feature groups"):
+        build(pd.DataFrame({"customer_id": ["C1"], "labelled_at": ["5"], "churned": [1]}),
+              {REF: group_frame(store, REF)}, COLUMNS, config)
+    with pytest.raises(DataError, match="no offline-store data of feature group 'nope'"):
+        group_frame(store, GroupRef("nope", "customer_id", "event_time"))
+    with pytest.raises(DataError, match="labels: column 'labelled_at': 1 values are not a time"):
+        _offline(store, [{"customer_id": "C1", "event_time": 2.0, "tenure_months": 1, "contract": "a"}])
+        build(pd.DataFrame({"customer_id": ["C1"], "labelled_at": ["soon"], "churned": [1]}),
+              {REF: group_frame(store, REF)}, COLUMNS, config)
+
+
+# End to end: the emulator's offline store, written by the ingestion, read back as files.
+
+def test_a_raw_csv_ingested_in_the_emulator_becomes_a_training_set_split_by_entity(
+        aws_emulator: dict[str, str], tmp_path: Path, config) -> None:
+    import boto3
+
+    from training import ingest_job
+    from training.ingest import IngestionSpec
+
+    region, url = aws_emulator["region"], aws_emulator["endpoint"]
+    s3 = boto3.client("s3", region_name=region, endpoint_url=url)
+    for bucket in ("set-test-raw", "set-test-processed"):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    group = "set-test-customer"
+    boto3.client("sagemaker", region_name=region, endpoint_url=url).create_feature_group(
+        FeatureGroupName=group, RecordIdentifierFeatureName="customer_id", EventTimeFeatureName="event_time",
+        FeatureDefinitions=[{"FeatureName": "customer_id", "FeatureType": "String"},
+                            {"FeatureName": "event_time", "FeatureType": "Fractional"},
+                            {"FeatureName": "tenure_months", "FeatureType": "Integral"},
+                            {"FeatureName": "contract", "FeatureType": "String"}],
+        OnlineStoreConfig={"EnableOnlineStore": True},
+        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://set-test-processed/feature-store"}},
+        RoleArn="arn:aws:iam::123456789012:role/feature-store")
+    ids = [f"C{i:03d}" for i in range(60)]
+    raw = pd.DataFrame({"customer_id": ids * 2, "event_time": [100] * 60 + [300] * 60,
+                        "tenure_months": list(range(60)) + [t + 1000 for t in range(60)],
+                        "contract": ["One year"] * 120})
+    s3.put_object(Bucket="set-test-raw", Key="customers/part-1.csv", Body=raw.to_csv(index=False).encode())
+    spec = IngestionSpec.from_json(json.dumps({
+        "feature_group": group, "record_id": "customer_id", "event_time": "event_time",
+        "features": [{"name": n, "type": t} for n, t in (("customer_id", "string"), ("event_time", "fractional"),
+                                                          ("tenure_months", "integral"), ("contract", "string"))],
+        "raw_bucket": "set-test-raw", "prefix": "customers/", "quarantine_prefix": "quarantine/customer/",
+        "ledger_bucket": "set-test-processed", "ledger_prefix": "ingestion-ledger/customer/"}), "spec")
+    summary = ingest_job.run(spec, ingest_job.clients(url, region), echo=lambda _: None)
+    assert [(r.written, r.quarantined, r.error) for r in summary.results] == [(120, 0, None)]
+
+    offline = tmp_path / "offline"  # what the pipeline's Processing input mounts: the feature-store/ prefix
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="set-test-processed", Prefix="feature-store/"):
+        for item in page.get("Contents", []):
+            target = offline / item["Key"].removeprefix("feature-store/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(s3.get_object(Bucket="set-test-processed", Key=item["Key"])["Body"].read())
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"customer_id": ids * 2, "labelled_at": [200] * 60 + [400] * 60,
+                  "churned": [i % 2 for i in range(120)]}).to_csv(labels, index=False)
+    rows, left_out = run(labels, offline, [GroupRef(group, "customer_id", "event_time")], COLUMNS, config,
+                         tmp_path / "set")
+    assert rows == 120 and left_out == {group: 0}
+    frame = load(tmp_path / "set", config)  # as the Split step and `make train` read it
+    # Each id: one label at 200 (the values of time 100: those of 300 came later) and one at 400.
+    early = frame[frame["tenure_months"] < 1000]
+    assert sorted(early[config.id_column]) == ids and sorted(frame[~frame.index.isin(early.index)][
+        config.id_column]) == ids
+    test = held_out(frame, config)
+    assert 0 < test.sum() < len(frame) and not set(frame[test][config.id_column]) & set(
+        frame[~test][config.id_column])  # both labels of an id on one side

@@ -48,7 +48,7 @@ features = FeatureStore(data, groups=[
 training = TrainingInfrastructure(
     data,
     features,
-    image=Image("training"),
+    image=Image("training", target="azureml"),  # the stage with the azureml-mlflow plugin
     instance_type="ml.m5.xlarge",
     # The scheduled job trains on this configuration, not on the image's example (training/config.yaml).
     dataset=Dataset(

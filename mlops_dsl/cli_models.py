@@ -213,7 +213,7 @@ def _serving_image(target: Target, namespace: Namespace) -> tuple[str, str]:
     serving = target.serving
     if serving is None:
         raise MlopsError(f"platform {target.platform.name!r} declares no ModelServing: nothing serves a model")
-    tag = content_tag(Path(serving.image.context))
+    tag = content_tag(Path(serving.image.context), serving.image.target)
     if target.platform.cloud == "azure":  # the repository TrainingInfrastructure's Azure rendering declares
         from .azure.common import registry_name as acr_name
 

@@ -96,11 +96,26 @@ def context_files(context: Path) -> list[str]:
     return sorted(files)
 
 
-def content_tag(context: Path) -> str:
-    """The image tag for a build context: the first hex digits of a hash of what Docker would send."""
+_STAGE = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*\S+\s+AS\s+(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+def dockerfile_stages(context: Path) -> list[str]:
+    """The named stages (`FROM image AS name`) of a context's Dockerfile, lowercased as Docker
+    compares them."""
+    dockerfile = context / "Dockerfile"
+    text = dockerfile.read_text(encoding="utf-8") if dockerfile.is_file() else ""
+    return [name.lower() for name in _STAGE.findall(text)]
+
+
+def content_tag(context: Path, target: str | None = None) -> str:
+    """The image tag for a build context (and stage): the first hex digits of a hash of what Docker
+    would send, and of the stage's name, so two stages of one context never share a tag. Without
+    a stage the hash is that of the files alone, as it always was."""
     if not context.is_dir():
         raise FileNotFoundError(f"{context}/: no such build context")
     digest = hashlib.sha256()
+    if target is not None:
+        digest.update(f"--target\0{target}\0".encode())
     for rel in context_files(context):
         path = context / rel
         executable = os.access(path, os.X_OK)

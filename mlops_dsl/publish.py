@@ -24,6 +24,7 @@ class ImageBuild:
     registry: str
     uri: str  # registry/repository:tag
     login: str  # the shell command that logs Docker in to the registry
+    target: str | None = None  # the Dockerfile stage, when the image names one
 
 
 def _registry(platform: Platform, namespace: Namespace) -> tuple[str, str]:
@@ -48,11 +49,11 @@ def plan(platforms: list[Platform], namespace: Namespace, root: Path) -> list[Im
     builds = []
     for platform in platforms:
         host, login = _registry(platform, namespace)
-        for context, image in sorted(platform.images().items()):
-            tag = content_tag(root / context)
+        for _, image in sorted(platform.images().items()):
+            tag = content_tag(root / image.context, image.target)
             # Both clouds' repositories are <platform>-<namespace>/<image>.
             uri = f"{host}/{platform.name}-{namespace.name}/{image.repository}:{tag}"
-            builds.append(ImageBuild(root / context, host, uri, login))
+            builds.append(ImageBuild(root / image.context, host, uri, login, image.target))
     return builds
 
 
@@ -60,7 +61,8 @@ def commands(builds: list[ImageBuild]) -> list[str]:
     """Shell commands that log in once per registry, then build and push each image."""
     lines = list(dict.fromkeys(b.login for b in builds))
     for b in builds:
-        lines.append(f"docker build --tag {b.uri} {b.context}")
+        stage = f" --target {b.target}" if b.target else ""
+        lines.append(f"docker build{stage} --tag {b.uri} {b.context}")
         lines.append(f"docker push {b.uri}")
     return lines
 

@@ -22,6 +22,7 @@ from .errors import BlueprintError, NamespaceError
 from .images import content_tag, dockerfile_stages
 from .namespaces import Namespace
 from .platform import Platform, StackBuild
+from .templates.image import Image
 from .terraform import Stack, render
 
 MANIFEST = "stacks.json"
@@ -94,31 +95,36 @@ def check_overrides(platforms: Iterable[Platform], namespaces: Iterable[Namespac
 
 
 def image_tags(platforms: list[Platform], root: Path) -> dict[str, str]:
-    """Content-hash tag of every image the platforms build, by build key (context, or context:stage)."""
-    tags = {}
+    """Content-hash tag of every image the platforms build, by build key (context, or context:stage).
+    Every image problem of every platform is reported at once."""
+    tags: dict[str, str] = {}
+    problems: list[str] = []
     for platform in platforms:
         for key, image in platform.images().items():
-            if key in tags:
-                continue
-            context = image.context
-            try:
-                tags[key] = content_tag(root / context, image.target)
-            except FileNotFoundError:
-                raise BlueprintError(f"platform '{platform.name}': Image({context!r}): the build context "
-                                     f"{context}/ does not exist under {root.resolve()}") from None
-            stages = dockerfile_stages(root / context)
-            if image.target is not None and image.target.lower() not in stages:
-                raise BlueprintError(f"platform '{platform.name}': Image({context!r}, target={image.target!r}): "
-                                     f"{context}/Dockerfile has no stage named {image.target!r} (stages: "
-                                     f"{', '.join(stages) or 'none named'})")
-            if platform.cloud == "azure" and image.target is None and AZUREML_STAGE in stages:
-                # Azure ML jobs need the stage with the azureml-mlflow plugin; the default stage would
-                # fail at its first MLflow call on the job's azureml:// tracking URI.
-                raise BlueprintError(f"platform '{platform.name}' (azure): Image({context!r}) builds the default "
-                                     f"stage, but {context}/Dockerfile has a stage {AZUREML_STAGE!r} for Azure ML; "
-                                     f"write Image({context!r}, target={AZUREML_STAGE!r})")
+            problems += _image_problems(platform, image, root)
+            if key not in tags and (root / image.context).is_dir():
+                tags[key] = content_tag(root / image.context, image.target)
+    if problems:
+        raise BlueprintError(list(dict.fromkeys(problems)))
     return tags
 
+
+def _image_problems(platform: Platform, image: Image, root: Path) -> list[str]:
+    context = image.context
+    if not (root / context).is_dir():
+        return [f"platform '{platform.name}': Image({context!r}): the build context {context}/ does not exist "
+                f"under {root.resolve()}"]
+    stages = dockerfile_stages(root / context)
+    if image.target is not None and image.target.lower() not in stages:
+        return [f"platform '{platform.name}': Image({context!r}, target={image.target!r}): {context}/Dockerfile "
+                f"has no stage named {image.target!r} (stages: {', '.join(stages) or 'none named'})"]
+    if platform.cloud == "azure" and image.target is None and AZUREML_STAGE in stages:
+        # Azure ML jobs need the stage with the azureml-mlflow plugin; the default stage would fail at
+        # its first MLflow call on the job's azureml:// tracking URI.
+        return [f"platform '{platform.name}' (azure): Image({context!r}) builds the default stage, but "
+                f"{context}/Dockerfile has a stage {AZUREML_STAGE!r} for Azure ML; write "
+                f"Image({context!r}, target={AZUREML_STAGE!r})"]
+    return []
 
 def render_tree(platforms: list[Platform], namespaces: list[Namespace], fmt: str = "hcl",
                 root: Path = Path(".")) -> Rendered:

@@ -162,3 +162,78 @@ def test_azure_platforms_push_to_their_registry(tmp_path: Path) -> None:
     # the registry and repository the Terraform declares
     main = (ROOT / "terraform/staging/financial-behavior/training/main.tf").read_text()
     assert 'name                          = "crfinancialbehaviorstaging"' in main
+
+
+# --- one context, two stages: the Azure ML training image (issue 16, point 4) ---------------------
+
+def _pins(path: Path) -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_the_azureml_stage_pins_satisfy_the_plugin_it_installs() -> None:
+    """The stage installs requirements-azureml.txt over requirements.txt: every requirement that
+    azureml-mlflow declares (its wheel's METADATA, vendored) must hold for the resulting versions,
+    or Azure ML jobs would run with a plugin whose MLflow it does not support."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    base, azure = _pins(ROOT / "training/requirements.txt"), _pins(ROOT / "training/requirements-azureml.txt")
+    installed = {**base, **azure}
+    metadata = (ROOT / "tests/reference/azureml_mlflow-1.62.0.post6.METADATA").read_text()
+    assert azure["azureml-mlflow"] == "1.62.0.post6"
+    requirements = [Requirement(line.split(":", 1)[1].strip()) for line in metadata.splitlines()
+                    if line.startswith("Requires-Dist:")]
+    checked = 0
+    for req in requirements:
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue  # an extra ("deployments") the image does not install
+        name = canonicalize_name(req.name)
+        assert name in installed, f"azureml-mlflow needs {req}, which neither requirements file pins"
+        assert req.specifier.contains(installed[name], prereleases=True), \
+            f"azureml-mlflow needs {req}; the Azure ML image pins {name}=={installed[name]}"
+        checked += 1
+    assert checked >= 10
+    # the one downgrade is MLflow's; the model's own libraries stay those of the serving image
+    assert set(base) & set(azure) == {"mlflow-skinny"}
+
+
+def test_the_azure_training_image_is_the_azureml_stage_with_its_own_tag_and_repository(tmp_path: Path) -> None:
+    from mlops_dsl.images import dockerfile_stages
+
+    assert dockerfile_stages(ROOT / "training") == ["sagemaker", "azureml"]
+    project = _copy_project(tmp_path)
+    result = project.mlops("images", "-n", "staging", "--dry-run", "--blueprint", "blueprints/financial_behavior.py")
+    assert result.exit_code == 0, result.output
+    tag = content_tag(tmp_path / "training", "azureml")
+    assert tag != content_tag(tmp_path / "training")  # two stages never share a tag
+    uri = f"crfinancialbehaviorstaging.azurecr.io/financial-behavior-staging/training-azureml:{tag}"
+    assert f"docker build --target azureml --tag {uri} training" in result.output.splitlines()
+    # the environment version the scheduled job runs is that image
+    main = (ROOT / "terraform/staging/financial-behavior/training/main.tf").read_text()
+    assert f'training_azureml_image_tag = "{tag}"' in main
+    assert "/training-azureml:${local.training_azureml_image_tag}" in main
+
+
+def test_an_azure_image_must_build_the_azureml_stage_and_a_stage_must_exist(tmp_path: Path) -> None:
+    project = _copy_project(tmp_path)
+    blueprint = tmp_path / "blueprints/financial_behavior.py"
+    text = blueprint.read_text()
+    blueprint.write_text(text.replace('Image("training", target="azureml")', 'Image("training")'))
+    result = project.mlops("synth")
+    assert result.exit_code == 2
+    assert ("Image('training') builds the default stage, but training/Dockerfile has a stage 'azureml' for "
+            "Azure ML; write Image('training', target='azureml')") in result.output
+    blueprint.write_text(text.replace('Image("training", target="azureml")', 'Image("training", target="azure")'))
+    result = project.mlops("synth")
+    assert result.exit_code == 2
+    assert ("Image('training', target='azure'): training/Dockerfile has no stage named 'azure' "
+            "(stages: sagemaker, azureml)") in result.output
+    assert "Traceback" not in result.output

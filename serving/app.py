@@ -362,9 +362,16 @@ SWITCH_INTERVAL = 0.0005  # seconds; Python's default 0.005 lets a parsing threa
 
 
 def create_app() -> Server:
-    """The app for `uvicorn --factory`: each worker process builds its own server from MODEL_URI.
+    """The app for `uvicorn --factory`: each worker process builds its own server from MODEL_URI, or,
+    in SageMaker's multi-model mode (settings.multi_model), one process serves the models SageMaker
+    loads into it (serving/multi_model.py).
 
     The event loop shares the GIL with the threads that parse large bodies and run the model: a
     shorter switch interval makes them hand it back sooner, so /ping stays fast during a 6 MB body."""
     sys.setswitchinterval(SWITCH_INTERVAL)
-    return Server(default_uri())
+    config = settings.load()
+    if config.multi_model:
+        from .multi_model import MultiModelServer  # a subclass of Server: imported here, not at the top
+
+        return MultiModelServer(config)
+    return Server(default_uri(), config)

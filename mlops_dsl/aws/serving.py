@@ -28,6 +28,7 @@ from ..terraform import Output, Resource
 from .naming import ENDPOINT_CONFIG_PREFIX_LIMIT, sagemaker_name
 from .naming import endpoint_name as served_endpoint_name
 from .serving_alarms import render_alarms, render_topic
+from .serving_api import render_api
 from .serving_dashboard import render_dashboard
 from .serving_deployment import render_endpoint
 from .serving_models import endpoint_configuration, model
@@ -104,6 +105,7 @@ def _render_endpoint(t: ModelServing, ctx: StackContext, endpoint_name: str, top
         render_scaling(t, ctx, endpoint, endpoint_name, variants, after=update)
     render_monitoring(t, ctx, endpoint, endpoint_name, production, topic)
     render_dashboard(t, ctx, endpoint_name, production, shadow)  # after every alarm: it shows them all
+    render_api(t, ctx, endpoint)  # ModelServing(api=...): API Gateway in front (serving_api.py)
     ctx.stack.add(
         Output("endpoint_name", endpoint.attr("name"), description="The SageMaker endpoint"),
         Output("endpoint_config_name", config.attr("name"), description="The endpoint's current configuration"),

@@ -28,14 +28,14 @@ help:
 	@echo "make mlflow-ui      the MLflow UI on http://127.0.0.1:5000"
 	@echo "make test           run the test suite"
 	@echo "make lint           ruff"
-	@echo "make bench          benchmarks: synth, engines (native vs cdktf), drift, serving"
+	@echo "make bench          benchmarks: synth, engines (native vs cdktn), drift, serving"
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ml,local,cdktf,aws]'
+	$(BIN)/pip install --quiet -e '.[dev,ml,local,cdktn,aws]'
 	@# Azurite (Azure Blob emulator) for the drift job's tests; 3.35.0 is the last release for Node 20.
 	@if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix .mlops/node azurite@3.35.0; \
 	else echo "npm not found: the drift job's Azure Blob tests will be skipped"; fi

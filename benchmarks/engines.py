@@ -1,8 +1,8 @@
-"""Native writers vs the cdktf engine: wall time and peak memory of synthesizing every stack.
+"""Native writers vs the cdktn engine (CDK Terrain): wall time and peak memory of synthesizing every stack.
 
 Both run as fresh `mlops synth` processes over the example blueprints in every namespace, in one
 run of this script, alternating, each into a fresh output directory. Memory is the peak of the
-whole process tree's resident set, sampled every 10 ms (the cdktf engine's Node process, which
+whole process tree's resident set, sampled every 10 ms (the cdktn engine's Node process, which
 jsii starts, included). Prints medians and the ratio.
 """
 
@@ -50,12 +50,12 @@ def one_run(engine: str, out: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    results: dict[str, list[tuple[float, float]]] = {"native": [], "cdktf": []}
+    results: dict[str, list[tuple[float, float]]] = {"native": [], "cdktn": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(RUNS):
             for engine in results:
                 results[engine].append(one_run(engine, Path(tmp) / f"{engine}{i}"))
-        stacks = len(list((Path(tmp) / "cdktf0").glob("*/*/*/cdk.tf.json")))
+        stacks = len(list((Path(tmp) / "cdktn0").glob("*/*/*/cdk.tf.json")))
     print(f"mlops synth, every namespace: {stacks} stacks, {RUNS} runs of each engine, alternating")
     print(f"{'engine':<8} {'wall median':>12} {'min':>8} {'max':>8} {'peak RSS median':>16} {'max':>8}")
     medians = {}
@@ -64,8 +64,8 @@ def main() -> None:
         medians[engine] = (statistics.median(times), statistics.median(rss))
         print(f"{engine:<8} {medians[engine][0]:>11.2f}s {min(times):>7.2f}s {max(times):>7.2f}s "
               f"{medians[engine][1]:>14.0f}MB {max(rss):>6.0f}MB")
-    print(f"cdktf / native: {medians['cdktf'][0] / medians['native'][0]:.0f}x the time, "
-          f"{medians['cdktf'][1] / medians['native'][1]:.0f}x the memory")
+    print(f"cdktn / native: {medians['cdktn'][0] / medians['native'][0]:.0f}x the time, "
+          f"{medians['cdktn'][1] / medians['native'][1]:.0f}x the memory")
 
 
 if __name__ == "__main__":

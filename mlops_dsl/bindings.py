@@ -1,30 +1,35 @@
-"""Provider schemas read from the prebuilt cdktf bindings' Python source, without running them.
+"""Provider schemas read from CDK Terrain's prebuilt provider bindings' Python source, without running them.
 
-The bindings (`cdktf-cdktf-provider-aws`, `-azurerm`) are generated from the real provider
-schemas: each resource's `<Name>Config` class and each nested block's struct class declare every
-argument as a keyword parameter, with its type, whether it is required, and a documentation link
-whose anchor is the Terraform name. Reading that text is enough to check names and value kinds,
-and it avoids importing the bindings, which would start the jsii runtime (Node) and load a 37 MB
-type assembly. Modules are read on demand and memoized: one per resource type used.
+The bindings (`cdktn-provider-aws`, `cdktn-provider-azurerm`, the maintained successors of the
+archived `cdktf-cdktf-provider-*`) are generated from the real provider schemas: each resource's
+`<Name>Config` class and each nested block's struct class declare every argument as a keyword
+parameter, with its type, whether it is required, and a documentation link whose anchor is the
+Terraform name. Reading that text is enough to check names and value kinds, and it avoids
+importing the bindings, which would start the jsii runtime (Node) and load a type assembly of tens
+of MB. Modules are read on demand and memoized: one per resource type used.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-# Python package of the bindings, per Terraform provider name (the prefix of its resource types).
-PACKAGES = {"aws": "cdktf_cdktf_provider_aws", "azurerm": "cdktf_cdktf_provider_azurerm"}
-PINNED = {"aws": "cdktf-cdktf-provider-aws==21.22.1 (hashicorp/aws 6.25.0)",
-          "azurerm": "cdktf-cdktf-provider-azurerm==14.23.1 (hashicorp/azurerm 4.55.0)"}
+# Python package and distribution of the bindings, per Terraform provider name (the prefix of its
+# resource types). The versions are pinned in pyproject.toml's `cdktn` extra.
+PACKAGES = {"aws": "cdktn_provider_aws", "azurerm": "cdktn_provider_azurerm"}
+DISTRIBUTIONS = {"aws": "cdktn-provider-aws", "azurerm": "cdktn-provider-azurerm"}
+INSTALL = "pip install 'mlops-dsl[cdktn]'"
 META = {"connection", "count", "depends_on", "for_each", "lifecycle", "provider", "provisioners"}
 
 # A class whose constructor takes keyword-only arguments, on one line or one per line as the
-# generator's formatter left it, followed by its docstring.
-_CLASS = re.compile(r"^class (\w+)(\([^)]*\))?:\n    def __init__\((.*?)\) -> None:\n        '''\n(.*?)'''",
+# generator's formatter left it, followed by its docstring. The signature may not run past the end
+# of its class (a line at column 0): cdktn's modules open with a `_LazyImport` helper whose
+# constructor has no docstring, which an unbounded match would join to the classes after it.
+_CLASS = re.compile(r"^class (\w+)(\([^)]*\))?:\n    def __init__\(((?:(?!\n\S).)*?)\) -> None:\n        '''\n(.*?)'''",
                     re.MULTILINE | re.DOTALL)
 _DOC = re.compile(r"^        :param (\w+): .*?#(\w+) \w+#", re.MULTILINE)
 _NAME = re.compile(r"\b([A-Z]\w*)\b")
@@ -95,9 +100,29 @@ def package_dir(provider: str) -> Path:
     package = PACKAGES.get(provider)
     spec = importlib.util.find_spec(package) if package else None
     if spec is None or not spec.submodule_search_locations:
-        raise NoBindings(f"the {provider} bindings are not installed: pip install 'mlops-dsl[cdktf]' "
-                         f"({PINNED.get(provider, 'no bindings exist for this provider')})")
+        wanted = DISTRIBUTIONS.get(provider, "no bindings exist for this provider")
+        raise NoBindings(f"the {provider} bindings are not installed: {INSTALL} ({wanted})")
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+# The first line of each binding release's README: "# CDKTN prebuilt bindings for hashicorp/aws
+# provider version 6.69.1".
+_GENERATED_FROM = re.compile(r"prebuilt bindings for (\S+) provider version (\S+)")
+
+
+@cache
+def describe(provider: str) -> str:
+    """The installed bindings and the provider version they were generated from, for messages:
+    `cdktn-provider-aws 25.8.1 (hashicorp/aws 6.69.1)`. Read from the installed distribution, so it
+    cannot drift from what is checked against."""
+    dist = DISTRIBUTIONS[provider]
+    try:
+        meta = importlib.metadata.metadata(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return dist
+    found = _GENERATED_FROM.search(meta.get("Description") or meta.get_payload() or "")  # type: ignore[attr-defined]
+    source = f" ({found[1]} {found[2]})" if found else ""
+    return f"{dist} {meta['Version']}{source}"
 
 
 @cache
@@ -144,14 +169,25 @@ def block(parent: Schema, provider: str, name: str) -> Schema:
     return _module(provider, parent.module)[name][1]
 
 
+# Modules of a bindings package that hold no resource type: the provider block, and the provider's
+# functions (`provider::aws::arn_parse(...)`).
+NOT_TYPES = {"provider", "provider_functions"}
+
+
 def known_types(provider: str, data: bool = False) -> list[str]:
-    """Every resource (or data source) type of a provider, from the bindings' module names."""
-    prefix = "data_" if data else ""
+    """Every resource (or data source) type of a provider, from the bindings' module names.
+
+    Data sources are `data_<provider>_<name>` and ephemeral resources `ephemeral_<provider>_<name>`;
+    every other module is a resource named without its provider prefix, which may itself start
+    with `data_` (azurerm_data_factory is the module `data_factory`)."""
+    data_prefix, ephemeral_prefix = f"data_{provider}_", f"ephemeral_{provider}_"
     names = []
     for path in package_dir(provider).iterdir():
-        if path.is_dir() and not path.name.startswith("_") and path.name != "provider":
-            if data and path.name.startswith("data_"):
-                names.append(path.name[len(prefix):])
-            elif not data and not path.name.startswith("data_"):
-                names.append(f"{provider}_{path.name}")
+        if not path.is_dir() or path.name.startswith("_") or path.name in NOT_TYPES:
+            continue
+        if path.name.startswith(data_prefix):
+            if data:
+                names.append(path.name.removeprefix("data_"))
+        elif not data and not path.name.startswith(ephemeral_prefix):
+            names.append(f"{provider}_{path.name}")
     return sorted(names)

@@ -1,14 +1,16 @@
-"""The optional cdktf engine: the same stacks built as CDK for Terraform constructs.
+"""The optional cdktn engine: the same stacks built as CDK Terrain constructs.
 
-Generic over the object model, with no second copy of any template: each resource, data source
-and provider becomes an instance of its class in the prebuilt bindings (found through
-`bindings`), constructed with the arguments the binding requires and given every other argument
-and meta-argument as a raw override, exactly as the native JSON writer renders it. Backends and
-remote state use cdktf's own classes. Logical ids are overridden to the native names, so
-addresses, references and state are interchangeable between the engines. Types without bindings
-(azapi) become plain `TerraformResource`s.
+CDK Terrain (`cdktn`) is the maintained fork of CDK for Terraform, which HashiCorp archived in
+December 2025; its API is cdktf's under a new package name. Generic over the object model, with no
+second copy of any template: each resource, data source and provider becomes an instance of its
+class in the prebuilt bindings (`cdktn-provider-*`, found through `bindings`), constructed with
+the arguments the binding requires and given every other argument and meta-argument as a raw
+override, exactly as the native JSON writer renders it. Backends and remote state use cdktn's own
+classes. Logical ids are overridden to the native names, so addresses, references and state are
+interchangeable between the engines. Types without bindings (azapi) become plain
+`TerraformResource`s.
 
-Importing this module starts nothing; `synth` imports cdktf, which starts the jsii runtime (Node).
+Importing this module starts nothing; `synth` imports cdktn, which starts the jsii runtime (Node).
 """
 
 from __future__ import annotations
@@ -32,36 +34,42 @@ from .terraform import DataSource, Provider, Resource, Stack
 from .terraform.tfjson import body_json, resource_json
 
 OUTPUT = "cdk.tf.json"
+# The oldest Node.js the engine runs on. jsii 1.142 (which cdktn 0.24 needs) ended its support of
+# Node 18 on 2025-11-30 and of Node 20 on 2026-10-30 (six months past its end of life), but still
+# runs on 20, the version this project is tested with; 22 and 24 are supported.
+NODE_MAJOR = 20
+# The engine's former name: refused with a pointer to the new one rather than run on the archive.
+RETIRED = "cdktf"
 
 
 def _node_problem() -> str | None:
     """Why jsii could not start Node (checked first: a failed start leaves jsii printing tracebacks)."""
     node = shutil.which("node")
     if node is None:
-        return "Node.js >= 18 is not on PATH"
+        return f"Node.js >= {NODE_MAJOR} is not on PATH"
     result = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
     match = re.match(r"v(\d+)\.", result.stdout.strip())
-    if not match or int(match.group(1)) < 18:
-        return f"{node} is {result.stdout.strip() or 'not a working Node.js'}; it needs Node.js >= 18"
+    if not match or int(match.group(1)) < NODE_MAJOR:
+        return f"{node} is {result.stdout.strip() or 'not a working Node.js'}; it needs Node.js >= {NODE_MAJOR}"
     return None
 
 
-def _cdktf() -> Any:
-    # jsii prints a ten-line banner on every start that Node 18/20 are past their end of life; the
-    # engine works on them (the README says so), so the banner would only bury its output.
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
+def _cdktn() -> Any:
+    # jsii prints a ten-line banner on every start that Node 20 is past its end of life; the engine
+    # works on it (the README says so), so the banner would only bury its output.
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", str(NODE_MAJOR))
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-    if importlib.util.find_spec("cdktf") is None:
-        raise OperationError("the cdktf engine needs `pip install 'mlops-dsl[cdktf]'` and Node.js >= 18")
+    if importlib.util.find_spec("cdktn") is None:
+        raise OperationError(f"the cdktn engine needs `{bindings.INSTALL}` and Node.js >= {NODE_MAJOR}")
     problem = _node_problem()
     if problem:
-        raise OperationError(f"the cdktf engine runs on jsii, which needs Node.js: {problem}")
+        raise OperationError(f"the cdktn engine runs on jsii, which needs Node.js: {problem}")
     try:
-        import cdktf
+        import cdktn
     except Exception as exc:  # jsii raises its own errors when Node cannot start
-        raise OperationError(f"the cdktf engine could not start the jsii runtime (Node.js >= 18 needed): "
-                             f"{exc}") from None
-    return cdktf
+        raise OperationError(f"the cdktn engine could not start the jsii runtime (Node.js >= {NODE_MAJOR} "
+                             f"needed): {exc}") from None
+    return cdktn
 
 
 def _binding_class(type_name: str, data: bool, provider: bool = False) -> tuple[Any, bindings.Schema] | None:
@@ -114,18 +122,18 @@ def _element(scope: Any, construct_id: str, found: tuple[Any, bindings.Schema] |
     return element
 
 
-def _construct(cdktf: Any, scope: Any, type_name: str, name: str, body: dict[str, Any], data: bool) -> None:
+def _construct(cdktn: Any, scope: Any, type_name: str, name: str, body: dict[str, Any], data: bool) -> None:
     construct_id = f"{'data.' if data else ''}{type_name}.{name}"  # unique in the stack, unlike `name`
-    generic = cdktf.TerraformDataSource if data else cdktf.TerraformResource
+    generic = cdktn.TerraformDataSource if data else cdktn.TerraformResource
     element = _element(scope, construct_id, _binding_class(type_name, data), type_name.split("_", 1)[0], body,
                        lambda: generic(scope, construct_id, terraform_resource_type=type_name))
     element.override_logical_id(name)
 
 
-def _provider(cdktf: Any, scope: Any, provider: Provider) -> None:
+def _provider(cdktn: Any, scope: Any, provider: Provider) -> None:
     _element(scope, provider.name, _binding_class(provider.name, False, provider=True), provider.name,
              body_json({"alias": provider.alias, **provider.body}),
-             lambda: cdktf.TerraformProvider(scope, provider.name, terraform_resource_type=provider.name))
+             lambda: cdktn.TerraformProvider(scope, provider.name, terraform_resource_type=provider.name))
 
 
 _BACKENDS = {"s3": ("S3Backend", "DataTerraformRemoteStateS3"),
@@ -133,29 +141,29 @@ _BACKENDS = {"s3": ("S3Backend", "DataTerraformRemoteStateS3"),
              "local": ("LocalBackend", "DataTerraformRemoteStateLocal")}
 
 
-def _backend_class(cdktf: Any, kind: str, remote: bool) -> Any:
+def _backend_class(cdktn: Any, kind: str, remote: bool) -> Any:
     if kind not in _BACKENDS:
-        raise OperationError(f"the cdktf engine knows no {kind!r} backend (known: {', '.join(_BACKENDS)})")
-    return getattr(cdktf, _BACKENDS[kind][remote])
+        raise OperationError(f"the cdktn engine knows no {kind!r} backend (known: {', '.join(_BACKENDS)})")
+    return getattr(cdktn, _BACKENDS[kind][remote])
 
 
 def _split(cls: Any, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The settings a cdktf class takes as keywords, and those it is too old to know (cdktf 0.21
-    predates e.g. the S3 backend's `use_lockfile`), which go in as overrides."""
+    """The settings a cdktn class takes as keywords, and those it does not know (a backend setting
+    newer than the cdktn release), which go in as overrides."""
     accepted = set(inspect.signature(cls.__init__).parameters)
     return ({k: v for k, v in config.items() if k in accepted}, {k: v for k, v in config.items() if k not in accepted})
 
 
-def _stack(cdktf: Any, scope: Any, stack: Stack) -> None:
+def _stack(cdktn: Any, scope: Any, stack: Stack) -> None:
     settings = stack.settings
     if settings.backend is not None:
-        cls = _backend_class(cdktf, settings.backend.type, False)
+        cls = _backend_class(cdktn, settings.backend.type, False)
         known, rest = _split(cls, body_json(settings.backend.config))
         cls(scope, **known)
         for key, value in rest.items():
             scope.add_override(f"terraform.backend.{settings.backend.type}.{key}", value)
     for provider in stack.providers:
-        _provider(cdktf, scope, provider)
+        _provider(cdktn, scope, provider)
     # Our pinned ranges, over the exact versions the bindings were generated for.
     if settings.required_version:
         scope.add_override("terraform.required_version", settings.required_version)
@@ -167,41 +175,41 @@ def _stack(cdktf: Any, scope: Any, stack: Stack) -> None:
     for item in items:
         body = resource_json(item)
         if isinstance(item, DataSource) and item.type == "terraform_remote_state":
-            cls = _backend_class(cdktf, body["backend"], True)
+            cls = _backend_class(cdktn, body["backend"], True)
             known, rest = _split(cls, dict(body.get("config", {})))
             element = cls(scope, f"data.terraform_remote_state.{item.name}", **known)
             element.override_logical_id(item.name)
             for key, value in rest.items():
                 element.add_override(f"config.{key}", value)
             continue
-        _construct(cdktf, scope, item.type, item.name, body, isinstance(item, DataSource))
+        _construct(cdktn, scope, item.type, item.name, body, isinstance(item, DataSource))
     for variable in stack.variables:
-        element = cdktf.TerraformVariable(scope, f"var.{variable.name}", **body_json({
+        element = cdktn.TerraformVariable(scope, f"var.{variable.name}", **body_json({
             "type": variable.type, "default": variable.default, "description": variable.description,
             "sensitive": variable.sensitive or None}))
         element.override_logical_id(variable.name)
     for output in stack.outputs:
         values = body_json({"value": output.value, "description": output.description,
                             "sensitive": output.sensitive or None})
-        element = cdktf.TerraformOutput(scope, f"output.{output.name}", value=values.pop("value"), **values)
+        element = cdktn.TerraformOutput(scope, f"output.{output.name}", value=values.pop("value"), **values)
         element.override_logical_id(output.name)
 
 
 def synth(stacks: Iterable[tuple[str, Stack]], out: Path) -> list[Path]:
     """Write `<out>/<path>/cdk.tf.json` for each (path, stack); returns the files written.
 
-    cdktf writes into a temporary directory first; the files are moved into place only once
+    cdktn writes into a temporary directory first; the files are moved into place only once
     every stack synthesized, so a failure leaves `out` as it was.
     """
-    cdktf = _cdktf()
+    cdktn = _cdktn()
     stacks = list(stacks)
-    with tempfile.TemporaryDirectory(prefix="mlops-cdktf-") as tmp:
-        app = cdktf.App(outdir=tmp, skip_validation=True)
+    with tempfile.TemporaryDirectory(prefix="mlops-cdktn-") as tmp:
+        app = cdktn.App(outdir=tmp, skip_validation=True)
         ids = {}
         for path, stack in stacks:
             stack_id = path.replace("/", "--")
             ids[path] = stack_id
-            _stack(cdktf, cdktf.TerraformStack(app, stack_id), stack)
+            _stack(cdktn, cdktn.TerraformStack(app, stack_id), stack)
         app.synth()
         written = []
         for path, stack_id in ids.items():
@@ -214,7 +222,7 @@ def synth(stacks: Iterable[tuple[str, Stack]], out: Path) -> list[Path]:
 
 
 def comparable(document: dict[str, Any]) -> dict[str, Any]:
-    """A Terraform JSON document with cdktf's own `//` metadata removed and each block given as a
+    """A Terraform JSON document with cdktn's own `//` metadata removed and each block given as a
     list of one object written as that object (Terraform reads both the same), so the two
     engines' output can be compared."""
     def strip(value: Any) -> Any:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # only for hints: the commands import what they use when they
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_OUT = Path("terraform")
-CDKTF_OUT = Path("cdktf.out")
+CDKTN_OUT = Path("cdktn.out")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,9 +74,11 @@ def _load(blueprints: tuple[Path, ...], namespaces_file: Path, wanted: tuple[str
               help="HCL (.tf) or Terraform JSON (.tf.json).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Where the stacks go: <out>/<namespace>/<platform>/<template>/. "
-                   "Default: terraform (native), cdktf.out (cdktf).")
-@click.option("--engine", type=click.Choice(["native", "cdktf"]), default="native", show_default=True,
-              help="native writers, or CDK for Terraform and its provider bindings (cdk.tf.json per stack).")
+                   "Default: terraform (native), cdktn.out (cdktn).")
+@click.option("--engine", type=click.Choice(["native", "cdktn", "cdktf"]), default="native", show_default=True,
+              metavar="[native|cdktn]",
+              help="native writers, or CDK Terrain and its provider bindings (cdk.tf.json per stack). "
+                   "cdktf, the archived CDK for Terraform, is refused: use cdktn.")
 @blueprint_option
 @namespaces_option
 @user_errors
@@ -87,8 +89,8 @@ def synth(wanted: tuple[str, ...], all_flag: bool, check: bool, fmt: str, out: P
 
     platforms, spaces = _load(blueprints, namespaces_file, wanted, all_flag)
     rendered = s.render_tree(platforms, spaces, fmt)
-    if engine == "cdktf":
-        _synth_cdktf(rendered, out or CDKTF_OUT, check)
+    if engine != "native":
+        _synth_cdktn(rendered, out or CDKTN_OUT, check, engine)
         return
     out = out or DEFAULT_OUT
     whole = all_flag or not wanted
@@ -114,24 +116,28 @@ def synth(wanted: tuple[str, ...], all_flag: bool, check: bool, fmt: str, out: P
                f"{changes.unchanged} unchanged)")
 
 
-def _synth_cdktf(rendered: Rendered, out: Path, check: bool) -> None:
+def _synth_cdktn(rendered: Rendered, out: Path, check: bool, engine: str) -> None:
     import time
 
-    from . import cdktf_engine
+    from . import cdktn_engine
 
+    if engine == cdktn_engine.RETIRED:
+        raise InputError([f"--engine {engine}: CDK for Terraform was archived in December 2025; the engine now "
+                          f"runs on its maintained fork, CDK Terrain: use --engine cdktn (README: Engines and "
+                          f"schema validation)"])
     if check:
-        raise InputError(["--check compares the committed native tree; it does not apply to --engine cdktf"])
+        raise InputError(["--check compares the committed native tree; it does not apply to --engine cdktn"])
     stacks = rendered.stacks()
     clashes = [path for path, _ in stacks if any((out / path).glob("*.tf"))]
     if clashes:
         raise InputError([f"--out {out}: {out / clashes[0]} holds native .tf files; cdk.tf.json beside them would "
-                          f"declare every resource twice. Choose another --out (default {CDKTF_OUT})."])
-    click.echo(f"cdktf: building {len(stacks)} stacks through the provider bindings (starts Node; about a "
+                          f"declare every resource twice. Choose another --out (default {CDKTN_OUT})."])
+    click.echo(f"cdktn: building {len(stacks)} stacks through the provider bindings (starts Node; about a "
                f"minute)...", err=True)
     started = time.monotonic()
-    written = cdktf_engine.synth(stacks, out)
-    click.echo(f"synth --engine cdktf: {len(written)} stacks -> {out}/<namespace>/<platform>/<template>/"
-               f"{cdktf_engine.OUTPUT} in {time.monotonic() - started:.1f} s")
+    written = cdktn_engine.synth(stacks, out)
+    click.echo(f"synth --engine cdktn: {len(written)} stacks -> {out}/<namespace>/<platform>/<template>/"
+               f"{cdktn_engine.OUTPUT} in {time.monotonic() - started:.1f} s")
 
 
 @main.command()

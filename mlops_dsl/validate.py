@@ -147,7 +147,7 @@ def check_schema(where: str, stack: Stack, report: Report) -> None:
             kind = "data source" if data else "resource"
             known = bindings.known_types(provider, data)
             report.problems.append(f"{where}: {address}: {type_name} is not a {kind} type of {provider} "
-                                   f"({bindings.PINNED[provider]}){_closest(type_name, known)}")
+                                   f"({bindings.describe(provider)}){_closest(type_name, known)}")
             continue
         report.checked += 1
         report.problems += check_body(schema, provider, body, f"{where}: {address}")
@@ -170,7 +170,7 @@ def check_pipeline(body: Mapping[str, Value], where: str, report: Report) -> Non
         model = pipeline_requests.service_model()
     except ImportError:
         raise bindings.NoBindings("checking SageMaker pipeline steps needs botocore's service model: "
-                                  "pip install -e '.[cdktf]' (or botocore)") from None
+                                  "pip install -e '.[cdktn]' (or botocore)") from None
     problems, checked = pipeline_requests.check_definition(definition, where, model)
     report.problems += problems
     report.pipeline_values += checked

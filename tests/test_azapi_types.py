@@ -161,8 +161,8 @@ def test_identity_and_tags_of_the_resource_are_checked_as_azapi_does() -> None:
                               "of ")
 
 
-@pytest.mark.skipif(not importlib.util.find_spec("cdktf_cdktf_provider_azurerm"),
-                    reason="validate --schema needs the cdktf bindings (pip install '.[cdktf]')")
+@pytest.mark.skipif(not importlib.util.find_spec("cdktn_provider_azurerm"),
+                    reason="validate --schema needs the cdktn bindings (pip install '.[cdktn]')")
 def test_validate_schema_reports_azapi_bodies() -> None:
     stack = Stack("serving")
     stack.add(Resource("azapi_resource", "endpoint", {**_endpoint(authMode="key"), "parent_id": "/subscriptions/s"}))

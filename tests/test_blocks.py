@@ -14,7 +14,7 @@ from mlops_dsl.validate import validate
 
 needs_bindings = pytest.mark.skipif(
     not all(importlib.util.find_spec(p) for p in bindings.PACKAGES.values()),
-    reason="the cdktf provider bindings are not installed (pip install '.[cdktf]')")
+    reason="the cdktn provider bindings are not installed (pip install '.[cdktn]')")
 
 
 def _group(receivers: object) -> Stack:

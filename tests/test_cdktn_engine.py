@@ -1,4 +1,4 @@
-"""The cdktf engine builds the same stacks as the native writers, through the provider bindings."""
+"""The cdktn engine (CDK Terrain) builds the same stacks as the native writers, through the provider bindings."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import sys
 import pytest
 
 from mlops_dsl import blueprints, namespaces, synth
-from mlops_dsl.cdktf_engine import OUTPUT, comparable
+from mlops_dsl.cdktn_engine import OUTPUT, comparable
 from mlops_dsl.terraform import render
 
 from .conftest import ROOT, Project
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("cdktf") is None or shutil.which("node") is None,
-    reason="the cdktf engine needs `pip install '.[cdktf]'` and Node.js")
+    importlib.util.find_spec("cdktn") is None or shutil.which("node") is None,
+    reason="the cdktn engine needs `pip install '.[cdktn]'` and Node.js")
 
 
 def _merge(into: dict, doc: dict) -> dict:
@@ -42,13 +42,13 @@ def _native(stack) -> dict:
 
 def test_both_engines_produce_the_same_stacks(tmp_path) -> None:
     """Every resource, data source, provider, backend, local and output of both example blueprints
-    (AWS and Azure) in one namespace, with the same names and arguments; only cdktf's metadata
+    (AWS and Azure) in one namespace, with the same names and arguments; only cdktn's metadata
     differs."""
-    out = tmp_path / "cdktf.out"
-    result = subprocess.run([sys.executable, "-m", "mlops_dsl.cli", "synth", "--engine", "cdktf", "-n", "dev",
+    out = tmp_path / "cdktn.out"
+    result = subprocess.run([sys.executable, "-m", "mlops_dsl.cli", "synth", "--engine", "cdktn", "-n", "dev",
                              "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "synth --engine cdktf: 8 stacks" in result.stdout
+    assert "synth --engine cdktn: 8 stacks" in result.stdout
     rendered = synth.render_tree(blueprints.load(None), [namespaces.load(ROOT / "namespaces.yaml")["dev"]], root=ROOT)
     for (ns, platform), builds in rendered.builds.items():
         for build in builds:
@@ -57,16 +57,16 @@ def test_both_engines_produce_the_same_stacks(tmp_path) -> None:
     assert sum(len(b) for b in rendered.builds.values()) == 8
 
 
-def test_cdktf_output_never_lands_beside_native_files(project: Project) -> None:
+def test_cdktn_output_never_lands_beside_native_files(project: Project) -> None:
     assert project.mlops("synth").exit_code == 0
-    result = project.mlops("synth", "--engine", "cdktf", "--out", "terraform")
+    result = project.mlops("synth", "--engine", "cdktn", "--out", "terraform")
     assert result.exit_code == 2
     assert "holds native .tf files; cdk.tf.json beside them would declare every resource twice" in result.output
-    assert project.mlops("synth", "--engine", "cdktf", "--check").exit_code == 2
+    assert project.mlops("synth", "--engine", "cdktn", "--check").exit_code == 2
 
 
 def test_meta_arguments_variables_and_types_without_bindings_survive_the_engine(tmp_path) -> None:
-    from mlops_dsl import cdktf_engine
+    from mlops_dsl import cdktn_engine
     from mlops_dsl.terraform import (
         Backend,
         Block,
@@ -99,7 +99,7 @@ def test_meta_arguments_variables_and_types_without_bindings_survive_the_engine(
     )
     stack.local("name", "literal ${not an expression}")
     out = tmp_path / "out"
-    cdktf_engine.synth([("dev/p/t", stack)], out)
+    cdktn_engine.synth([("dev/p/t", stack)], out)
     cdk = comparable(json.loads((out / "dev/p/t" / OUTPUT).read_text()))
     assert cdk == _native(stack)
     assert cdk["resource"]["aws_s3_bucket"]["b"]["bucket"] == "b-${var.suffix}-$${x}"

@@ -29,7 +29,7 @@ from mlops_dsl.terraform.values import Call
 
 from .conftest import NAMESPACES
 
-botocore = pytest.importorskip("botocore", reason="botocore (the cdktf extra) is not installed")
+botocore = pytest.importorskip("botocore", reason="botocore (the cdktn extra) is not installed")
 
 TAGS = {"training": "aaaaaaaaaaaa", "serving": "bbbbbbbbbbbb"}
 DATASET = Dataset(target="churned", id_column="customer_id", numeric=["tenure", "charges"],

@@ -233,8 +233,9 @@ def test_committed_tree_matches_the_blueprints() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_help_and_synth_import_no_ml_library_or_cdktf(tmp_path) -> None:
-    heavy = ("sklearn", "mlflow", "pandas", "numpy", "scipy", "cdktf", "jsii", "onnxruntime", "tfparse", "checkov")
+def test_help_and_synth_import_no_ml_library_or_cdktn(tmp_path) -> None:
+    heavy = ("sklearn", "mlflow", "pandas", "numpy", "scipy", "cdktn", "cdktf", "jsii", "onnxruntime", "tfparse",
+             "checkov")
     code = textwrap.dedent(f"""\
         import sys
         from click.testing import CliRunner
@@ -251,22 +252,31 @@ def test_help_and_synth_import_no_ml_library_or_cdktf(tmp_path) -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_cdktf_engine_without_cdktf_is_a_clear_error(project: Project, monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "cdktf", None)  # import cdktf now raises ImportError
-    result = project.mlops("synth", "--engine", "cdktf")
+def test_cdktn_engine_without_cdktn_is_a_clear_error(project: Project, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "cdktn", None)  # import cdktn now raises ImportError
+    result = project.mlops("synth", "--engine", "cdktn")
     assert result.exit_code == 1
-    assert "the cdktf engine needs `pip install 'mlops-dsl[cdktf]'` and Node.js >= 18" in result.output
-    assert not (project.root / "cdktf.out").exists()
+    assert "the cdktn engine needs `pip install 'mlops-dsl[cdktn]'` and Node.js >= 20" in result.output
+    assert not (project.root / "cdktn.out").exists()
 
 
-def test_cdktf_engine_without_a_recent_node_is_a_clear_error(project: Project, monkeypatch, tmp_path) -> None:
+def test_cdktn_engine_without_a_recent_node_is_a_clear_error(project: Project, monkeypatch, tmp_path) -> None:
     old = tmp_path / "bin" / "node"
     old.parent.mkdir()
-    old.write_text("#!/bin/sh\necho v16.20.2\n")
+    old.write_text("#!/bin/sh\necho v18.20.4\n")
     old.chmod(0o755)
     monkeypatch.setenv("PATH", str(old.parent))
-    result = project.mlops("synth", "--engine", "cdktf")
+    result = project.mlops("synth", "--engine", "cdktn")
     assert result.exit_code == 1
-    assert f"needs Node.js: {old} is v16.20.2; it needs Node.js >= 18" in result.output
+    assert f"needs Node.js: {old} is v18.20.4; it needs Node.js >= 20" in result.output
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
-    assert "Node.js >= 18 is not on PATH" in project.mlops("synth", "--engine", "cdktf").output
+    assert "Node.js >= 20 is not on PATH" in project.mlops("synth", "--engine", "cdktn").output
+
+
+def test_the_archived_cdktf_engine_is_refused_with_its_successor_named(project: Project) -> None:
+    result = project.mlops("synth", "--engine", "cdktf")
+    assert result.exit_code == 2
+    assert ("--engine cdktf: CDK for Terraform was archived in December 2025; the engine now runs on its "
+            "maintained fork, CDK Terrain: use --engine cdktn") in result.output
+    assert not (project.root / "cdktf.out").exists() and not (project.root / "cdktn.out").exists()
+    assert "--engine [native|cdktn]" in project.mlops("synth", "--help").output

@@ -16,7 +16,7 @@ from .conftest import ROOT, Project
 
 needs_bindings = pytest.mark.skipif(
     not all(importlib.util.find_spec(p) for p in bindings.PACKAGES.values()),
-    reason="the cdktf provider bindings are not installed (pip install '.[cdktf]')")
+    reason="the cdktn provider bindings are not installed (pip install '.[cdktn]')")
 
 
 def _stack(*items, providers=()) -> Stack:
@@ -29,7 +29,7 @@ def _stack(*items, providers=()) -> Stack:
 @needs_bindings
 def test_misspelled_arguments_and_blocks_are_named_with_the_closest_valid_name() -> None:
     stack = _stack(
-        Resource("aws_s3_bucket", "b", {"bucket_nme": "a"}),
+        Resource("aws_s3_bucket", "b", {"buckt": "a"}),
         Resource("aws_s3_bucket_lifecycle_configuration", "l", {"bucket": "b", "rule": [
             Block({"id": "r", "status": "Enabled", "expiraton": Block({"days": 1})})]}),
         providers=[Provider("aws", {"region": "eu-west-1", "endpoints": Block({"sagemakr": "http://127.0.0.1:1"})})],
@@ -38,7 +38,7 @@ def test_misspelled_arguments_and_blocks_are_named_with_the_closest_valid_name()
     assert problems == [
         "churn/dev/data: provider.aws: endpoints.sagemakr: no such argument or block in AwsProviderEndpoints; "
         "did you mean 'sagemaker'?",
-        "churn/dev/data: aws_s3_bucket.b: bucket_nme: no such argument or block in S3BucketConfig; "
+        "churn/dev/data: aws_s3_bucket.b: buckt: no such argument or block in S3BucketConfig; "
         "did you mean 'bucket'?",
         "churn/dev/data: aws_s3_bucket_lifecycle_configuration.l: rule.expiraton: no such argument or block in "
         "S3BucketLifecycleConfigurationRule; did you mean 'expiration'?",
@@ -70,11 +70,11 @@ def test_blocks_arguments_kinds_types_and_required_arguments() -> None:
         "p/t: aws_s3_bucket_ownership_controls.o: rule: a single block, given 2 times",
         "p/t: aws_s3_bucket_ownership_controls.o: bucket: required by S3BucketOwnershipControlsConfig, and not set",
         "p/t: azurerm_resource_group.rg: name: required by ResourceGroupConfig, and not set",
-        "p/t: aws_s3_buckt.z: aws_s3_buckt is not a resource type of aws (cdktf-cdktf-provider-aws==21.22.1 "
-        "(hashicorp/aws 6.25.0)); did you mean 'aws_s3_bucket'?",
+        "p/t: aws_s3_buckt.z: aws_s3_buckt is not a resource type of aws (cdktn-provider-aws 25.8.1 "
+        "(hashicorp/aws 6.69.1)); did you mean 'aws_s3_bucket'?",
         "p/t: azapi_resource.x: type: required by azapi_resource, and not set",  # its body is checked (azapi_check)
         "p/t: data.aws_iam_policy_documnt.d: aws_iam_policy_documnt is not a data source type of aws "
-        "(cdktf-cdktf-provider-aws==21.22.1 (hashicorp/aws 6.25.0)); did you mean 'aws_iam_policy_document'?",
+        "(cdktn-provider-aws 25.8.1 (hashicorp/aws 6.69.1)); did you mean 'aws_iam_policy_document'?",
     ]
     assert report.unchecked == {"azapi"}  # azapi's own arguments: no bindings
 
@@ -111,13 +111,14 @@ def test_missing_bindings_is_a_clear_error(project: Project, monkeypatch: pytest
     finally:
         bindings.package_dir.cache_clear()
     assert result.exit_code == 1
-    assert "the aws bindings are not installed: pip install 'mlops-dsl[cdktf]'" in result.output
+    assert ("the aws bindings are not installed: pip install 'mlops-dsl[cdktn]' (cdktn-provider-aws)"
+            in result.output)
     assert project.mlops("validate").exit_code == 0
 
 
 def test_validate_starts_no_jsii_runtime() -> None:
     code = ("import sys; from mlops_dsl.cli import main\n"
             "try: main(['validate', '--schema'])\nexcept SystemExit: pass\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsii', 'cdktf', 'cdktf_cdktf_provider_aws')))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsii', 'cdktn', 'cdktn_provider_aws')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr

@@ -1,5 +1,7 @@
 """Customer churn prediction on AWS: the example platform, using all four templates."""
 
+from team_templates import DataArrivals  # blueprints/team_templates/: this team's own template
+
 from mlops_dsl import (
     AutoScaling,
     BatchInference,
@@ -20,12 +22,11 @@ from mlops_dsl import (
     QualityGate,
     Resource,
     Serverless,
+    Stack,
     TrainingInfrastructure,
     Tuning,
-    Stack,
     Variant,
 )
-from team_templates import DataArrivals  # blueprints/team_templates/: this team's own template
 
 platform = Platform("customer-churn", cloud="aws")
 

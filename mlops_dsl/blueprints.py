@@ -54,6 +54,9 @@ def load_file(path: Path) -> list[Platform]:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    # As `python blueprints/x.py` would: the blueprint's directory is importable while it runs, so a
+    # team's own templates can live beside it (blueprints/team_templates/; README: Your own templates).
+    sys.path.insert(0, str(path.resolve().parent))
     try:
         spec.loader.exec_module(module)
     except MlopsError as exc:
@@ -68,6 +71,7 @@ def load_file(path: Path) -> list[Platform]:
         raise BlueprintError(f"{where}: the blueprint raised {type(exc).__name__}: {exc}") from None
     finally:
         sys.modules.pop(module_name, None)
+        sys.path.remove(str(path.resolve().parent))
     platforms = [v for v in vars(module).values() if isinstance(v, Platform)]
     if not platforms:
         raise BlueprintError(f"{shown}: declares no Platform at module level")

@@ -79,16 +79,18 @@ def _load(blueprints: tuple[Path, ...], namespaces_file: Path, wanted: tuple[str
               metavar="[native|cdktn]",
               help="native writers, or CDK Terrain and its provider bindings (cdk.tf.json per stack). "
                    "cdktf, the archived CDK for Terraform, is refused: use cdktn.")
+@click.option("--drop-moves", is_flag=True,
+              help="Leave out the moved blocks carried over from terraform/ at git HEAD (README: Renames).")
 @blueprint_option
 @namespaces_option
 @user_errors
 def synth(wanted: tuple[str, ...], all_flag: bool, check: bool, fmt: str, out: Path | None, engine: str,
-          blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
+          drop_moves: bool, blueprints: tuple[Path, ...], namespaces_file: Path) -> None:
     """Render the blueprints to Terraform under OUT."""
     from . import synth as s
 
     platforms, spaces = _load(blueprints, namespaces_file, wanted, all_flag)
-    rendered = s.render_tree(platforms, spaces, fmt)
+    rendered = s.render_tree(platforms, spaces, fmt, carry_moves=not drop_moves)
     if engine != "native":
         _synth_cdktn(rendered, out or CDKTN_OUT, check, engine)
         return

@@ -19,6 +19,12 @@ from .templates.image import Image
 from .terraform import DataSource, Expr, Provider, Settings, Stack
 
 
+def state_key(platform: str, namespace: str, template: str) -> str:
+    """The key of a template's state in a namespace's backend, on every cloud: it holds the template's
+    name, which is why renaming a template moves its state (moves.check_template_renames)."""
+    return f"{platform}/{namespace}/{template}.tfstate"
+
+
 class Cloud(Protocol):
     """What `mlops_dsl.aws` and `mlops_dsl.azure` provide."""
 
@@ -53,7 +59,7 @@ class StackContext:
 
     def state_key(self, template: str) -> str:
         """Where a template's state lives in the namespace's backend, on every cloud."""
-        return f"{self.platform}/{self.namespace.name}/{template}.tfstate"
+        return state_key(self.platform, self.namespace.name, template)
 
     def tags(self, separator: str) -> dict[str, str]:
         """The namespace's tags plus where each resource comes from (`mlops<sep>platform`, ...),

@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import extensions
 from .context import Cloud, StackContext
-from .errors import BlueprintError, GraphError, NamespaceError, ParameterError
+from .errors import BlueprintError, GraphError, MlopsError, NamespaceError, ParameterError
 from .namespaces import Namespace
+from .renderers import renderer_for
 from .templates.base import Spec, Template, location
 from .templates.image import Image
 from .terraform import Stack, check_references
@@ -160,22 +162,45 @@ class Platform:
         rendered: dict[str, Stack] = {}
         for name in self.deploy_order():
             template = templates[name]
-            renderer = cloud.RENDERERS.get(type(template))
+            renderer = renderer_for(self.cloud, cloud.RENDERERS, template)
             if renderer is None:
-                raise BlueprintError(f"{location(template)}{template.kind} '{name}': this version has no "
-                                     f"{self.cloud.upper()} rendering of {template.kind}")
+                raise BlueprintError(f"{location(template)}{template.kind} '{name}': no {self.cloud.upper()} "
+                                     f"renderer for {template.kind}; register one with "
+                                     f"@renderer({template.kind}, cloud={self.cloud!r}) (README: Your own templates)")
             stack = Stack(name=f"{self.name}/{namespace.name}/{name}", header=header)
             ctx = StackContext(self.name, namespace, template, stack, cloud, upstream=rendered,
                                image_tags=image_tags or {})
             stack.settings, stack.providers = cloud.settings(ctx)
-            renderer(template, ctx)
+            built_in = type(template) in cloud.RENDERERS
+            if built_in:
+                renderer(template, ctx)
+            else:
+                _run_team_renderer(renderer, template, ctx)
             problems = check_references(stack)
-            if problems:  # a renderer bug, not a user mistake: keep the traceback
+            if problems and built_in:  # a renderer bug, not a user mistake: keep the traceback
                 raise RuntimeError("\n".join(problems))
+            if problems:
+                raise BlueprintError([f"{location(template)}{template.kind} '{name}': its renderer: {p}"
+                                      for p in problems])
+            extensions.apply(template.hatches(), stack, namespace, f"{template.kind} '{name}'")
             rendered[name] = stack
             reads = set(edges[name]) | set(ctx.reads())
             builds.append(StackBuild(name, stack, tuple(n for n in self.deploy_order() if n in reads)))
         return builds
+
+
+def _run_team_renderer(renderer: Any, template: Template, ctx: StackContext) -> None:
+    """A team's renderer is blueprint code: what it raises is reported at the template's declaration,
+    without a traceback. (A built-in renderer's exception is a bug of ours and keeps its traceback.)"""
+    where = f"{location(template)}{template.kind} '{template.name}'"
+    try:
+        renderer(template, ctx)
+    except MlopsError as exc:
+        raise type(exc)([p if p.startswith(where) else f"{where}: {p}" for p in exc.problems]) from None
+    except Exception as exc:
+        name = getattr(renderer, "__qualname__", repr(renderer))
+        raise BlueprintError(f"{where}: its renderer {name} raised {type(exc).__name__}: {exc} "
+                             f"(namespace '{ctx.namespace.name}')") from None
 
 
 def load_cloud(name: str) -> Cloud:

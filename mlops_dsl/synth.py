@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import pins
+from . import moves, pins
 from .errors import BlueprintError, NamespaceError
 from .images import content_tag, dockerfile_stages
 from .namespaces import Namespace
@@ -127,17 +127,22 @@ def _image_problems(platform: Platform, image: Image, root: Path) -> list[str]:
     return []
 
 def render_tree(platforms: list[Platform], namespaces: list[Namespace], fmt: str = "hcl",
-                root: Path = Path(".")) -> Rendered:
+                root: Path = Path("."), committed: moves.Committed | None = None,
+                carry_moves: bool = True) -> Rendered:
     """Every stack and manifest for the given namespaces. Reads the image build contexts under
-    `root`; writes nothing."""
+    `root`, and `terraform/` as committed at git HEAD there (or `committed`) for `moved` blocks
+    (moves.py; `carry_moves=False` drops those only carried over from HEAD); writes nothing."""
     check_overrides(platforms, namespaces)
     tags = image_tags(platforms, root)
+    if committed is None:
+        committed = moves.read_head(root)
     out = Rendered(namespaces=[ns.name for ns in namespaces])
     for ns in namespaces:
         for platform in platforms:
             if not ns.renders(platform.name):
                 continue
             builds = platform.synth(ns, header=None, image_tags=tags)
+            _add_moves(platform, ns.name, builds, committed, carry_moves)
             out.builds[(ns.name, platform.name)] = builds
             stacks = {}
             for build in builds:
@@ -160,6 +165,21 @@ def render_tree(platforms: list[Platform], namespaces: list[Namespace], fmt: str
             }
             out.files[f"{ns.name}/{platform.name}/{MANIFEST}"] = json.dumps(manifest, indent=2) + "\n"
     return out
+
+
+def _add_moves(platform: Platform, namespace: str, builds: list[StackBuild], committed: moves.Committed,
+               carry: bool) -> None:
+    """The `moved` blocks of each stack, and the check that no template was renamed unawares."""
+    templates = {t.name: t for t in platform.templates}
+    for build in builds:
+        kind = type(templates[build.template]).__name__
+        base = f"{namespace}/{platform.name}/{build.template}"
+        build.stack.moved = moves.moves_for(build.stack, platform.cloud, kind, committed.stack(base), carry)
+    notes = moves.check_template_renames(platform.name, namespace, {b.template: b.stack for b in builds},
+                                         templates, committed, moves.COMMITTED.as_posix())
+    for note in notes:
+        name = note.split(":", 1)[0]
+        next(b for b in builds if b.template == name).stack.notes.append(note)
 
 
 def _existing(root: Path, scope: list[str]) -> dict[str, Path]:

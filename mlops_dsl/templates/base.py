@@ -14,10 +14,14 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ..errors import ParameterError
 from .constraints import Constraint, describe, rejects
+
+if TYPE_CHECKING:  # the hatches are plain records; extensions.py applies them
+    from ..extensions import Extension, Hatch
+    from ..terraform import Value
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent) + os.sep
 
@@ -66,9 +70,14 @@ class Spec:
 
 def location(template: Template) -> str:
     """`file:line: ` of the template's declaration, relative to the working directory when possible."""
-    if template.declared_at is None:
+    return site(template.declared_at)
+
+
+def site(declared_at: tuple[str, int] | None) -> str:
+    """`file:line: ` of a blueprint line (a declaration, an `extend` or `override` call), or ''."""
+    if declared_at is None:
         return ""
-    filename, line = template.declared_at
+    filename, line = declared_at
     with contextlib.suppress(ValueError):
         filename = str(Path(filename).resolve().relative_to(Path.cwd()))
     return f"{filename}:{line}: "
@@ -161,7 +170,55 @@ class Template:
         merged = {key: _merge_override(getattr(self, key), value, key) for key, value in overrides.items()}
         copy = dataclasses.replace(self, **merged)  # type: ignore[type-var]
         copy.declared_at = self.declared_at
+        copy._hatches = list(self.hatches())
+        copy._renamed_from = self.renamed_from_name
         return copy
+
+    # --- escape hatches (mlops_dsl/extensions.py; README: Escape hatches) --------------------------
+
+    def extend(self, fn: Extension) -> Self:
+        """Run `fn(stack, namespace)` on this template's rendered stack, in every namespace: it may add
+        resources (`stack.add(...)`) and change generated ones. Returns the template, for chaining."""
+        from ..extensions import Extend
+
+        if not callable(fn):
+            raise ParameterError(f"{self.kind} '{self.name}': extend() takes a function (stack, namespace). "
+                                 f"Got {fn!r} instead.")
+        self._hatches = [*self.hatches(), Extend(fn, _declaration_site())]
+        return self
+
+    def override(self, address: str, path: str, value: Value) -> Self:
+        """Set `path` of the generated resource at `address` to `value` in every namespace
+        (`override("aws_sns_topic.alarms", "tags.owner", "ml")`; None removes it). Checked when
+        the stack renders: an unknown address names the closest one."""
+        from ..extensions import Override, _parse
+
+        if not isinstance(address, str) or not address:
+            raise ParameterError(f"{self.kind} '{self.name}': override(): the address must be a resource address "
+                                 f"like 'aws_sns_topic.alarms'. Got {address!r} instead.")
+        try:
+            _parse(path)
+        except ValueError as exc:
+            raise ParameterError(f"{self.kind} '{self.name}': override({address!r}, ...): {exc}") from None
+        self._hatches = [*self.hatches(), Override(address, path, value, _declaration_site())]
+        return self
+
+    def hatches(self) -> list[Hatch]:
+        """The `extend` and `override` calls on this template, in the order they were made."""
+        return list(getattr(self, "_hatches", []))
+
+    def renamed_from(self, old_name: str) -> Self:
+        """Say this template was called `old_name` and its state has been migrated to the new key
+        (README: Renames). Without it, a rename that synth recognises is an error with the migration."""
+        if not isinstance(old_name, str) or not old_name:
+            raise ParameterError(f"{self.kind} '{self.name}': renamed_from() takes the old template name. "
+                                 f"Got {old_name!r} instead.")
+        self._renamed_from = old_name
+        return self
+
+    @property
+    def renamed_from_name(self) -> str | None:
+        return getattr(self, "_renamed_from", None)
 
     def __repr__(self) -> str:
         return f"{self.kind}(name={self.name!r})"

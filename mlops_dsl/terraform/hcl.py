@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from .model import DataSource, Output, Provider, Resource, Settings, Stack, Variable
+from .model import DataSource, Moved, Output, Provider, Resource, Settings, Stack, Variable
 from .values import Block, Blocks, Call, Expr, Interp, Lifecycle, Value
 
 INDENT = "  "
@@ -233,6 +233,12 @@ def _resource_items(resource: Resource | DataSource) -> dict[str, Value]:
     return items
 
 
+def resource_block(resource: Resource) -> list[str]:
+    """The lines of one `resource` block, checkov skips included, as main.tf holds it."""
+    return block("resource", (resource.type, resource.name), _resource_items(resource), 0,
+                 comments=[f"checkov:skip={s.check_id}:{s.reason}" for s in resource.skips])
+
+
 def _settings(settings: Settings) -> dict[str, Value]:
     items: dict[str, Value] = {"required_version": settings.required_version}
     if settings.required_providers:
@@ -286,11 +292,7 @@ def render_stack(stack: Stack) -> dict[str, str]:
     if stack.locals:
         main.append(block("locals", (), stack.locals, 0))
     main += [block("data", (d.type, d.name), _resource_items(d), 0) for d in other_data]
-    main += [
-        block("resource", (r.type, r.name), _resource_items(r), 0,
-              comments=[f"checkov:skip={s.check_id}:{s.reason}" for s in r.skips])
-        for r in stack.resources
-    ]
+    main += [resource_block(r) for r in stack.resources]
     files["main.tf"] = _join(main, stack.header)
     if stack.variables:
         files["variables.tf"] = _join([block("variable", (v.name,), _variable(v), 0) for v in stack.variables],
@@ -301,4 +303,12 @@ def render_stack(stack: Stack) -> dict[str, str]:
     if remote:
         files["remote_state.tf"] = _join([block("data", (d.type, d.name), _resource_items(d), 0) for d in remote],
                                          stack.header)
+    if stack.moved:
+        files["moved.tf"] = _join([moved_block(m) for m in stack.moved], stack.header)
     return files
+
+
+def moved_block(move: Moved) -> list[str]:
+    """`moved { from = ..., to = ... }`: both are static addresses, written bare as Terraform requires."""
+    return block("moved", (), {"from": Expr(move.source), "to": Expr(move.target)}, 0,
+                 comments=[move.reason] if move.reason else [])

@@ -88,6 +88,22 @@ class Provider:
 
 
 @dataclass(frozen=True)
+class Moved:
+    """A `moved {}` block: the object Terraform tracks at `source` is now declared at `target`.
+
+    Terraform then updates the state's address in place instead of planning a destroy and a
+    create (https://developer.hashicorp.com/terraform/language/modules/develop/refactoring).
+    Both are resource addresses of this stack (`aws_sns_topic.alarms`). `reason` says where the
+    move comes from (the library's rename table, a rename against git HEAD, an earlier commit)
+    and is written beside the block.
+    """
+
+    source: str
+    target: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class RequiredProvider:
     source: str
     version: str
@@ -120,6 +136,7 @@ class Stack:
     variables: list[Variable] = field(default_factory=list)
     outputs: list[Output] = field(default_factory=list)
     locals: dict[str, Value] = field(default_factory=dict)
+    moved: list[Moved] = field(default_factory=list)
     header: str | None = None  # a comment at the top of every file
     notes: list[str] = field(default_factory=list)  # what a plan should tell the reviewer (stacks.json)
 
@@ -189,4 +206,14 @@ def check_references(stack: Stack) -> list[str]:
     outputs = [o.name for o in stack.outputs]
     for name in sorted({n for n in outputs if outputs.count(n) > 1}):
         problems.append(f"stack {stack.name}: output {name} is declared twice")
+    resources = {r.address for r in stack.resources}
+    sources = [m.source for m in stack.moved]
+    for move in stack.moved:
+        if move.target not in resources and move.target not in sources:  # a chain a -> b -> c ends declared
+            problems.append(f"stack {stack.name}: moved from {move.source} to {move.target}, which the stack does "
+                            f"not declare")
+        if move.source in resources:
+            problems.append(f"stack {stack.name}: moved from {move.source}, which the stack still declares")
+    for source in sorted({s for s in sources if sources.count(s) > 1}):
+        problems.append(f"stack {stack.name}: {source} is moved twice")
     return problems

@@ -138,4 +138,9 @@ def render_stack(stack: Stack) -> dict[str, str]:
         }})
     if remote:
         files["remote_state.tf.json"] = _document(stack.header, {"data": _grouped(remote)})
+    if stack.moved:
+        # JSON syntax: `moved` is an array of objects whose `from` and `to` are bare addresses (static
+        # references, as in depends_on), not "${...}" templates; a "//" property carries the reason.
+        files["moved.tf.json"] = _document(stack.header, {"moved": [
+            {**({"//": m.reason} if m.reason else {}), "from": m.source, "to": m.target} for m in stack.moved]})
     return files

@@ -24,6 +24,7 @@ from .dashboard import render_dashboard
 from .registry import registry_reader
 from .rollout import render_rollout
 from .scaling import autoscale
+from .serving_api import render_api
 from .training import environment_versions
 
 __all__ = ["METRICS", "deployment_name", "percentages", "render"]
@@ -136,6 +137,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     served = replace(t, variants=[p.variant for p in production]) if production else None
     ctx.stack.add(*(autoscale(served, ctx, name, rg, deployments) if served else ()), *alert_resources)
     render_dashboard(t, ctx, name, rg, endpoint, deployments, production, shadow)
+    render_api(t, ctx, endpoint)  # ModelServing(api=...), online features: serving_api.py
     ctx.stack.add(
         Output("endpoint_id", endpoint.attr("id"), description="The managed online endpoint"),
         Output("endpoint_name", name, description="Its name"),

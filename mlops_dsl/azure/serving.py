@@ -90,7 +90,21 @@ def _check_pin(ctx: StackContext, p: Pinned) -> None:
                                  f"{p.pin.version} (mlops models promote writes it)")
 
 
+def _check_modes(t: ModelServing, ctx: StackContext) -> None:
+    """Azure ML's managed online endpoints have no serverless mode (its serverless API endpoints serve
+    catalog models, not ours) and no multi-model deployment (one model per deployment): say so."""
+    for i, v in enumerate(t.variants):
+        if v.serverless is not None:
+            raise ctx.error(f"variants[{i}].serverless", "Azure ML has no serverless hosting for this platform's "
+                                                         "models (a managed online deployment runs on instances); "
+                                                         "remove serverless= or serve this platform on AWS")
+        if v.multi_model is not None:
+            raise ctx.error(f"variants[{i}].multi_model", "an Azure ML online deployment serves one model; declare "
+                                                          "one variant per model instead of multi_model=")
+
+
 def render(t: ModelServing, ctx: StackContext) -> None:
+    _check_modes(t, ctx)
     training, data = t.training, t.training.data
     rg = ctx.upstream_output(data, "resource_group_name")
     workspace_id = ctx.upstream_output(training, "workspace_id")

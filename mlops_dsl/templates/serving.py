@@ -97,8 +97,9 @@ class MultiModel(Spec):
 
     models: tuple[str, ...] | list[str] = ()
     max_loaded: int = 4
-    """The bound on models the container holds in memory at once (MLOPS_MULTI_MODEL_MAX_LOADED):
-    loading one more unloads the least recently used. Default 4."""
+    """The bound on models the container holds in memory at once (MLOPS_MULTI_MODEL_MAX_LOADED): a
+    load past it is answered 507, and SageMaker unloads an unused model and loads again (README:
+    Multi-model serving). Default 4."""
     model_cache: bool = True
     """SageMaker's ModelCacheSetting: keep loaded models between invocations. False (Disabled) for
     many models each invoked rarely, where caching only costs memory. Default True."""

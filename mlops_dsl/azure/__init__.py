@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..templates import DataInfrastructure, FeatureStore, ModelServing, TrainingInfrastructure
-from . import data, features, serving, training
+from ..templates import BatchInference, DataInfrastructure, FeatureStore, ModelServing, TrainingInfrastructure
+from . import batch, data, features, serving, training
 from .provider import remote_state, settings
 
 NAME = "azure"
@@ -16,6 +16,7 @@ RENDERERS: Mapping[type, Callable[[Any, Any], None]] = {
     FeatureStore: features.render,
     TrainingInfrastructure: training.render,
     ModelServing: serving.render,
+    BatchInference: batch.render,
 }
 
 __all__ = ["NAME", "RENDERERS", "remote_state", "settings"]

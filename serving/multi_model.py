@@ -302,14 +302,20 @@ def load_request(body: bytes) -> tuple[str, str]:
 def within(url: str, root: str) -> Path:
     """The directory `url` names, resolved, if it lies inside `root`; 403 outside it, 404 when missing."""
     path = Path(url)
-    if not path.is_absolute():
+    if not path.is_absolute() or "\x00" in url:
         raise formats.ClientError(400, f"url: expected an absolute path; got {formats._short(url)}")
-    resolved, base = path.resolve(), Path(root).resolve()
-    if not resolved.is_relative_to(base):
-        raise formats.ClientError(403, f"url: {url} is outside {base} (MLOPS_MULTI_MODEL_ROOT); models are "
-                                       "loaded from there only", "PERMISSION_DENIED")
-    if not resolved.is_dir():
-        raise formats.ClientError(404, f"url: no directory {url}", "RESOURCE_DOES_NOT_EXIST")
+    base = Path(root).resolve()
+    try:
+        resolved = path.resolve()
+        inside = resolved.is_relative_to(base)
+        found = inside and resolved.is_dir()
+    except OSError as exc:  # a name too long, a loop of links
+        raise formats.ClientError(400, f"url: {formats._short(url)} cannot be read ({exc.strerror})") from None
+    if not inside:
+        raise formats.ClientError(403, f"url: {formats._short(url)} is outside {base} (MLOPS_MULTI_MODEL_ROOT); "
+                                       "models are loaded from there only", "PERMISSION_DENIED")
+    if not found:
+        raise formats.ClientError(404, f"url: no directory {formats._short(url)}", "RESOURCE_DOES_NOT_EXIST")
     return resolved
 
 

@@ -22,7 +22,14 @@ import pytest
 mlflow = pytest.importorskip("mlflow", reason="the ml extra is not installed")
 pytest.importorskip("onnxruntime", reason="the ml extra is not installed")
 
-from serving import settings  # noqa: E402
+hypothesis = pytest.importorskip("hypothesis", reason="the dev extra is not installed")
+
+from hypothesis import HealthCheck, given  # noqa: E402
+from hypothesis import settings as settings_  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from serving import formats, settings  # noqa: E402
+from serving.multi_model import NAME, load_request, within  # noqa: E402
 from training.data import generate_churn, validate  # noqa: E402
 from training.model import build_pipeline  # noqa: E402
 from training.train import trusted_types  # noqa: E402
@@ -31,6 +38,7 @@ from .conftest import ROOT  # noqa: E402
 from .test_serving import CONFIG, FEATURES, _free_port, _records  # noqa: E402
 
 BOUND = 2
+HERE = Path(__file__).resolve().parent
 
 
 def _save(directory: Path, family: str, rows: int, seed: int, params: dict | None = None):
@@ -314,6 +322,30 @@ def test_each_model_switches_to_the_verified_compiled_path(mms: Client, models) 
     for name, model in trained.items():
         status, answer = mms.invoke(name, _records(x, 50))
         assert status == 200 and answer["predictions"] == model.predict(x.head(50)).tolist(), name
+
+
+URLS = st.one_of(st.text(max_size=40), st.text(max_size=40).map(lambda t: "/" + t), st.sampled_from(
+    ["/", "/..", "//etc", "/a\x00b", "/" + "a" * 5000, "/tmp/../..", "\ud800",
+     str(HERE / "reference"), str(HERE / "nothing")]))
+LOAD_BODIES = st.one_of(
+    st.binary(max_size=200),
+    st.dictionaries(st.sampled_from(["model_name", "url", "other"]), st.one_of(
+        st.none(), st.integers(), st.text(max_size=20), URLS, st.lists(st.text(max_size=3), max_size=2)),
+        max_size=3).map(lambda d: json.dumps(d).encode()),
+)
+
+
+@given(LOAD_BODIES)
+@settings_(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_load_body_is_a_name_and_a_directory_under_the_root_or_a_4xx(body: bytes) -> None:
+    """No body a caller sends makes the load's checks fail with anything but a 4xx naming the field."""
+    try:
+        name, url = load_request(body)
+        directory = within(url, str(HERE))
+    except formats.ClientError as exc:
+        assert 400 <= exc.status < 500 and exc.message
+        return
+    assert NAME.fullmatch(name) and directory.is_dir() and directory.is_relative_to(HERE)
 
 
 def test_the_mode_and_the_bound_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

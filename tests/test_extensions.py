@@ -166,11 +166,12 @@ def test_the_example_blueprint_uses_both_hatches():
     from mlops_dsl import blueprints, synth
 
     root = Path(__file__).resolve().parent.parent
-    platforms = blueprints.load([root / "blueprints" / "customer_churn.py", root / "blueprints" / "financial_behavior.py"])
+    platform, = blueprints.load([root / "blueprints" / "customer_churn.py"])
     spaces = load_namespaces(root / "namespaces.yaml")
-    rendered = synth.render_tree(platforms, [spaces["dev"], spaces["local"]], root=root)
-    files = rendered.files
+    tags = synth.image_tags([platform], root)
+    files = {f"{ns}/{b.template}": render(b.stack)["main.tf"]
+             for ns in ("dev", "local") for b in platform.synth(spaces[ns], image_tags=tags)}
     for ns in ("dev", "local"):
-        assert 'data-classification = "confidential"' in files[f"{ns}/customer-churn/data/main.tf"]
-    assert 'resource "aws_cloudwatch_log_metric_filter" "tracebacks"' in files["dev/customer-churn/serving/main.tf"]
-    assert "aws_cloudwatch_log_metric_filter" not in files["local/customer-churn/serving/main.tf"]
+        assert 'data-classification = "confidential"' in files[f"{ns}/data"]
+    assert 'resource "aws_cloudwatch_log_metric_filter" "tracebacks"' in files["dev/serving"]
+    assert "aws_cloudwatch_log_metric_filter" not in files["local/serving"]

@@ -14,7 +14,9 @@ from mlops_dsl import (
     FeatureGroup,
     FeatureStore,
     Image,
+    Ingestion,
     IntegerRange,
+    Labels,
     ModelServing,
     MultiModel,
     Namespace,
@@ -49,6 +51,21 @@ features = FeatureStore(data, groups=[
             Feature("internet_service", "string"),
             Feature("support_calls", "integral"),
         ],
+        # CSV exports of the billing system land under raw/customers/: ingested hourly and on arrival.
+        ingestion=Ingestion("customers/"),
+    ),
+    FeatureGroup(
+        "account",
+        record_id="customer_id",
+        event_time="event_time",
+        description="Account holder attributes per customer",
+        features=[
+            Feature("customer_id", "string"),
+            Feature("event_time", "fractional"),
+            Feature("senior_citizen", "integral"),
+            Feature("paperless_billing", "string"),
+        ],
+        ingestion=Ingestion("accounts/"),
     ),
 ])
 
@@ -65,6 +82,9 @@ training = TrainingInfrastructure(
         test_size=0.2,
         cv_folds=5,
     ),
+    # Churn labels (customer_id, labelled_at, churned) arrive under raw/labels/churn/; the pipeline
+    # joins each with the features as of labelled_at.
+    labels=Labels("labels/churn/", record_id="customer_id", event_time="labelled_at", label="churned"),
     hyperparameters={"model": "hist_gradient_boosting"},
     tuning=Tuning(
         # The cross-validated score: the held-out one (validation:roc_auc) is the gate's.

@@ -106,11 +106,23 @@ def store(aws_emulator: dict[str, str]) -> dict[str, Any]:
                                               endpoint_url=url), "url": url, "region": region}
 
 
-def _ingest(store: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "training", "ingest", "--spec",
-                           "s3://ingest-test-processed/ingestion/customer.json", "--endpoint-url", store["url"],
-                           "--region", store["region"]], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          check=False)
+def _ingest(store: dict[str, Any], spec: str = "s3://ingest-test-processed/ingestion/customer.json",
+            entry_point: bool = False) -> subprocess.CompletedProcess[str]:
+    """`python -m training ingest` as a runner on this machine starts it; in this process unless
+    `entry_point` (a process start costs seconds: the first run goes through the real entry point)."""
+    args = ["--spec", spec, "--endpoint-url", store["url"], "--region", store["region"]]
+    if entry_point:
+        return subprocess.run([sys.executable, "-m", "training", "ingest", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120, check=False)
+    import contextlib
+    import io
+
+    from training import ingest_job
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = ingest_job.main(spec, store["url"], store["region"])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_a_raw_csv_is_ingested_once_and_its_bad_rows_quarantined(store: dict[str, Any]) -> None:
@@ -121,7 +133,7 @@ def test_a_raw_csv_is_ingested_once_and_its_bad_rows_quarantined(store: dict[str
         b"C2,2026-01-01T00:00:00Z,three,20,Two year\n"
         b"C3,2026-01-01T00:00:00Z,5,,Month-to-month\n"))
     s3.put_object(Bucket="ingest-test-raw", Key="elsewhere/ignored.csv", Body=b"id\nC9\n")
-    first = _ingest(store)
+    first = _ingest(store, entry_point=True)
     assert first.returncode == 0, first.stderr
     assert "customers/2026-01-01.csv: 3 rows, 2 written to ingest-test-customer, 1 quarantined" in first.stdout
     got = runtime.get_record(FeatureGroupName="ingest-test-customer", RecordIdentifierValueAsString="C1")
@@ -147,7 +159,115 @@ def test_a_raw_csv_is_ingested_once_and_its_bad_rows_quarantined(store: dict[str
 
 
 def test_a_spec_that_cannot_be_read_is_a_user_error(store: dict[str, Any]) -> None:
-    result = subprocess.run([sys.executable, "-m", "training", "ingest", "--spec", "s3://ingest-test-processed/none.json",
-                             "--endpoint-url", store["url"], "--region", store["region"]], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = _ingest(store, "s3://ingest-test-processed/none.json")
     assert result.returncode == 2 and result.stderr.startswith("Error: s3://ingest-test-processed/none.json: cannot")
+
+
+# The blueprint parameters and what AWS and Azure render of them.
+
+def _store(**ingestion: Any):
+    from mlops_dsl import DataInfrastructure, Feature, FeatureGroup, FeatureStore, Ingestion
+
+    data = DataInfrastructure()
+    group = FeatureGroup("customer", record_id="id", event_time="ts", features=[
+        Feature("id", "string", source="customer"), Feature("ts", "fractional"), Feature("tenure", "integral")],
+        ingestion=Ingestion("customers/", **ingestion))
+    other = FeatureGroup("account", record_id="id", event_time="ts", features=[
+        Feature("id", "string"), Feature("ts", "fractional"), Feature("senior", "integral")])
+    return data, FeatureStore(data, groups=[group, other])
+
+
+@pytest.mark.parametrize(("build", "expected"), [
+    (lambda m: m.Ingestion("customers"), "'groups[0].ingestion.prefix' parameter of FeatureStore 'features' must "
+                                         "be a string of an S3 key prefix ending with '/'"),
+    (lambda m: m.Ingestion("customers/", schedule=None, on_new_data=False),
+     "groups[0].ingestion: schedule is None and on_new_data is False: nothing would ever start the ingestion"),
+    (lambda m: m.Ingestion("customers/", schedule="every hour"), "'groups[0].ingestion.schedule' parameter"),
+    (lambda m: m.Ingestion("customers/", concurrency=0), "'groups[0].ingestion.concurrency' parameter"),
+    (lambda m: m.Ingestion("quarantine/x/"), "inside quarantine/, where the ingestion writes bad rows"),
+])
+def test_ingestion_parameters_are_validated_at_declaration(build, expected: str) -> None:
+    import mlops_dsl as m
+
+    data = m.DataInfrastructure()
+    with pytest.raises(m.ParameterError) as caught:
+        m.FeatureStore(data, groups=[m.FeatureGroup("customer", record_id="id", event_time="ts", features=[
+            m.Feature("id", "string"), m.Feature("ts", "fractional")], ingestion=build(m))])
+    assert expected in str(caught.value)
+
+
+def test_zones_prefixes_and_sources_are_checked_across_groups() -> None:
+    import mlops_dsl as m
+
+    def group(name: str, prefix: str, **feature: str) -> Any:
+        return m.FeatureGroup(name, record_id="id", event_time="ts", features=[
+            m.Feature("id", "string", **feature), m.Feature("ts", "fractional", **feature)],
+            ingestion=m.Ingestion(prefix))
+
+    with pytest.raises(m.ParameterError) as caught:
+        m.FeatureStore(m.DataInfrastructure(zones=["processed", "models"]), groups=[group("aa", "in/"),
+                                                                                    group("bb", "in/b/")])
+    text = str(caught.value)
+    assert "raw_zone 'raw' is not one of the zones of DataInfrastructure 'data' (processed, models)" in text
+    assert "ingestion prefixes 'in/' and 'in/b/' overlap" in text
+    with pytest.raises(m.ParameterError, match=r"groups\[1\]: features: the raw column 'x' is the source of more than"):
+        m.FeatureStore(m.DataInfrastructure(), groups=[group("aa", "in/"), group("bb", "in/b/", source="x")])
+
+
+def test_aws_renders_a_least_privilege_ingestion_per_group() -> None:
+    from mlops_dsl import Platform
+
+    from .test_aws_templates import _resources, _stacks, _text
+
+    data, store = _store()
+    stack = _stacks(Platform("churn", cloud="aws").add(data, store), ns="dev")["features"].stack
+    spec = _resources(stack, "aws_s3_object")["ingestion_spec_customer"].body["content"].args[0]
+    assert spec["features"][0] == {"name": "id", "type": "string", "column": "customer"}
+    assert (spec["prefix"], spec["quarantine_prefix"]) == ("customers/", "quarantine/customer/")
+    assert "ingestion_spec_account" not in _resources(stack, "aws_s3_object")  # no ingestion declared
+    def flat(value: Any) -> str:
+        return " ".join(_text(value).split())
+
+    policy = flat(_resources(stack, "aws_iam_role_policy")["ingestion_customer"].body["policy"])
+    assert '"sagemaker:PutRecord"' in policy and "aws_sagemaker_feature_group.customer.arn" in policy
+    assert "aws_sagemaker_feature_group.account" not in policy  # exactly its own group
+    for resource in ('outputs.bucket_arns["raw"]}/customers/*', 'outputs.bucket_arns["raw"]}/quarantine/customer/*',
+                     'outputs.bucket_arns["processed"]}/ingestion-ledger/customer/*',
+                     'outputs.bucket_arns["processed"]}/ingestion/customer.json',
+                     "repository/churn-dev/training"):
+        assert resource in policy, resource
+    assert '"s3:DeleteObject"' not in policy and '"s3:*"' not in policy
+    rule = flat(_resources(stack, "aws_cloudwatch_event_rule")["ingestion_customer"].body["event_pattern"])
+    assert '"Object Created"' in rule and 'prefix = "customers/"' in rule and 'bucket_names["raw"]' in rule
+    machine = flat(_resources(stack, "aws_sfn_state_machine")["ingestion_customer"].body["definition"])
+    assert "arn:aws:states:::sagemaker:createProcessingJob.sync" in machine
+    assert '"ingest",' in machine and "EnableNetworkIsolation = false" in machine
+    assert "111111111111.dkr.ecr.eu-west-1.amazonaws.com/churn-dev/training:${local.training_image_tag}" in machine
+    assert {r.body["schedule_expression"] for r in _resources(stack, "aws_scheduler_schedule").values()} == {
+        "rate(1 hour)"}
+    without = _stacks(Platform("churn", cloud="aws").add(*_store(on_new_data=False, schedule="rate(6 hours)")),
+                      ns="dev")["features"].stack
+    assert not _resources(without, "aws_cloudwatch_event_rule")
+    assert {r.body["schedule_expression"] for r in _resources(without, "aws_scheduler_schedule").values()} == {
+        "rate(6 hours)"}
+
+
+def test_azure_materializes_on_the_ingestion_schedule_and_refuses_a_cron() -> None:
+    from mlops_dsl import BlueprintError, Platform
+    from mlops_dsl.namespaces import parse
+
+    from .test_azure import NAMESPACES as AZURE_NAMESPACES
+
+    data, store = _store(schedule="rate(2 hours)")
+    builds = Platform("churn", cloud="azure").add(data, store).synth(parse(AZURE_NAMESPACES)["dev"])
+    stack = next(b for b in builds if b.template == "features").stack
+    version = next(r for r in stack.resources if r.name == "featureset_customer_v1")
+    settings = version.body["body"]["properties"]["materializationSettings"]
+    assert settings["schedule"] == {"triggerType": "Recurrence", "frequency": "Hour", "interval": 2, "timeZone": "UTC"}
+    assert settings["resource"] == {"instanceType": "standard_e4s_v3"}
+    other = next(r for r in stack.resources if r.name == "featureset_account_v1")
+    assert "schedule" not in other.body["body"]["properties"]["materializationSettings"]
+    data, store = _store(schedule="cron(0 3 * * ? *)")
+    with pytest.raises(BlueprintError, match=r"groups\[0\].ingestion.schedule: 'cron\(0 3 \* \* \? \*\)': Azure ML "
+                                             r"materializes feature sets on a recurrence only"):
+        Platform("churn", cloud="azure").add(data, store).synth(parse(AZURE_NAMESPACES)["dev"])

@@ -2,7 +2,8 @@
 
 The offline store lives under `feature-store/` in the chosen data zone; SageMaker registers its
 Glue tables in the `sagemaker_featurestore` database (it refuses a custom catalog unless table
-creation is turned off). The role may touch exactly those objects and the platform's key.
+creation is turned off). The role may touch exactly those objects and the platform's key. The
+groups that declare `ingestion` get their ingestion jobs here too (feature_ingestion.py).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from ..context import StackContext
 from ..templates.features import FeatureStore
 from ..terraform import Block, Lifecycle, Output, Resource, interp
 from . import iam
+from .feature_ingestion import render_ingestion
+from .feature_training_set import OFFLINE_PREFIX
 
 FEATURE_TYPES = {"integral": "Integral", "fractional": "Fractional", "string": "String"}
 GLUE_DATABASE = "sagemaker_featurestore"
-PREFIX = "feature-store"
+PREFIX = OFFLINE_PREFIX
 
 
 def render(t: FeatureStore, ctx: StackContext) -> None:
@@ -78,6 +81,7 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
         groups[g.name] = resource
         ctx.stack.add(resource)
 
+    render_ingestion(t, ctx, groups, key_arn)
     ctx.stack.add(
         Output("feature_group_names", {n: r.attr("feature_group_name") for n, r in groups.items()},
                description="SageMaker feature group name of each declared group"),
@@ -85,3 +89,4 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
                description="SageMaker feature group ARN of each declared group"),
         Output("feature_store_role_arn", role.attr("arn"), description="Role the feature groups write with"),
     )
+

@@ -1,6 +1,9 @@
 """The SageMaker pipeline definition (JSON, schema version 2020-12-01) of the training workflow.
 
-Split -> Train (or Tune) -> Evaluate -> QualityGate -> Register | GateFailed.
+[TrainingSet ->] Split -> Train (or Tune) -> Evaluate -> QualityGate -> Register | GateFailed.
+
+- **TrainingSet** (with `labels`): joins the labels under InputDataUri with the feature groups'
+  offline store, each label with the values as of its event time (training/training_set.py).
 
 - **Split** (training image) reads the input prefix, validates it, and splits it by a hash of the
   entity id into train and test, so every execution holds out data the model never sees; it also
@@ -46,6 +49,18 @@ JOB_ERRORS = ["SageMaker.CAPACITY_ERROR", "SageMaker.RESOURCE_LIMIT", "SageMaker
 
 
 @dataclass(frozen=True)
+class TrainingSetInputs:
+    """With `labels`: where the TrainingSet step reads (training/training_set.py)."""
+
+    offline_store_uri: Value
+    """s3:// URI of the offline store's prefix (`feature-store/` of the offline zone), mounted whole."""
+    groups: tuple[Value, ...]
+    """Each group as `<store name>:<record id>:<event time>` (`--group` of `training-set`)."""
+    labels_uri: Value
+    """The default of InputDataUri: the labels' prefix."""
+
+
+@dataclass(frozen=True)
 class PipelineInputs:
     """Values known only to Terraform, passed in as expressions."""
 
@@ -60,6 +75,8 @@ class PipelineInputs:
     model_package_group: Value
     config_uri: Value
     """The S3 URI of the rendered training configuration (training_config.py)."""
+    training_set: TrainingSetInputs | None = None
+    """With `labels`: the TrainingSet step runs first and Split reads its output."""
 
 
 def join(*values: Any) -> dict[str, Any]:
@@ -254,12 +271,33 @@ def _register(t: TrainingInfrastructure, p: PipelineInputs, model_data: Any) -> 
     }
 
 
+def _training_set(t: TrainingInfrastructure, p: PipelineInputs, config_dir: str) -> dict[str, Any]:
+    """Labels (InputDataUri) joined point in time with the offline store: `python -m training training-set`.
+    The offline store is read as files, not through Athena: the step stays network-isolated and
+    the role needs no Glue or Athena permissions (it reads the zones already)."""
+    assert t.labels is not None and p.training_set is not None
+    groups: list[Value] = []
+    for group in p.training_set.groups:
+        groups += ["--group", group]
+    return _processing(t, p, "TrainingSet", [
+        "python", "-m", "training", "training-set", "--labels", f"{LOCAL}/labels", "--offline-store",
+        f"{LOCAL}/offline", *groups, "--label-id", t.labels.record_id, "--label-time", t.labels.event_time,
+        "--label", t.labels.label, "--config", config_dir, "--output", f"{LOCAL}/output/dataset"],
+        inputs={"labels": {"Get": "Parameters.InputDataUri"}, "offline": p.training_set.offline_store_uri,
+                "config": p.config_uri},
+        outputs=["dataset"])
+
+
 def definition(t: TrainingInfrastructure, p: PipelineInputs) -> dict[str, Any]:
     config_dir = f"{LOCAL}/config"
+    first: list[dict[str, Any]] = []
+    data: Any = {"Get": "Parameters.InputDataUri"}
+    if t.labels is not None and p.training_set is not None:
+        first, data = [_training_set(t, p, config_dir)], output_uri("TrainingSet", "dataset")
     split = _processing(t, p, "Split", [
         "python", "-m", "training", "split", "--data", f"{LOCAL}/data", "--config", config_dir,
         "--output", f"{LOCAL}/output"],
-        inputs={"data": {"Get": "Parameters.InputDataUri"}, "config": p.config_uri},
+        inputs={"data": data, "config": p.config_uri},
         outputs=["train", "test", "baseline"])
     fit, model_data = _fit_step(t, p)
     evaluate = _processing(t, p, "Evaluate", [
@@ -296,8 +334,9 @@ def definition(t: TrainingInfrastructure, p: PipelineInputs) -> dict[str, Any]:
         "Metadata": {},
         "Parameters": [
             {"Name": "InputDataUri", "Type": "String",
-             "DefaultValue": interp("s3://", p.data_bucket, "/training/")},
+             "DefaultValue": p.training_set.labels_uri if first and p.training_set else
+             interp("s3://", p.data_bucket, "/training/")},
             {"Name": "ModelApprovalStatus", "Type": "String", "DefaultValue": "PendingManualApproval"},
         ],
-        "Steps": [split, fit, evaluate, gate],
+        "Steps": [*first, split, fit, evaluate, gate],
     }

@@ -16,6 +16,7 @@ from ..templates.training import TrainingInfrastructure
 from ..terraform import Expr, Interp, Lifecycle, Output, Resource, Value, interp, jsonencode
 from . import iam, training_config
 from .alerts import alert_topic
+from .feature_training_set import training_set_inputs
 from .pipeline import PipelineInputs, definition
 from .repositories import repositories
 from .schedules import Schedule, render_schedule
@@ -118,6 +119,7 @@ def _render_registry(t: TrainingInfrastructure, ctx: StackContext, repos: dict[s
             security_group_ids=[ctx.upstream_output(data, "sagemaker_security_group_id")],
             model_package_group=group.attr("model_package_group_name"),
             config_uri=interp("s3://", config_object.attr("bucket"), "/", config_object.attr("key")),
+            training_set=training_set_inputs(t, ctx),  # with labels: the point-in-time join first
         ))),
     }, depends_on=(policy,))
     ctx.stack.add(config_object, pipeline)

@@ -5,6 +5,12 @@ azurerm creates the workspace and the cache; the store connections, one entity p
 by its record id) and one feature set per group go through azapi, which azurerm cannot express.
 A feature set's specification (FeaturesetSpec.yaml, written with its transformation code) lives
 at `featuresets/<group>/spec` in the offline zone and must be uploaded before the first apply.
+
+A group with `ingestion` is materialized on its schedule: Azure ML's recurrence trigger on the
+feature set version (`materializationSettings.schedule`), on serverless Spark. Its source and any
+checks are the spec's (the team's transformation code); the AWS job's row checks, quarantine and
+ledger are not rendered here, nor a run on new data (Event Grid): README, "Features: from raw
+data to the store and to training".
 """
 
 from __future__ import annotations
@@ -12,12 +18,33 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import StackContext
-from ..templates.features import FeatureStore
+from ..templates.features import FeatureGroup, FeatureStore
 from ..terraform import Block, Output, Resource
-from .common import WORKSPACE_API, azapi, grant, location, private_endpoint, tagged
+from .common import WORKSPACE_API, azapi, grant, location, private_endpoint, schedule_trigger, tagged
 from .workspace import application_insights, outbound_rule, workspace
 
 DATA_TYPES = {"integral": "Long", "fractional": "Double", "string": "String"}  # ARM's FeatureDataType
+# Serverless Spark runs on memory-optimised E-series sizes only (Azure ML, "Serverless Spark compute":
+# supported instance types standard_e4s_v3 to standard_e64s_v3); the smallest is enough for one group.
+SPARK_INSTANCE = "standard_e4s_v3"
+
+
+def materialization_settings(ctx: StackContext, g: FeatureGroup, index: int) -> dict[str, Any]:
+    """The feature set version's materializationSettings: the stores, and with ingestion its
+    recurrence (the only trigger the API takes here: RecurrenceTrigger) and Spark compute."""
+    settings: dict[str, Any] = {"storeType": "OnlineAndOffline" if g.online else "Offline"}
+    if g.ingestion is None or g.ingestion.schedule is None:
+        return settings
+    field = f"groups[{index}].ingestion.schedule"
+    trigger = schedule_trigger(ctx, field, g.ingestion.schedule)
+    if trigger["triggerType"] != "Recurrence":
+        raise ctx.error(field, f"{g.ingestion.schedule!r}: Azure ML materializes feature sets on a recurrence "
+                               f"only; use rate(N minutes|hours|days)")
+    trigger["frequency"] = trigger["frequency"].capitalize()  # the API's Minute, Hour, Day
+    return {**settings, "schedule": trigger, "resource": {"instanceType": SPARK_INSTANCE},
+            "sparkConfiguration": {"spark.driver.cores": "4", "spark.driver.memory": "28g",
+                                   "spark.executor.cores": "4", "spark.executor.memory": "28g",
+                                   "spark.executor.instances": "1"}}
 OFFLINE_CONNECTION = "offline-store"
 ONLINE_CONNECTION = "online-store"
 
@@ -132,7 +159,7 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
     })
     ctx.stack.add(datastore)
     entities = {}
-    for g in t.groups:
+    for index, g in enumerate(t.groups):
         types = {f.name: f.type for f in g.features}
         entity = azapi(ctx, f"entity_{g.name.replace('-', '_')}", "workspaces/featurestoreEntities", g.name,
                        store.attr("id"), {"properties": {"description": g.description or f"{g.name} records"}})
@@ -150,7 +177,7 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
                 "entities": [f"azureml:{g.name}:1"],
                 "specification": {"path": spec},
                 "stage": "Development",
-                "materializationSettings": {"storeType": "OnlineAndOffline" if g.online else "Offline"},
+                "materializationSettings": materialization_settings(ctx, g, index),
             }})
         feature_set_version.depends_on = (version, datastore)
         ctx.stack.add(entity, version, feature_set, feature_set_version)

@@ -3,7 +3,7 @@
 from .base import Spec, Template
 from .batch import BatchInference
 from .data import DataInfrastructure
-from .features import Feature, FeatureGroup, FeatureStore
+from .features import Feature, FeatureGroup, FeatureStore, Ingestion
 from .image import Image
 from .serving import Alarms, AutoScaling, BlueGreen, ModelServing, MultiModel, Rolling, Serverless, Variant
 from .serving_api import Api, OnlineFeatures
@@ -12,6 +12,7 @@ from .training import (
     ContinuousRange,
     Dataset,
     IntegerRange,
+    Labels,
     QualityGate,
     Search,
     TrainingInfrastructure,
@@ -32,7 +33,9 @@ __all__ = [
     "FeatureGroup",
     "FeatureStore",
     "Image",
+    "Ingestion",
     "IntegerRange",
+    "Labels",
     "ModelServing",
     "MultiModel",
     "OnlineFeatures",

@@ -173,6 +173,38 @@ class Dataset(Spec):
 
 
 @dataclass(frozen=True)
+class Labels(Spec):
+    """The labels as their own data set: one row per (record id, event time, label), CSV or Parquet
+    under `prefix` of `zone`. The pipeline's first step joins each label with the feature groups'
+    values as of its event time (point in time, from the offline store) into the training set."""
+
+    prefix: str
+    """Key prefix of the label files in the zone, ending with '/': e.g. "labels/churn/"."""
+    record_id: str
+    """The labels' column holding the feature groups' record id."""
+    event_time: str
+    """The labels' column holding when the label was true (seconds since the epoch or ISO-8601)."""
+    label: str
+    """The labels' column holding the 0/1 label; it becomes the dataset's target."""
+    zone: str = "raw"
+    """The data zone the labels arrive in. Default 'raw': labels are raw data like any other."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "prefix": [Pattern(r"[A-Za-z0-9][A-Za-z0-9_.=-]*(/[A-Za-z0-9][A-Za-z0-9_.=-]*)*/",
+                           "an S3 key prefix ending with '/' (letters, digits, '_', '.', '=', '-')")],
+        "record_id": [COLUMN],
+        "event_time": [COLUMN],
+        "label": [COLUMN],
+        "zone": [Pattern(r"[a-z][a-z0-9-]{0,15}", "a zone name")],
+    }
+
+    def check_combinations(self) -> list[str]:
+        names = [self.record_id, self.event_time, self.label]
+        return [f"record_id, event_time and label must be three columns; {dupe!r} is more than one of them"
+                for dupe in sorted({n for n in names if names.count(n) > 1})]
+
+
+@dataclass(frozen=True)
 class QualityGate(Spec):
     """The metric a trained model must reach before it is registered."""
 
@@ -217,6 +249,9 @@ class TrainingInfrastructure(Template):
     """Images kept per repository; older ones expire. Default 30."""
     serving_image: Image = Image("serving")
     """The image registered model packages run on; ModelServing deploys the same one."""
+    labels: Labels | None = None
+    """Train on labels joined with the feature store (point in time) instead of a prepared data set
+    under `training/`. Needs `features`; every dataset feature must be a feature of one of its groups."""
 
     name: str = field(default="training", kw_only=True)
 
@@ -239,6 +274,7 @@ class TrainingInfrastructure(Template):
         "schedule": [SCHEDULE, NoneOK()],
         "keep_images": [Interval(int, 1, 1000)],
         "serving_image": [InstanceOf(Image)],
+        "labels": [InstanceOf(Labels), NoneOK()],
         "name": [Pattern(NAME_PATTERN, NAME_RULE)],
     }
 
@@ -284,6 +320,26 @@ class TrainingInfrastructure(Template):
             fixed = sorted(set(self.hyperparameters) & {r.name for r in self.tuning.ranges})
             if fixed:
                 problems.append(f"{where}: {fixed[0]!r} is both a static hyperparameter and a tuning range")
+        problems += self._label_problems(where)
+        return problems
+
+    def _label_problems(self, where: str) -> list[str]:
+        """Labels need the feature store, a dataset whose features its groups hold, and a zone that exists."""
+        if self.labels is None:
+            return []
+        if self.features is None:
+            return [f"{where}: labels are joined with the feature store's groups; set features=FeatureStore(...)"]
+        problems = []
+        if self.labels.zone not in self.data.zones:
+            problems.append(f"{where}: labels.zone {self.labels.zone!r} is not one of the zones of "
+                            f"DataInfrastructure '{self.data.name}' ({', '.join(self.data.zones)})")
+        if self.dataset is not None:
+            held = {f.name for g in self.features.groups for f in g.features}
+            missing = [c for c in self.dataset.features if c not in held]
+            if missing:
+                problems.append(f"{where}: dataset features {', '.join(map(repr, missing))} are in none of the "
+                                f"feature groups of FeatureStore '{self.features.name}'; the training set takes "
+                                f"every feature from the store")
         return problems
 
     @property

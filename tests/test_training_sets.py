@@ -149,3 +149,68 @@ def test_a_raw_csv_ingested_in_the_emulator_becomes_a_training_set_split_by_enti
     test = held_out(frame, config)
     assert 0 < test.sum() < len(frame) and not set(frame[test][config.id_column]) & set(
         frame[~test][config.id_column])  # both labels of an id on one side
+
+
+# The blueprint's labels and the pipeline step they add.
+
+def _training(**labels: Any):
+    from mlops_dsl import (
+        DataInfrastructure,
+        Dataset,
+        Feature,
+        FeatureGroup,
+        FeatureStore,
+        Labels,
+        TrainingInfrastructure,
+    )
+
+    data = DataInfrastructure()
+    store = FeatureStore(data, groups=[FeatureGroup("customer", record_id="id", event_time="ts", features=[
+        Feature("id", "string"), Feature("ts", "fractional"), Feature("tenure", "integral"),
+        Feature("plan", "string")])])
+    dataset = labels.pop("dataset", Dataset(target="churned", id_column="id", numeric=["tenure"],
+                                            categorical=["plan"]))
+    features = labels.pop("features", store)
+    return data, store, TrainingInfrastructure(data, features, dataset=dataset, labels=Labels(
+        **{"prefix": "labels/", "record_id": "id", "event_time": "at", "label": "churned", **labels}))
+
+
+def test_labels_need_the_store_and_a_dataset_it_holds() -> None:
+    from mlops_dsl import Dataset, ParameterError
+
+    with pytest.raises(ParameterError, match="labels are joined with the feature store's groups; set features="):
+        _training(features=None)
+    with pytest.raises(ParameterError, match="dataset features 'age' are in none of the feature groups"):
+        _training(dataset=Dataset(target="churned", id_column="id", numeric=["tenure", "age"]))
+    with pytest.raises(ParameterError, match=r"labels.zone 'landing' is not one of the zones"):
+        _training(zone="landing")
+    with pytest.raises(ParameterError, match="'id' is more than one of them"):
+        _training(event_time="id")
+    with pytest.raises(ParameterError, match=r"'labels.prefix' parameter of TrainingInfrastructure 'training'"):
+        _training(prefix="labels")
+
+
+def test_the_pipeline_builds_the_training_set_first_and_splits_it() -> None:
+    from mlops_dsl import Platform
+
+    from .test_aws_templates import _definition, _stacks, _text
+
+    data, store, training = _training()
+    definition = _definition(_stacks(Platform("churn", cloud="aws").add(data, store, training), ns="dev")[
+        "training"].stack)
+    steps = {s["Name"]: s for s in definition["Steps"]}
+    assert [s["Name"] for s in definition["Steps"]][:2] == ["TrainingSet", "Split"]
+    arguments = steps["TrainingSet"]["Arguments"]
+    command = " ".join(_text(a) for a in arguments["AppSpecification"]["ContainerEntrypoint"])
+    assert 'python -m training training-set --labels /opt/ml/processing/labels' in command.replace('"', "")
+    assert 'outputs.feature_group_names["customer"]}:id:ts' in command
+    assert "--label-id id --label-time at --label churned" in command.replace('"', "")
+    inputs = {i["InputName"]: _text(i["S3Input"]["S3Uri"]) for i in arguments["ProcessingInputs"]}
+    assert inputs["offline"] == '"s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}' \
+                                '/feature-store/"'
+    assert arguments["NetworkConfig"]["EnableNetworkIsolation"] is True
+    split_data = next(i for i in steps["Split"]["Arguments"]["ProcessingInputs"] if i["InputName"] == "data")
+    assert split_data["S3Input"]["S3Uri"] == {
+        "Get": "Steps.TrainingSet.ProcessingOutputConfig.Outputs['dataset'].S3Output.S3Uri"}
+    default = next(p for p in definition["Parameters"] if p["Name"] == "InputDataUri")["DefaultValue"]
+    assert _text(default) == '"s3://${data.terraform_remote_state.data.outputs.bucket_names["raw"]}/labels/"'

@@ -4,6 +4,7 @@ keeps serving), and invocations that keep being answered while another model loa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -24,7 +25,7 @@ pytest.importorskip("onnxruntime", reason="the ml extra is not installed")
 
 hypothesis = pytest.importorskip("hypothesis", reason="the dev extra is not installed")
 
-from hypothesis import HealthCheck, given  # noqa: E402
+from hypothesis import HealthCheck, event, given  # noqa: E402
 from hypothesis import settings as settings_  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -36,6 +37,7 @@ from training.train import trusted_types  # noqa: E402
 
 from .conftest import ROOT  # noqa: E402
 from .test_serving import CONFIG, FEATURES, _free_port, _records  # noqa: E402
+from .test_serving_fuzz import BODIES, HEADERS  # noqa: E402
 
 BOUND = 2
 HERE = Path(__file__).resolve().parent
@@ -346,6 +348,80 @@ def test_any_load_body_is_a_name_and_a_directory_under_the_root_or_a_4xx(body: b
         assert 400 <= exc.status < 500 and exc.message
         return
     assert NAME.fullmatch(name) and directory.is_dir() and directory.is_relative_to(HERE)
+
+
+@pytest.fixture(scope="module")
+def in_process(models):
+    """One multi-model server on one event loop, with `forest` loaded, for every generated request."""
+    from serving.multi_model import MultiModelServer
+
+    root, _, x = models
+    loop = asyncio.new_event_loop()
+    server = MultiModelServer(replace(settings.load(), multi_model=True, max_loaded=BOUND, models_root=str(root)))
+    load = json.dumps({"model_name": "forest", "url": str(root / "forest" / "model")}).encode()
+    assert loop.run_until_complete(_asgi(server, "POST", "/models", load))[0] == 200
+    good = json.dumps({"dataframe_records": _records(x, 1)}).encode()
+    yield loop, server, good
+    for hosted in server.hosted.values():
+        loop.run_until_complete(hosted.server.batcher.stop())
+    loop.close()
+
+
+async def _asgi(server, method: str, path: str, body: bytes = b"", headers: list | None = None,
+                query: bytes = b"") -> tuple[int, dict[bytes, bytes], bytes]:
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive():
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    await server({"type": "http", "method": method, "path": path, "query_string": query, "headers": headers or []},
+                 receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+
+PATHS = st.one_of(st.sampled_from(["/models", "/models/forest/invoke", "/models/linear/invoke", "/models/forest",
+                                   "/models/", "/models//invoke", "/models/forest/invoke/", "/ping", "/invocations",
+                                   "/execution-parameters"]),
+                  st.text(max_size=20).map(lambda t: "/models/" + t),
+                  st.text(max_size=20).map(lambda t: f"/models/{t}/invoke"))
+
+
+ROUTES = st.one_of(st.just(("POST", "/models")), st.just(("POST", "/models/forest/invoke")),
+                   st.just(("GET", "/models")),
+                   st.tuples(st.sampled_from(["GET", "POST", "DELETE", "PUT", "HEAD", "PATCH"]), PATHS))
+
+
+@settings_(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(route=ROUTES,
+       body=st.one_of(BODIES, LOAD_BODIES), headers=HEADERS,
+       query=st.one_of(st.just(b""), st.binary(max_size=30), st.sampled_from([b"limit=1", b"limit=-1", b"limit=1e3",
+                                                                              b"next_page_token=99999999999999"])))
+def test_no_request_to_the_multi_model_routes_is_a_5xx(in_process, route: tuple[str, str], body: bytes,
+                                                        headers: dict[bytes, str], query: bytes) -> None:
+    """Whatever reaches the new routes is answered below 500, every 4xx is MLflow's error body, and
+    the loaded model still answers 200 after it."""
+    loop, server, good = in_process
+    method, path = route
+    if method == "DELETE" and path == "/models/forest":
+        method = "GET"  # the one request that may change what the next example meets
+    sent = [(b"content-type", b"application/json")] + [(k, v.encode("latin-1")) for k, v in headers.items()]
+    status, answer_headers, answer = loop.run_until_complete(_asgi(server, method, path, body, sent, query))
+    event(f"status {status}")
+    assert status < 500, (status, answer[:300])
+    for name, value in answer_headers.items():  # what uvicorn would refuse to send (and answer 500 for)
+        assert not re.search(rb"[\x00-\x08\x0a-\x1f\x7f]", value), (name, value)
+    if status >= 400:
+        error = json.loads(answer)
+        assert set(error) == {"error_code", "message"} and error["message"], error
+    for name in [n for n in server.hosted if n != "forest"]:  # a generated body that loaded a model
+        assert loop.run_until_complete(_asgi(server, "DELETE", f"/models/{name}"))[0] == 200
+    after = loop.run_until_complete(_asgi(server, "POST", "/models/forest/invoke", good,
+                                          [(b"content-type", b"application/json")]))
+    assert after[0] == 200
 
 
 def test_the_mode_and_the_bound_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -257,3 +257,25 @@ def test_batch_inference_rules(kwargs, message) -> None:
     serving = ModelServing(training)
     with pytest.raises(ParameterError, match=message):
         BatchInference(serving, **kwargs)
+
+
+# --- the emulator ---------------------------------------------------------------------------------
+
+def test_the_emulator_validates_state_machine_definitions_as_aws_answers(aws_emulator) -> None:
+    """The AWS provider validates a definition before it creates a state machine; moto 5.2.5 has no
+    ValidateStateMachineDefinition (emulator_modes.py), so the batch stack's could not apply locally."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions", endpoint_url=aws_emulator["endpoint"], region_name=aws_emulator["region"])
+    definition = _definition(_stacks(_platform(_batch))["batch"])
+    text = json.dumps(definition, default=lambda v: "arn:aws:kms:eu-west-1:1:key/x")
+    answer = sfn.validate_state_machine_definition(definition=text, type="STANDARD")
+    assert answer["result"] == "OK" and answer["diagnostics"] == []
+    broken = json.loads(text)
+    broken["StartAt"] = "Nowhere"
+    del broken["States"]["Transform"]["End"]
+    answer = sfn.validate_state_machine_definition(definition=json.dumps(broken), type="STANDARD")
+    assert answer["result"] == "FAIL"
+    assert {d["code"] for d in answer["diagnostics"]} == {"MISSING_TRANSITION_TARGET", "SCHEMA_VALIDATION_FAILED"}
+    assert sfn.validate_state_machine_definition(definition="{", type="STANDARD")["diagnostics"][0]["code"] == \
+        "INVALID_JSON_DESCRIPTION"

@@ -21,7 +21,7 @@ def partition(region: str) -> str:
 
 # Every service the AWS stacks call, pointed at the emulator in a namespace with `aws.endpoint`.
 EMULATED_SERVICES = ("applicationautoscaling", "cloudwatch", "ec2", "ecr", "events", "glue", "iam", "kms", "logs",
-                     "s3", "sagemaker", "scheduler", "sns", "sqs", "sts")
+                     "s3", "sagemaker", "scheduler", "sfn", "sns", "sqs", "sts")
 # The emulator has no instance metadata and accepts any credentials: don't look for either.
 _EMULATOR_SKIPS: dict[str, Value] = {
     "skip_credentials_validation": True,

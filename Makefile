@@ -8,7 +8,7 @@ ENV     ?= local
 DATA    ?=
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup synth check plan apply destroy drift cost smoke local-down graph images train promote serve mlflow-ui test lint bench clean help
+.PHONY: setup synth check plan apply destroy drift cost smoke release local-down graph images train promote serve mlflow-ui test lint bench clean help
 
 help:
 	@echo "make plan ENV=dev   synthesize a namespace and plan every stack in dependency order (saved plans)"
@@ -17,6 +17,7 @@ help:
 	@echo "make drift ENV=dev  report stacks whose real resources drifted from their state (exit 1)"
 	@echo "make cost ENV=dev   estimated monthly cost of each stack (mlops cost)"
 	@echo "make smoke ENV=dev  invoke every served variant with its model's input example (mlops smoke)"
+	@echo "make release ENV=local train, register, test locally, promote, plan, apply (mlops release; FLAGS=...)"
 	@echo "make local-down     stop the local AWS emulator (everything in it is lost)"
 	@echo "make synth          render every namespace to terraform/"
 	@echo "make check          fail if terraform/ differs from the blueprints"
@@ -65,6 +66,9 @@ cost: setup
 
 smoke: setup
 	$(BIN)/mlops smoke -n $(ENV)
+
+release: setup
+	$(BIN)/mlops release -n $(ENV) $(FLAGS)
 
 local-down: setup
 	$(BIN)/mlops emulator stop -n local

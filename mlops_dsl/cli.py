@@ -22,6 +22,7 @@ from .cli_cost import cost
 from .cli_endpoint import update_endpoint
 from .cli_init import init
 from .cli_models import models
+from .cli_release import release
 from .cli_smoke import loadtest, smoke
 
 if TYPE_CHECKING:  # only for hints: the commands import what they use when they run
@@ -564,6 +565,7 @@ main.add_command(update_online_endpoint)
 main.add_command(cost)
 main.add_command(smoke)
 main.add_command(loadtest)
+main.add_command(release)
 main.add_command(init)
 
 

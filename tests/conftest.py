@@ -236,3 +236,78 @@ def aws_emulator():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+# --- the `local` namespace in the emulator `mlops` starts, shared by the tests that apply it ----------
+
+LOCAL_COMMAND_TIMEOUT_S = 900
+
+
+@dataclass
+class LocalNamespace:
+    """The real `mlops` (a subprocess, bounded in time) on a copy of namespaces.yaml whose `local`
+    emulator listens on a free port, with its own workdir, output tree, pins and MLflow store, so it
+    never touches a developer's emulator or the committed `terraform/`. `applied` says whether the
+    platform's stacks are up, so a test may reuse them instead of applying again (minutes)."""
+
+    endpoint: str
+    base: Path
+    namespaces: Path
+    env: dict[str, str]
+    applied: bool = False
+
+    def mlops(self, *args: str) -> subprocess.CompletedProcess[str]:
+        extra = {"emulator": [], "models": ["--blueprint", "blueprints/customer_churn.py"]}.get(
+            args[0], ["--out", str(self.base / "terraform"), "--blueprint", "blueprints/customer_churn.py"])
+        return subprocess.run(
+            [sys.executable, "-m", "mlops_dsl.cli", *args, "--namespaces", str(self.namespaces), *extra],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=LOCAL_COMMAND_TIMEOUT_S, check=False)
+
+    def ensure_applied(self) -> None:
+        """Plan and apply the whole namespace, unless a test already did."""
+        if self.applied:
+            return
+        for command in ("plan", "apply"):
+            done = self.mlops(command, "-n", "local")
+            assert done.returncode == 0, done.stdout + done.stderr
+        self.applied = True
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "local_stage(n): a test of the shared `local` namespace; they run last, "
+                                       "in stage order (apply from nothing, reuse the applied platform, destroy)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests of the shared `local` namespace run last, by stage, whatever order they were named in:
+    the lifecycle (which applies from nothing), then those reusing what it applied, then destroy."""
+    staged = sorted((i for i in items if i.get_closest_marker("local_stage")),
+                    key=lambda i: i.get_closest_marker("local_stage").args[0])
+    if staged:
+        items[:] = [i for i in items if not i.get_closest_marker("local_stage")] + staged
+
+
+@pytest.fixture(scope="session")
+def local_namespace(tmp_path_factory: pytest.TempPathFactory):
+    """The `local` namespace for the session; skips where terraform, its AWS mirror or moto is missing.
+    Its emulator starts with the first `mlops plan` and stops at the end of the session."""
+    import socket
+
+    if toolchain.find_binary() is None:
+        pytest.skip("no terraform or tofu binary on PATH")
+    if toolchain.find_mirror("aws") is None:
+        pytest.skip("no local filesystem mirror of hashicorp/aws (looked in " + ", ".join(toolchain.MIRROR_ROOTS) + ")")
+    pytest.importorskip("moto", reason="moto (pip install '.[local]') is not installed")
+    pytest.importorskip("boto3", reason="boto3 (installed with moto) is not installed")
+    base = tmp_path_factory.mktemp("local")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    namespaces = base / "namespaces.yaml"
+    namespaces.write_text((ROOT / "namespaces.yaml").read_text().replace("http://127.0.0.1:4566", endpoint))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(MLOPS_WORKDIR=str(base / "work"), TF_CLI_CONFIG_FILE=str(base / "no-user-config"),
+               MLFLOW_TRACKING_URI=f"sqlite:///{base / 'mlflow.db'}")
+    local = LocalNamespace(endpoint, base, namespaces, env)
+    yield local
+    local.mlops("emulator", "stop", "-n", "local")

@@ -236,8 +236,9 @@ def _still_needed(moves: list[Moved], declared: set[str], sources: set[str]) -> 
 def check_template_renames(platform: str, namespace: str, stacks: Mapping[str, Stack],
                            templates: Mapping[str, Template], committed: Committed, cloud_tree: str) -> list[str]:
     """Notes for templates renamed with `.renamed_from(...)`; a BlueprintError with the migration for a
-    renamed template that does not say so (same resource addresses as a stack HEAD holds and this
-    rendering no longer does)."""
+    renamed template that does not say so: a new stack declaring the same resources as a stack HEAD
+    holds and this rendering no longer does, each block equal once the old template name is replaced
+    by the new one (so a template removed while another is added is not taken for a rename)."""
     base = f"{namespace}/{platform}"
     before = {s.rsplit("/", 1)[1] for s in committed.stacks if s.rsplit("/", 1)[0] == base}
     gone = sorted(before - set(stacks))
@@ -248,10 +249,8 @@ def check_template_renames(platform: str, namespace: str, stacks: Mapping[str, S
             notes.append(f"{name}: renamed from {template.renamed_from_name}; its state must already be at "
                          f"{state_key(platform, namespace, name)}")
             continue
-        addresses = {r.address for r in stacks[name].resources}
         for old in gone:
-            parsed = committed_resources(committed.stack(f"{base}/{old}"))
-            if parsed is None or not addresses or set(parsed[1]) != addresses:
+            if not _same_resources(committed.stack(f"{base}/{old}"), stacks[name], old, name):
                 continue
             old_key, new_key = state_key(platform, namespace, old), state_key(platform, namespace, name)
             problems.append(
@@ -266,3 +265,15 @@ def check_template_renames(platform: str, namespace: str, stacks: Mapping[str, S
     if problems:
         raise BlueprintError(problems)
     return notes
+
+
+def _same_resources(committed: Mapping[str, str], stack: Stack, old: str, new: str) -> bool:
+    parsed = committed_resources(committed)
+    if parsed is None or not stack.resources:
+        return False
+    fmt, before = parsed
+    now = current_resources(stack, fmt)
+    if set(before) != set(now):
+        return False
+    pairs = [(old.replace("-", "_"), new.replace("-", "_"))]
+    return all(_substitute(before[address], pairs) == text for address, text in now.items())

@@ -176,6 +176,18 @@ def test_a_blueprint_rename_is_a_move_that_stays_stable_chains_and_can_be_droppe
     assert result.exit_code == 0, result.output  # stable once dropped, too
 
 
+def test_a_committed_json_tree_is_compared_as_json(repo):
+    _write(repo, ["alpha"])
+    assert repo.mlops("synth", "--format", "json").exit_code == 0
+    _commit(repo)
+    _write(repo, ["beta"])
+    assert repo.mlops("synth", "--format", "json").exit_code == 0
+    moved = json.loads((repo.root / "terraform/dev/churn/markers/moved.tf.json").read_text())["moved"]
+    assert moved == [{"//": moves.BLUEPRINT_REASON, "from": "terraform_data.alpha", "to": "terraform_data.beta"}]
+    _commit(repo)
+    assert repo.mlops("synth", "--format", "json", "--check").exit_code == 0
+
+
 def test_outside_a_git_work_tree_there_is_nothing_to_compare_with(project):
     _write(project, ["alpha"])
     assert project.mlops("synth").exit_code == 0
@@ -197,6 +209,12 @@ def test_a_renamed_template_is_an_error_with_its_migration_until_it_says_so(repo
            "-backend-config=key=churn/dev/flags.tfstate" in result.output
     assert ".renamed_from('markers')" in result.output
     assert (repo.root / "terraform/dev/churn/markers/main.tf").exists()  # nothing written
+
+    # Another template in place of the old one (not the same resources): no rename, no error.
+    repo.write("blueprints/churn.py", BLUEPRINT.format(items=["other"], renamed="").replace(
+        'Markers(items=', 'Markers(name="flags", items='))
+    result = repo.mlops("synth", "--check")
+    assert result.exit_code == 1 and "looks renamed" not in result.output, result.output
 
     repo.write("blueprints/churn.py", BLUEPRINT.format(items=["alpha"], renamed=".renamed_from('markers')").replace(
         'Markers(items=', 'Markers(name="flags", items='))

@@ -38,6 +38,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import re
 import time
 import urllib.parse
@@ -53,7 +54,9 @@ from .model import LoadedModel, compile_fast_path, load, warm_up
 log = logging.getLogger("serving")
 
 PREFIX = "/models"
-NAME = re.compile(r"[^\s/\x00-\x1f\x7f]{1,512}")  # opaque to us; no slash, as it is a path segment
+# Opaque: SageMaker's own key, "not necessarily the value of the TargetModel", which may hold slashes
+# ("[relativePath]/{artifactName}.tar.gz"); routes take everything between /models/ and /invoke.
+NAME = re.compile(r"[^\s\x00-\x1f\x7f]{1,512}")
 TARGET = re.compile(r"[A-Za-z0-9._:/+=@-]{1,1024}")  # an S3 key, echoed in the log only when plain
 PAGE, LARGEST_PAGE = 100, 1000
 LOAD_BODY = 64 * 1024  # a load request is two short strings
@@ -292,21 +295,21 @@ def load_request(body: bytes) -> tuple[str, str]:
         raise formats.ClientError(400, "the load request must be a JSON object with model_name and url")
     name, url = document.get("model_name"), document.get("url")
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise formats.ClientError(400, f"model_name: expected 1 to 512 characters without a slash, spaces "
-                                       f"or control characters; got {formats._short(name)}")
+        raise formats.ClientError(400, f"model_name: expected 1 to 512 characters without spaces or control "
+                                       f"characters; got {formats._short(name)}")
     if not isinstance(url, str) or not url:
         raise formats.ClientError(400, f"url: expected the model's directory; got {formats._short(url)}")
     return name, url
 
 
 def within(url: str, root: str) -> Path:
-    """The directory `url` names, resolved, if it lies inside `root`; 403 outside it, 404 when missing."""
-    path = Path(url)
-    if not path.is_absolute() or "\x00" in url:
+    """The directory `url` names if it lies inside `root` once `..` is resolved; 403 outside it, 404
+    when missing. Links inside the root are followed: whoever can make them can write the root, and
+    the platform's own layout under /opt/ml/models is not documented."""
+    if not url.startswith("/") or "\x00" in url:
         raise formats.ClientError(400, f"url: expected an absolute path; got {formats._short(url)}")
-    base = Path(root).resolve()
+    base, resolved = Path(os.path.abspath(root)), Path(os.path.normpath(url))
     try:
-        resolved = path.resolve()
         inside = resolved.is_relative_to(base)
         found = inside and resolved.is_dir()
     except OSError as exc:  # a name too long, a loop of links

@@ -198,6 +198,17 @@ def test_list_pages_with_next_page_token(mms: Client) -> None:
         assert status == 400 and error["message"].startswith(field), query
 
 
+def test_a_name_with_slashes_is_served_under_its_path(mms: Client, models) -> None:
+    """model_name is SageMaker's opaque key; a relative path such as a TargetModel works too."""
+    _, trained, x = models
+    name = "group/forest.tar.gz"
+    assert mms.load(name, "forest")[0] == 200
+    status, answer = mms.invoke(name, _records(x, 3))
+    assert status == 200 and answer["predictions"] == trained["forest"].predict(x.head(3)).tolist()
+    assert mms.call("GET", f"/models/{name}")[1]["modelName"] == name
+    assert mms.call("DELETE", f"/models/{name}")[0] == 200
+
+
 def _bad_loads(root: Path) -> list[tuple[bytes, int, str]]:
     def body(**fields: object) -> bytes:
         return json.dumps(fields).encode()
@@ -211,7 +222,8 @@ def _bad_loads(root: Path) -> list[tuple[bytes, int, str]]:
         (body(url=model), 400, "model_name:"),
         (body(model_name=3, url=model), 400, "model_name:"),
         (body(model_name="", url=model), 400, "model_name:"),
-        (body(model_name="a/b", url=model), 400, "model_name:"),
+        (body(model_name="a\tb", url=model), 400, "model_name:"),
+        (body(model_name="x" * 513, url=model), 400, "model_name:"),
         (body(model_name="a b", url=model), 400, "model_name:"),
         (body(model_name="a"), 400, "url:"),
         (body(model_name="a", url=["x"]), 400, "url:"),

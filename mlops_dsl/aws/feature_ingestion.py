@@ -144,7 +144,7 @@ def _job_statements(t: FeatureStore, ctx: StackContext, g: FeatureGroup, group_a
         iam.statement("PullIngestionImage", ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
                                              "ecr:BatchCheckLayerAvailability"],
                       [iam.arn(ctx, "ecr", "repository/" + repository_name(ctx.platform, ctx.namespace.name,
-                                                                           t.ingestion_image.repository))]),
+                                                                           g.ingestion.image.repository))]),
         # GetAuthorizationToken acts on the registry, which has no ARN to scope it to.
         iam.statement("RegistryLogin", ["ecr:GetAuthorizationToken"], "*"),
         *network_statements(ctx, security_group),
@@ -163,11 +163,6 @@ def render_ingestion(t: FeatureStore, ctx: StackContext, groups: dict[str, Resou
     bucket_arns = ctx.upstream_output(data, "bucket_arns")
     subnets = ctx.upstream_output(data, "private_subnet_ids")
     security_group = ctx.upstream_output(data, "sagemaker_security_group_id")
-    # The repository TrainingInfrastructure creates (repositories.py names it); the features stack
-    # deploys first, so it names the image rather than reading the training stack's outputs.
-    repository = f"{registry(aws.account_id, aws.region)}/" + repository_name(
-        ctx.platform, ctx.namespace.name, t.ingestion_image.repository)
-    image = image_uri(repository, ctx.image_tag(t.ingestion_image))
     topic = alert_topic(ctx, f"{ctx.name}-features-alerts", "feature ingestion alert", {
         "CloudWatchAlarmsOfThisAccount": "cloudwatch.amazonaws.com"})
     logs = Resource("aws_cloudwatch_log_group", "ingestion_state_machines", {
@@ -180,6 +175,11 @@ def render_ingestion(t: FeatureStore, ctx: StackContext, groups: dict[str, Resou
     for g in ingested:
         assert g.ingestion is not None
         address, purpose = g.name.replace("-", "_"), f"ingest-{g.name}"
+        # The repository TrainingInfrastructure creates (repositories.py names it); the features stack
+        # deploys first, so it names the image rather than reading the training stack's outputs.
+        repository = f"{registry(aws.account_id, aws.region)}/" + repository_name(
+            ctx.platform, ctx.namespace.name, g.ingestion.image.repository)
+        image = image_uri(repository, ctx.image_tag(g.ingestion.image))
         spec = Resource("aws_s3_object", f"ingestion_spec_{address}", {
             "bucket": buckets[t.offline_zone],
             "key": f"{SPEC_PREFIX}/{g.name}.json",

@@ -67,6 +67,9 @@ class Ingestion(Spec):
     """PutRecord calls in flight at once. Default 4: the store's on-demand throughput absorbs it."""
     instance_type: str = "ml.m5.large"
     """The Processing job's instance. Default ml.m5.large: the job reads and writes, it does not train."""
+    image: Image = Image("training")
+    """The image the job runs (`python -m training ingest`). Default the training image, whose
+    repository TrainingInfrastructure creates: the ingestion runs once that image is pushed."""
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "prefix": [RAW_PREFIX],
@@ -75,6 +78,7 @@ class Ingestion(Spec):
         "on_new_data": [Options((True, False))],
         "concurrency": [Interval(int, 1, 32)],
         "instance_type": [INSTANCE_TYPE],
+        "image": [InstanceOf(Image)],
     }
 
     def check_combinations(self) -> list[str]:
@@ -153,10 +157,6 @@ class FeatureStore(Template):
     raw_zone: str = "raw"
     """The data zone the ingestion reads raw data from (and quarantines bad rows in). Default 'raw'."""
 
-    ingestion_image: Image = Image("training")
-    """The image the ingestion jobs run (`python -m training ingest`). Default the training image,
-    whose repository TrainingInfrastructure creates: the ingestion runs once that image is pushed."""
-
     name: str = field(default="features", kw_only=True)
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
@@ -164,7 +164,6 @@ class FeatureStore(Template):
         "groups": [ListOf(InstanceOf(FeatureGroup), min_len=1, max_len=50)],
         "offline_zone": [Pattern(r"[a-z][a-z0-9-]{0,15}", "a zone name")],
         "raw_zone": [Pattern(r"[a-z][a-z0-9-]{0,15}", "a zone name")],
-        "ingestion_image": [InstanceOf(Image)],
         "protect_from_destroy": [Options((True, False))],
         "name": [Pattern(NAME_PATTERN, NAME_RULE)],
     }

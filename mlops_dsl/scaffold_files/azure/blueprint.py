@@ -43,7 +43,7 @@ features = FeatureStore(data, groups=[
             Feature("support_calls", "integral"),
         ],
     ),
-], ingestion_image=Image("training", target="azureml"))  # Azure ML jobs run the azureml stage
+])
 
 training = TrainingInfrastructure(
     data,

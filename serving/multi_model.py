@@ -241,6 +241,9 @@ class MultiModelServer(Server):
 
     async def invoke(self, name: str, scope: Scope, receive: Receive, reply: _Reply) -> None:
         hosted = self.hosted.get(name)
+        if hosted is None and name in self.loading:  # answered once its load ends, rather than 404 meanwhile
+            await asyncio.shield(self.loading[name])
+            hosted = self.hosted.get(name)
         if hosted is None:
             await _not_loaded(reply, name)
             return

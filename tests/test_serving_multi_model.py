@@ -436,6 +436,27 @@ def test_no_request_to_the_multi_model_routes_is_a_5xx(in_process, route: tuple[
     assert after[0] == 200
 
 
+def test_an_invocation_of_a_model_being_loaded_waits_for_its_load(in_process, models) -> None:
+    root, trained, x = models
+    loop, server, _ = in_process
+    body = json.dumps({"model_name": "linear", "url": str(root / "linear" / "model")}).encode()
+    rows = json.dumps({"dataframe_records": _records(x, 4)}).encode()
+
+    async def scenario():
+        loading = asyncio.get_running_loop().create_task(_asgi(server, "POST", "/models", body))
+        while "linear" not in server.loading:
+            await asyncio.sleep(0)
+        invoked = await _asgi(server, "POST", "/models/linear/invoke", rows, [(b"content-type", b"application/json")])
+        return await loading, invoked
+
+    loaded, invoked = loop.run_until_complete(scenario())
+    try:
+        assert loaded[0] == 200 and invoked[0] == 200, (loaded, invoked)
+        assert json.loads(invoked[2])["predictions"] == trained["linear"].predict(x.head(4)).tolist()
+    finally:
+        assert loop.run_until_complete(_asgi(server, "DELETE", "/models/linear"))[0] == 200
+
+
 def test_the_mode_and_the_bound_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SAGEMAKER_MULTI_MODEL", "MLOPS_MULTI_MODEL_MAX_LOADED", "MLOPS_MULTI_MODEL_ROOT",
                  "SAGEMAKER_MODEL_SERVER_WORKERS"):

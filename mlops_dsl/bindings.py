@@ -23,6 +23,9 @@ from pathlib import Path
 PACKAGES = {"aws": "cdktn_provider_aws", "azurerm": "cdktn_provider_azurerm"}
 DISTRIBUTIONS = {"aws": "cdktn-provider-aws", "azurerm": "cdktn-provider-azurerm"}
 INSTALL = "pip install 'mlops-dsl[cdktn]'"
+# Modules of a bindings package that hold no resource type: the provider block, and the provider's
+# functions (`provider::aws::arn_parse(...)`).
+NOT_TYPES = {"provider", "provider_functions"}
 META = {"connection", "count", "depends_on", "for_each", "lifecycle", "provider", "provisioners"}
 
 # A class whose constructor takes keyword-only arguments, on one line or one per line as the
@@ -151,13 +154,54 @@ def _provider_of(type_name: str) -> str:
     return type_name.split("_", 1)[0]
 
 
+# Each module's docstring opens with the Terraform name it binds: "# `aws_s3control_bucket`",
+# "# `data_aws_vpc`". Module names are usually that name without the provider prefix, but not
+# always: the generator splits some words (aws_s3control_bucket is the module s3_control_bucket,
+# azurerm_sentinel_data_connector_office_365 is ..._office365).
+_HEADING = re.compile(r"^# `(\w+)`", re.MULTILINE)
+
+
+def _heading(provider: str, module: str) -> str | None:
+    """The Terraform name a module binds (None when it is no module of the package)."""
+    path = package_dir(provider) / module / "__init__.py"
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as handle:
+        found = _HEADING.search(handle.read(400))
+    return found[1] if found else None
+
+
+@cache
+def _modules(provider: str) -> dict[tuple[str, bool], str]:
+    """(type, is a data source) -> module, for every type of a provider, from the modules' headings."""
+    index = {}
+    for path in package_dir(provider).iterdir():
+        if path.name.startswith("_") or path.name in NOT_TYPES:
+            continue
+        name = _heading(provider, path.name)
+        if name and name.startswith(f"data_{provider}_"):
+            index[(name.removeprefix("data_"), True)] = path.name
+        elif name and name.startswith(f"{provider}_"):
+            index[(name, False)] = path.name
+    return index
+
+
+def _module_of(type_name: str, data: bool) -> str | None:
+    """The module binding a type: the usual name when its heading says so (one small read), else
+    the index of every module (read once)."""
+    provider = _provider_of(type_name)
+    guess = ("data_" + type_name) if data else type_name[len(provider) + 1:]
+    if _heading(provider, guess) == (("data_" + type_name) if data else type_name):
+        return guess
+    return _modules(provider).get((type_name, data))
+
+
 def resource(type_name: str, data: bool = False) -> Schema | None:
     """The schema of a resource (or data source) type; None when the provider has no such type."""
-    provider = _provider_of(type_name)
-    module = ("data_" + type_name) if data else type_name[len(provider) + 1:]
-    if not (package_dir(provider) / module / "__init__.py").exists():
+    module = _module_of(type_name, data)
+    if module is None:
         return None
-    return next((s for is_config, s in _module(provider, module).values() if is_config), None)
+    return next((s for is_config, s in _module(_provider_of(type_name), module).values() if is_config), None)
 
 
 def provider_config(provider: str) -> Schema | None:
@@ -169,25 +213,6 @@ def block(parent: Schema, provider: str, name: str) -> Schema:
     return _module(provider, parent.module)[name][1]
 
 
-# Modules of a bindings package that hold no resource type: the provider block, and the provider's
-# functions (`provider::aws::arn_parse(...)`).
-NOT_TYPES = {"provider", "provider_functions"}
-
-
 def known_types(provider: str, data: bool = False) -> list[str]:
-    """Every resource (or data source) type of a provider, from the bindings' module names.
-
-    Data sources are `data_<provider>_<name>` and ephemeral resources `ephemeral_<provider>_<name>`;
-    every other module is a resource named without its provider prefix, which may itself start
-    with `data_` (azurerm_data_factory is the module `data_factory`)."""
-    data_prefix, ephemeral_prefix = f"data_{provider}_", f"ephemeral_{provider}_"
-    names = []
-    for path in package_dir(provider).iterdir():
-        if not path.is_dir() or path.name.startswith("_") or path.name in NOT_TYPES:
-            continue
-        if path.name.startswith(data_prefix):
-            if data:
-                names.append(path.name.removeprefix("data_"))
-        elif not data and not path.name.startswith(ephemeral_prefix):
-            names.append(f"{provider}_{path.name}")
-    return sorted(names)
+    """Every resource (or data source) type of a provider, as Terraform names them."""
+    return sorted(name for name, is_data in _modules(provider) if is_data == data)

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from mlops_dsl import bindings
-from mlops_dsl.terraform import Block, DataSource, Expr, Provider, Resource, Stack
+from mlops_dsl import bindings, blueprints, namespaces, provider_floor, synth
+from mlops_dsl.aws.provider import AWS_PROVIDER
+from mlops_dsl.terraform import Block, DataSource, Expr, Provider, RequiredProvider, Resource, Settings, Stack
 from mlops_dsl.validate import validate
 
 from .conftest import ROOT, Project
@@ -94,7 +95,11 @@ def test_every_committed_stack_matches_the_pinned_schemas() -> None:
     result = subprocess.run([sys.executable, "-m", "mlops_dsl.cli", "validate", "--schema"], cwd=ROOT,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert "28 stacks in 4 namespaces are valid; " in result.stdout
+    spaces = namespaces.load(ROOT / "namespaces.yaml")
+    rendered = synth.render_tree(blueprints.load(None), list(spaces.values()), root=ROOT)
+    stacks = sum(len(builds) for builds in rendered.builds.values())
+    assert stacks >= 28 and len(spaces) == 4
+    assert f"{stacks} stacks in {len(spaces)} namespaces are valid; " in result.stdout
     # azuread (the Cosmos DB principal's lookup) and time (role propagation) are in the Azure data stack
     assert "values of SageMaker requests (pipeline steps, state machines) match the API request shapes, " \
         in result.stdout
@@ -122,3 +127,77 @@ def test_validate_starts_no_jsii_runtime() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsii', 'cdktn', 'cdktn_provider_aws')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+# --- the range's lower bound: hashicorp/aws 5.100 (vendored floor) as well as the 6.x bindings ---------
+
+AWS_RANGE = Settings(None, {"aws": RequiredProvider("hashicorp/aws", ">= 5.100, < 7.0")})
+
+
+def _ranged(*items, providers=(), settings=AWS_RANGE) -> Stack:
+    stack = _stack(*items, providers=providers)
+    stack.settings = settings
+    return stack
+
+
+@needs_bindings
+def test_arguments_and_types_newer_than_the_ranges_lower_bound_are_named() -> None:
+    alarm = {"alarm_name": "a", "metric_name": "m", "namespace": "n", "period": 60, "statistic": "Average",
+             "threshold": 1}
+    variant = Block({"variant_name": "v", "instance_type": "ml.m5.large", "initial_instance_count": 1})
+    stack = _ranged(
+        Resource("aws_s3_bucket", "b", {"bucket": "b", "region": "eu-west-1"}),
+        Resource("aws_cloudwatch_metric_alarm", "a", alarm),
+        Resource("aws_sagemaker_endpoint_configuration", "c", {"production_variants": [variant]}),
+        Resource("aws_s3_bucket_metadata_configuration", "m", {"bucket": "b", "metadata_configuration": Block({
+            "journal_table_configuration": Block({"record_expiration": Block({"expiration": "DISABLED"})}),
+            "inventory_table_configuration": Block({"configuration_state": "DISABLED"})})}),
+        providers=[Provider("aws", {"region": "eu-west-1", "endpoints": Block({"s3vectors": "http://127.0.0.1:1"})})],
+    )
+    at = "hashicorp/aws 5.100.0, which the declared range (>= 5.100, < 7.0) allows"
+    assert validate([("p/t", stack)], schema=True).problems == [
+        f"p/t: provider.aws: endpoints.s3vectors: not in {at} (added later), so Terraform on 5.100.0 rejects it; "
+        "raise the range's lower bound or leave it out",
+        f"p/t: aws_s3_bucket.b: region: not in {at} (added later), so Terraform on 5.100.0 rejects it; raise the "
+        "range's lower bound or leave it out",  # 6.0's per-resource region
+        f"p/t: aws_cloudwatch_metric_alarm.a: comparison_operator: required by {at}, and not set",
+        f"p/t: aws_cloudwatch_metric_alarm.a: evaluation_periods: required by {at}, and not set",
+        f"p/t: aws_sagemaker_endpoint_configuration.c: production_variants.model_name: required by {at}, and not set",
+        f"p/t: aws_s3_bucket_metadata_configuration.m: aws_s3_bucket_metadata_configuration is not a resource type "
+        f"of {at}: it was added later; raise the range's lower bound or do without it",
+    ]
+    # A range that starts at 6.0 leaves 5.100 out: the bindings alone judge.
+    above = Settings(None, {"aws": RequiredProvider("hashicorp/aws", ">= 6.0, < 7.0")})
+    assert validate([("p/t", _ranged(Resource("aws_s3_bucket", "b", {"region": "eu-west-1"}), settings=above))],
+                    schema=True).problems == []
+
+
+@needs_bindings
+def test_a_range_reaching_below_the_vendored_floor_asks_for_a_new_one() -> None:
+    below = Settings(None, {"aws": RequiredProvider("hashicorp/aws", ">= 5.0, < 7.0")})
+    problems = validate([("p/t", _ranged(Resource("aws_s3_bucket", "b", {}), settings=below))], schema=True).problems
+    assert problems == ["the declared hashicorp/aws range (>= 5.0, < 7.0) allows versions below 5.100.0, the "
+                        "lowest whose schema is vendored: regenerate it with tools/vendor_aws_floor.py --version "
+                        "<lower bound>"]
+
+
+@needs_bindings
+def test_the_vendored_floor_matches_the_pinned_bindings_and_the_declared_range() -> None:
+    floor = provider_floor.floor()
+    assert floor.bindings == bindings.describe("aws")  # regenerate it when the cdktn extra moves
+    assert provider_floor.lower_bound(AWS_PROVIDER.version) == floor.version[:2]
+    assert "region" in floor.arguments["resource"]["aws_s3_bucket"]["added"]
+
+
+@needs_bindings
+def test_types_whose_module_name_differs_from_the_terraform_name_are_found() -> None:
+    # the generator writes aws_s3control_bucket as the module s3_control_bucket; the heading names it
+    assert bindings.resource("aws_s3control_bucket").name == "S3ControlBucketConfig"
+    assert bindings.resource("aws_s3_control_bucket") is None
+    assert bindings.resource("azurerm_sentinel_data_connector_office_365").name == \
+        "SentinelDataConnectorOffice365Config"
+    assert bindings.resource("azurerm_data_factory").name == "DataFactoryConfig"  # a resource, not a data source
+    assert "azurerm_data_factory" in bindings.known_types("azurerm")
+    assert "azurerm_data_factory_pipeline" in bindings.known_types("azurerm")
+    assert "azurerm_data_factory_pipeline" not in bindings.known_types("azurerm", data=True)
+    assert "aws_provider_functions" not in bindings.known_types("aws")

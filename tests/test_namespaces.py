@@ -217,8 +217,8 @@ _SERVICE_OF = [("aws_appautoscaling_", "applicationautoscaling"), ("aws_cloudwat
                ("aws_flow_log", "ec2"), ("aws_vpc", "ec2"), ("aws_subnet", "ec2"), ("aws_route", "ec2"),
                ("aws_security_group", "ec2"), ("aws_default_security_group", "ec2"), ("aws_ecr_", "ecr"),
                ("aws_glue_", "glue"), ("aws_iam_", "iam"), ("aws_kms_", "kms"), ("aws_s3_", "s3"),
-               ("aws_sagemaker_", "sagemaker"), ("aws_scheduler_", "scheduler"), ("aws_sns_", "sns"),
-               ("aws_sqs_", "sqs")]
+               ("aws_sagemaker_", "sagemaker"), ("aws_scheduler_", "scheduler"), ("aws_sfn_", "sfn"),
+               ("aws_sns_", "sns"), ("aws_sqs_", "sqs")]
 
 
 @pytest.mark.parametrize("pinned", [False, True])

@@ -115,7 +115,11 @@ def _merge_override(current: Any, value: Any, path: str) -> Any:
 
 
 class Template:
-    """Base of the four platform templates. Subclasses are dataclasses with a `name` field."""
+    """Base of every template, the built-in four and a team's own (README: Your own templates).
+
+    Subclasses are dataclasses with a `name` field; `extend` and `override` are the escape hatches
+    (README: Escape hatches), `renamed_from` acknowledges a migrated state (README: Renames).
+    """
 
     name: str
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {}

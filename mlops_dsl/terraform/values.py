@@ -83,7 +83,7 @@ def blocks(items: Iterable[Block] = ()) -> Blocks:
     return Blocks(items)
 
 
-Scalar: TypeAlias = Union[None, bool, int, float, str]  # noqa: UP007 - recursive alias needs Union
+Scalar: TypeAlias = Union[bool, int, float, str, None]  # noqa: UP007 - recursive alias needs Union
 Value: TypeAlias = Union[Scalar, Expr, Interp, Call, Block, Sequence["Value"], Mapping[str, "Value"]]  # noqa: UP007
 
 

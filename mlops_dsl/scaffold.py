@@ -218,23 +218,50 @@ def check_target(directory: Path) -> None:
         raise ScaffoldError(f"{directory}: its parent directory {directory.resolve().parent} does not exist")
 
 
+def _write(staging: Path, files: dict[str, File]) -> None:
+    for rel, file in sorted(files.items()):
+        path = staging / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(file.content)
+        if file.executable:  # execute where the umask lets read: rw-r--r-- becomes rwxr-xr-x
+            mode = path.stat().st_mode
+            path.chmod(mode | (mode & 0o444) >> 2)
+
+
+def _move_into(staging: Path, target: Path) -> None:
+    """Move staging's entries into the (empty) target, or none of them: the target directory itself
+    stays, so a shell whose working directory it is (`mlops init .`) sees the project."""
+    moved: list[Path] = []
+    try:
+        for entry in sorted(staging.iterdir()):
+            os.rename(entry, target / entry.name)
+            moved.append(entry)
+    except OSError:
+        for entry in reversed(moved):
+            os.rename(target / entry.name, entry)
+        raise
+    staging.rmdir()
+
+
 def create(directory: Path, files: dict[str, File]) -> None:
-    """Write `files` into a new directory at `directory`: all of them, or (on any failure) none."""
+    """Write `files` into a new or empty directory at `directory`: all of them, or (on any failure) none.
+
+    Everything is written to a temporary directory first: beside `directory` when it does not exist
+    yet (then renamed to it in one step), inside it when it exists and is empty (then its entries are
+    moved up, on the same filesystem)."""
     check_target(directory)
     target = directory.resolve()
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.mlops-init-", dir=target.parent))
+    existing = target.is_dir()
+    staging = Path(tempfile.mkdtemp(prefix=".mlops-init-", dir=target if existing else target.parent))
     try:
-        for rel, file in sorted(files.items()):
-            path = staging / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(file.content)
-            if file.executable:  # execute where the umask lets read: rw-r--r-- becomes rwxr-xr-x
-                mode = path.stat().st_mode
-                path.chmod(mode | (mode & 0o444) >> 2)
-        # mkdtemp made the directory private (0700); give it the mode a plain mkdir would.
-        probe = (staging / "README.md").stat().st_mode & 0o777
-        staging.chmod(probe | (probe & 0o444) >> 2)
-        os.rename(staging, target)  # replaces an empty directory; fails if it filled up meanwhile
+        _write(staging, files)
+        if existing:
+            _move_into(staging, target)
+        else:
+            # mkdtemp made the directory private (0700); give it the mode a plain mkdir would.
+            probe = (staging / "README.md").stat().st_mode & 0o777
+            staging.chmod(probe | (probe & 0o444) >> 2)
+            os.rename(staging, target)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise OperationError(f"{directory}: could not create the project ({exc.strerror or exc}); nothing was "

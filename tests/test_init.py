@@ -8,6 +8,7 @@ mlops-dsl installed here is the one the project depends on by path).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -84,11 +85,15 @@ def test_it_refuses_a_non_empty_directory_and_leaves_it_as_it_was(tmp_path: Path
     assert [p.name for p in project.iterdir()] == ["notes.txt"]
 
 
-def test_an_empty_directory_is_filled(tmp_path: Path) -> None:
+def test_the_empty_working_directory_is_filled_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = tmp_path / "empty"
     project.mkdir()
-    assert _init(str(project), "--cloud", "azure", "--name", "fin-team").exit_code == 0
-    assert (project / "blueprints" / "fin_team.py").is_file()
+    monkeypatch.chdir(project)
+    inode = os.stat(".").st_ino
+    assert _init(".", "--cloud", "azure", "--name", "fin-team").exit_code == 0
+    assert os.stat(".").st_ino == inode, "the directory was replaced: a shell in it would see none of the files"
+    assert Path("blueprints/fin_team.py").is_file()
+    assert not [p for p in project.iterdir() if p.name.startswith(".mlops-init")]
     names = [line.split(":", 1)[1].strip() for line in (project / "namespaces.yaml").read_text().splitlines()
              if "storage_account_name" in line]
     assert names == ["finteamtfdev", "finteamtfstaging", "finteamtfprod"]
@@ -124,7 +129,7 @@ def test_a_failure_while_writing_leaves_no_half_project(tmp_path: Path, monkeypa
 
     def fail_on_the_tenth(self: Path, data: bytes) -> int:
         written.append(self)
-        if len(written) == 10:
+        if len(written) % 10 == 0:  # the tenth file of each run
             raise OSError(28, "No space left on device")
         return real(self, data)
 
@@ -134,6 +139,30 @@ def test_a_failure_while_writing_leaves_no_half_project(tmp_path: Path, monkeypa
     assert "could not create the project (No space left on device); nothing was written" in result.output
     assert len(written) == 10
     assert list(tmp_path.iterdir()) == []
+
+    (tmp_path / "empty").mkdir()  # an existing empty directory stays empty
+    result = _init(str(tmp_path / "empty"), "--cloud", "aws", "--name", "churn-team")
+    assert result.exit_code == 1 and len(written) == 20
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_a_failure_while_moving_into_an_empty_directory_moves_everything_back(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "empty"
+    project.mkdir()
+    real, moves = os.rename, []
+
+    def fail_on_the_fourth(src: Path, dst: Path) -> None:
+        moves.append(dst)
+        if len(moves) == 4:
+            raise OSError(18, "Invalid cross-device link")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", fail_on_the_fourth)
+    result = _init(str(project), "--cloud", "aws", "--name", "churn-team")
+    assert result.exit_code == 1 and "Invalid cross-device link" in result.output
+    assert len(moves) == 4 + 3  # three moved in, three moved back
+    assert list(project.iterdir()) == []
 
 
 def _fake_checkout(root: Path, config: str) -> Path:

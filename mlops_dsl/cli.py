@@ -203,8 +203,8 @@ def validate(wanted: tuple[str, ...], schema: bool, blueprints: tuple[Path, ...]
         raise click.ClickException(str(exc)) from None
     if report.problems:
         raise InputError(report.problems)
-    floor = f" (the AWS ones at hashicorp/aws {report.floor} too, their range's lowest)" if report.floor else ""
-    checked = (f"; {report.checked} resources, data sources and providers match the pinned provider schemas{floor}, "
+    floors = f" (and {', '.join(sorted(report.floors))}, their ranges' lowest)" if report.floors else ""
+    checked = (f"; {report.checked} resources, data sources and providers match the pinned provider schemas{floors}, "
                f"{report.pipeline_values} values of SageMaker requests (pipeline steps, state machines) match the API "
                "request shapes, "
                f"{report.azapi_bodies} azapi bodies match the types of their API versions"

@@ -1,13 +1,15 @@
-"""The lowest hashicorp/aws version the stacks' declared range allows, held against the bindings.
+"""The lowest provider version a stack's declared range allows, held against the bindings.
 
-`mlops validate --schema` reads names from cdktn-provider-aws, generated from one 6.x release,
-while the stacks declare `>= 5.100, < 7.0` (the local namespace runs 5.100 from the mirror).
-Whatever the bindings accept must work at both ends of the range, so this module adds what 5.100
-lacks and what it requires, from the vendored difference (vendor/aws_floor/floor.json, made by
-tools/vendor_aws_floor.py from the real 5.100 schema; see its NOTICE.md): types and arguments added
-after 5.100 (every resource's `region` since 6.0, for one) are reported, and so is an argument that
-5.100 requires and 6.x made optional (aws_cloudwatch_metric_alarm's `comparison_operator`).
-Arguments removed in 6.0 are already refused by the bindings, rightly: 6.x is in the range too.
+`mlops validate --schema` reads names from the cdktn-provider-* bindings, each generated from one
+recent release, while the stacks declare ranges that start lower: hashicorp/aws `>= 5.100, < 7.0`
+against bindings of 6.69.1 (the local namespace runs 5.100 from the mirror), hashicorp/azurerm
+`>= 4.55, < 5.0` against 4.81.0. Whatever the bindings accept must work at both ends of the range,
+so this module adds what the lower bound lacks and what it requires, from the vendored difference
+(vendor/floors/<provider>.json, made by tools/vendor_floors.py; see its NOTICE.md): types and
+arguments added later (every AWS resource's `region` since 6.0, for one) are reported, and so is
+an argument that the lower bound requires and a later release made optional
+(aws_cloudwatch_metric_alarm's `comparison_operator`). Arguments a later release removed are
+already refused by the bindings, rightly: that release is in the range too.
 """
 
 from __future__ import annotations
@@ -23,11 +25,10 @@ from typing import Any
 from .terraform import Block, Blocks
 from .terraform.values import Value
 
-SOURCE = "hashicorp/aws"
-
 
 @dataclass(frozen=True)
 class Floor:
+    provider: str  # hashicorp/aws
     version: tuple[int, ...]
     text: str  # as written in the file, e.g. 5.100.0
     bindings: str  # the bindings it was compared with
@@ -40,10 +41,13 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 @cache
-def floor() -> Floor:
-    data: dict[str, Any] = json.loads(resources.files("mlops_dsl").joinpath("vendor/aws_floor/floor.json")
-                                      .read_text(encoding="utf-8"))
-    return Floor(_version(data["version"]), data["version"], data["bindings"],
+def floor(provider: str) -> Floor | None:
+    """The vendored floor of a provider (the local name: aws, azurerm); None when none is vendored."""
+    path = resources.files("mlops_dsl").joinpath(f"vendor/floors/{provider}.json")
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return Floor(data["provider"], _version(data["version"]), data["version"], data["bindings"],
                  {kind: frozenset(types) for kind, types in data["types_added"].items()}, data["arguments"])
 
 
@@ -54,18 +58,18 @@ def lower_bound(constraint: str) -> tuple[int, ...] | None:
     return min(bounds) if bounds else None
 
 
-def in_range(constraint: str) -> bool:
+def in_range(current: Floor, constraint: str) -> bool:
     """Whether the floor's version is inside the declared range (its lower bound is at or below it),
     so the floor's schema must hold. A range that starts above it needs no floor check."""
-    return _pad(lower_bound(constraint) or (0,)) <= _pad(floor().version)
+    return _pad(lower_bound(constraint) or (0,)) <= _pad(current.version)
 
 
-def stale(constraint: str) -> str | None:
+def stale(current: Floor, constraint: str) -> str | None:
     """Why the vendored floor does not reach the bottom of the range (None when it does)."""
-    if _pad(lower_bound(constraint) or (0,)) >= _pad(floor().version):
+    if _pad(lower_bound(constraint) or (0,)) >= _pad(current.version):
         return None
-    return (f"the declared {SOURCE} range ({constraint}) allows versions below {floor().text}, the lowest whose "
-            f"schema is vendored: regenerate it with tools/vendor_aws_floor.py --version <lower bound>")
+    return (f"the declared {current.provider} range ({constraint}) allows versions below {current.text}, the lowest "
+            f"whose schema is vendored: regenerate it with tools/vendor_floors.py (its docstring says how)")
 
 
 def _pad(version: tuple[int, ...]) -> tuple[int, ...]:
@@ -99,11 +103,11 @@ def _missing(body: Mapping[str, Value], path: str) -> bool:
     return any(_missing(block.body, rest) for block in _blocks(value))
 
 
-def check(kind: str, type_name: str, body: Mapping[str, Value], where: str, constraint: str) -> list[str]:
+def check(current: Floor, kind: str, type_name: str, body: Mapping[str, Value], where: str,
+          constraint: str) -> list[str]:
     """Problems of one resource ("resource"), data source ("data") or provider block ("provider",
-    type "aws") at the floor of the declared range."""
-    current = floor()
-    at = f"hashicorp/aws {current.text}, which the declared range ({constraint}) allows"
+    type: the provider's name) at the floor of the declared range."""
+    at = f"{current.provider} {current.text}, which the declared range ({constraint}) allows"
     if type_name in current.types_added.get(kind, ()):
         noun = "data source" if kind == "data" else "resource"
         return [f"{where}: {type_name} is not a {noun} type of {at}: it was added later; raise the range's lower "

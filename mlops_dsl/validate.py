@@ -7,8 +7,8 @@ argument (`tags = {}`), each nested block is a block (`rule {}`, never `rule = [
 required arguments are present, and literal values have a kind the argument accepts. Each step of a
 SageMaker pipeline definition is checked against the API request it becomes (botocore's model), and each
 azapi body against the Azure types of its pinned API version (`azapi_check`). AWS arguments are held to
-the lowest hashicorp/aws version the stack's range allows as well (`provider_floor`): the bindings come
-from a newer release. Expressions
+the lowest provider version the stack's range allows as well (`provider_floor`): the bindings come from
+a newer release. Expressions
 are known only at apply time and are not type-checked. Problems name the platform, template,
 resource and attribute path, with the closest valid name.
 """
@@ -35,7 +35,7 @@ class Report:
     checked: int = 0  # resources, data sources and providers checked against a schema
     pipeline_values: int = 0  # values of pipeline steps checked against the SageMaker API's request shapes
     azapi_bodies: int = 0  # azapi bodies checked against the vendored types of their API version
-    floor: str = ""  # the hashicorp/aws version AWS arguments were also held to, when a range allowed it
+    floors: set[str] = field(default_factory=set)  # lower bounds also held to: "hashicorp/aws 5.100.0"
 
 
 def structural(where: str, stack: Stack) -> list[str]:
@@ -122,19 +122,22 @@ def check_body(schema: bindings.Schema, provider: str, body: Mapping[str, Value]
     return problems
 
 
-def _aws_floor(stack: Stack, report: Report) -> str | None:
-    """The stack's hashicorp/aws range when the vendored floor version lies inside it (then every AWS
-    argument must exist there too), else None."""
-    aws = stack.settings.required_providers.get("aws")
-    if aws is None or aws.source != provider_floor.SOURCE or not aws.version:
-        return None
-    if not provider_floor.in_range(aws.version):
-        return None
-    stale = provider_floor.stale(aws.version)
-    if stale and stale not in report.problems:
-        report.problems.append(stale)
-    report.floor = provider_floor.floor().text
-    return aws.version
+def _floors(stack: Stack, report: Report) -> dict[str, tuple[provider_floor.Floor, str]]:
+    """Provider name -> (its vendored floor, the stack's declared range), for each provider whose
+    floor version lies inside the stack's range (then every argument must exist there too)."""
+    out = {}
+    for name, required in stack.settings.required_providers.items():
+        current = provider_floor.floor(name) if name in bindings.PACKAGES else None
+        if current is None or required.source != current.provider or not required.version:
+            continue
+        if not provider_floor.in_range(current, required.version):
+            continue
+        stale = provider_floor.stale(current, required.version)
+        if stale and stale not in report.problems:
+            report.problems.append(stale)
+        report.floors.add(f"{current.provider} {current.text}")
+        out[name] = (current, required.version)
+    return out
 
 
 def check_schema(where: str, stack: Stack, report: Report) -> None:
@@ -142,7 +145,7 @@ def check_schema(where: str, stack: Stack, report: Report) -> None:
         *((r.type, r.address, r.body, False) for r in stack.resources),
         *((d.type, d.address, d.body, True) for d in stack.data),
     ]
-    floor_range = _aws_floor(stack, report)
+    floors = _floors(stack, report)
     for block in stack.providers:
         if block.name not in bindings.PACKAGES:
             report.unchecked.add(block.name)
@@ -151,9 +154,10 @@ def check_schema(where: str, stack: Stack, report: Report) -> None:
         if provider_schema is not None:
             report.checked += 1
             report.problems += check_body(provider_schema, block.name, block.body, f"{where}: provider.{block.name}")
-            if block.name == "aws" and floor_range:
-                report.problems += provider_floor.check("provider", "aws", block.body, f"{where}: provider.aws",
-                                                        floor_range)
+            if block.name in floors:
+                current, constraint = floors[block.name]
+                report.problems += provider_floor.check(current, "provider", block.name, block.body,
+                                                        f"{where}: provider.{block.name}", constraint)
     for type_name, address, body, data in items:
         provider = type_name.split("_", 1)[0]
         if provider in BUILT_IN:
@@ -173,9 +177,10 @@ def check_schema(where: str, stack: Stack, report: Report) -> None:
             continue
         report.checked += 1
         report.problems += check_body(schema, provider, body, f"{where}: {address}")
-        if provider == "aws" and floor_range:
-            report.problems += provider_floor.check("data" if data else "resource", type_name, body,
-                                                    f"{where}: {address}", floor_range)
+        if provider in floors:
+            current, constraint = floors[provider]
+            report.problems += provider_floor.check(current, "data" if data else "resource", type_name, body,
+                                                    f"{where}: {address}", constraint)
         if type_name == "aws_sagemaker_pipeline" and not data:
             check_pipeline(body, f"{where}: {address}", report)
         if type_name == "aws_sfn_state_machine" and not data:

@@ -10,6 +10,7 @@ import pytest
 
 from mlops_dsl import bindings, blueprints, namespaces, provider_floor, synth
 from mlops_dsl.aws.provider import AWS_PROVIDER
+from mlops_dsl.azure.provider import AZURERM_PROVIDER
 from mlops_dsl.terraform import Block, DataSource, Expr, Provider, RequiredProvider, Resource, Settings, Stack
 from mlops_dsl.validate import validate
 
@@ -131,7 +132,8 @@ def test_validate_starts_no_jsii_runtime() -> None:
 
 # --- the range's lower bound: hashicorp/aws 5.100 (vendored floor) as well as the 6.x bindings ---------
 
-AWS_RANGE = Settings(None, {"aws": RequiredProvider("hashicorp/aws", ">= 5.100, < 7.0")})
+AWS_RANGE = Settings(None, {"aws": RequiredProvider("hashicorp/aws", ">= 5.100, < 7.0"),
+                             "azurerm": RequiredProvider("hashicorp/azurerm", ">= 4.55, < 5.0")})
 
 
 def _ranged(*items, providers=(), settings=AWS_RANGE) -> Stack:
@@ -152,9 +154,13 @@ def test_arguments_and_types_newer_than_the_ranges_lower_bound_are_named() -> No
         Resource("aws_s3_bucket_metadata_configuration", "m", {"bucket": "b", "metadata_configuration": Block({
             "journal_table_configuration": Block({"record_expiration": Block({"expiration": "DISABLED"})}),
             "inventory_table_configuration": Block({"configuration_state": "DISABLED"})})}),
+        # azurerm 4.55 has no ip_masking_enabled (the bindings are 4.81.0)
+        Resource("azurerm_application_insights", "i", {"name": "i", "location": "l", "resource_group_name": "g",
+                                                       "application_type": "web", "ip_masking_enabled": True}),
         providers=[Provider("aws", {"region": "eu-west-1", "endpoints": Block({"s3vectors": "http://127.0.0.1:1"})})],
     )
     at = "hashicorp/aws 5.100.0, which the declared range (>= 5.100, < 7.0) allows"
+    at_azurerm = "hashicorp/azurerm 4.55.0, which the declared range (>= 4.55, < 5.0) allows"
     assert validate([("p/t", stack)], schema=True).problems == [
         f"p/t: provider.aws: endpoints.s3vectors: not in {at} (added later), so Terraform on 5.100.0 rejects it; "
         "raise the range's lower bound or leave it out",
@@ -165,9 +171,11 @@ def test_arguments_and_types_newer_than_the_ranges_lower_bound_are_named() -> No
         f"p/t: aws_sagemaker_endpoint_configuration.c: production_variants.model_name: required by {at}, and not set",
         f"p/t: aws_s3_bucket_metadata_configuration.m: aws_s3_bucket_metadata_configuration is not a resource type "
         f"of {at}: it was added later; raise the range's lower bound or do without it",
+        f"p/t: azurerm_application_insights.i: ip_masking_enabled: not in {at_azurerm} (added later), so Terraform "
+        "on 4.55.0 rejects it; raise the range's lower bound or leave it out",
     ]
     # A range that starts at 6.0 leaves 5.100 out: the bindings alone judge.
-    above = Settings(None, {"aws": RequiredProvider("hashicorp/aws", ">= 6.0, < 7.0")})
+    above = Settings(None, {"aws": RequiredProvider("hashicorp/aws", ">= 6.0, < 7.0")})  # and no azurerm range
     assert validate([("p/t", _ranged(Resource("aws_s3_bucket", "b", {"region": "eu-west-1"}), settings=above))],
                     schema=True).problems == []
 
@@ -177,16 +185,19 @@ def test_a_range_reaching_below_the_vendored_floor_asks_for_a_new_one() -> None:
     below = Settings(None, {"aws": RequiredProvider("hashicorp/aws", ">= 5.0, < 7.0")})
     problems = validate([("p/t", _ranged(Resource("aws_s3_bucket", "b", {}), settings=below))], schema=True).problems
     assert problems == ["the declared hashicorp/aws range (>= 5.0, < 7.0) allows versions below 5.100.0, the "
-                        "lowest whose schema is vendored: regenerate it with tools/vendor_aws_floor.py --version "
-                        "<lower bound>"]
+                        "lowest whose schema is vendored: regenerate it with tools/vendor_floors.py (its docstring "
+                        "says how)"]
 
 
 @needs_bindings
-def test_the_vendored_floor_matches_the_pinned_bindings_and_the_declared_range() -> None:
-    floor = provider_floor.floor()
-    assert floor.bindings == bindings.describe("aws")  # regenerate it when the cdktn extra moves
-    assert provider_floor.lower_bound(AWS_PROVIDER.version) == floor.version[:2]
-    assert "region" in floor.arguments["resource"]["aws_s3_bucket"]["added"]
+def test_the_vendored_floors_match_the_pinned_bindings_and_the_declared_ranges() -> None:
+    for name, declared in (("aws", AWS_PROVIDER), ("azurerm", AZURERM_PROVIDER)):
+        floor = provider_floor.floor(name)
+        assert floor is not None and floor.provider == declared.source
+        assert floor.bindings == bindings.describe(name)  # regenerate it when the cdktn extra moves
+        assert provider_floor.lower_bound(declared.version) == floor.version[:2]  # or when the range does
+    assert "region" in provider_floor.floor("aws").arguments["resource"]["aws_s3_bucket"]["added"]
+    assert provider_floor.floor("azuread") is None
 
 
 @needs_bindings

@@ -16,7 +16,7 @@ from .cli_common import user_errors
 
 
 @click.command("init")
-@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("--cloud", type=click.Choice(["aws", "azure"]), required=True,
               help="The cloud of the platform (aws also gets a `local` namespace on the AWS emulator).")
 @click.option("--name", default=None,

@@ -1,4 +1,4 @@
-"""`mlops init`: a new project's files, rendered in memory, then moved into place in one rename.
+"""`mlops init`: a new project's files, rendered in memory, then moved into place all at once.
 
 A new project gets a blueprint, namespaces.yaml, a Makefile with this repository's targets, CI,
 a small README and tests, all rendered from the templates in `scaffold_files/` (package data, so
@@ -9,8 +9,8 @@ directory (images.py), `make train` and the emulator's model server run `python 
 `python -m serving` from the working directory, and the training code is the team's to change.
 
 `project_files()` is plain data in, plain data out; `create()` is the only side effect: it writes
-into a fresh temporary directory beside the target and renames it into place, so a failure
-leaves no half-written project behind.
+into a fresh temporary directory and renames it (or, for an existing empty directory, its
+entries) into place, so a failure leaves no half-written project behind.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import pytest
 
 from mlops_dsl import moves, toolchain
 from mlops_dsl.renames import Rename
+from mlops_dsl.runner.plans import changes_of
 from mlops_dsl.terraform import Moved, Resource, Stack, check_references, render
 
 # A team template rendering terraform_data markers (Terraform's built-in provider: applying them needs
@@ -234,10 +235,10 @@ def _terraform(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([binary, *args], cwd=work, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-def _plan(work: Path) -> list[dict]:
+def _plan(work: Path) -> dict:
     planned = _terraform(work, "plan", "-input=false", "-out=plan.bin")
     assert planned.returncode == 0, planned.stderr
-    return json.loads(_terraform(work, "show", "-json", "plan.bin").stdout)["resource_changes"]
+    return json.loads(_terraform(work, "show", "-json", "plan.bin").stdout)
 
 
 def test_terraform_plans_the_rename_as_a_move_against_the_previous_state(repo, tmp_path):
@@ -263,12 +264,17 @@ def test_terraform_plans_the_rename_as_a_move_against_the_previous_state(repo, t
     assert repo.mlops("synth").exit_code == 0
     for name in ("main.tf", "moved.tf"):
         shutil.copy(stack / name, work / name)
-    changes = _plan(work)
+    plan = _plan(work)
+    changes = plan["resource_changes"]
     assert [c["address"] for c in changes if "delete" in c["change"]["actions"]] == []
     moved = [c for c in changes if c.get("previous_address")]
     assert [(c["previous_address"], c["address"], c["change"]["actions"]) for c in moved] == [
         ("terraform_data.alpha", "terraform_data.beta", ["no-op"])]
+    # The runner's summary shows the move, and does not skip the apply that records it in the state.
+    summary = changes_of(plan)
+    assert summary.moved == ["terraform_data.alpha -> terraform_data.beta"] and not summary.empty
+    assert summary.counts() == "0 to add, 0 to change, 0 to replace, 0 to destroy, 1 moved"
 
     (work / "moved.tf").unlink()  # the control: without the block, the same rename destroys
-    changes = _plan(work)
+    changes = _plan(work)["resource_changes"]
     assert [c["address"] for c in changes if "delete" in c["change"]["actions"]] == ["terraform_data.alpha"]

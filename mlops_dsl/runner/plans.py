@@ -36,13 +36,16 @@ class PlanChanges:
     outputs: list[str] = field(default_factory=list)
     # Per served variant whose model changes: "champion: version 4 (image 5d41402abc4b) -> version 7 (...)".
     models: list[str] = field(default_factory=list)
+    # Addresses a `moved` block changes, "old -> new" (README: Renames); the object is kept.
+    moved: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.add or self.change or self.replace or self.destroy or self.outputs)
+        return not (self.add or self.change or self.replace or self.destroy or self.outputs or self.moved)
 
     def counts(self) -> str:
-        return ", ".join(f"{len(getattr(self, k))} to {k}" for k in ("add", "change", "replace", "destroy"))
+        text = ", ".join(f"{len(getattr(self, k))} to {k}" for k in ("add", "change", "replace", "destroy"))
+        return f"{text}, {len(self.moved)} moved" if self.moved else text
 
 
 def changes_of(plan: Mapping[str, Any]) -> PlanChanges:
@@ -51,6 +54,8 @@ def changes_of(plan: Mapping[str, Any]) -> PlanChanges:
     for rc in plan.get("resource_changes") or []:
         actions = rc.get("change", {}).get("actions", [])
         address = rc.get("address", "?")
+        if rc.get("previous_address"):
+            out.moved.append(f"{rc['previous_address']} -> {address}")
         if actions == ["create"]:
             out.add.append(address)
         elif actions == ["update"]:
@@ -199,6 +204,7 @@ def _render(namespace: str, binary: str, plans: list[StackPlan], cap: int | None
         titles = {"destroy": "Destroy", "replace": "Replace", "change": "Change in place", "add": "Add"}
         for kind in KINDS:
             lines += _listing(titles[kind], getattr(p.changes, kind), cap)
+        lines += _listing("Moved (the same object, at a new address)", p.changes.moved, cap)
         if p.changes.outputs:
             lines += [f"Outputs that change: {', '.join(f'`{o}`' for o in p.changes.outputs)}", ""]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -1,6 +1,6 @@
 """`mlops validate --schema` for azapi: each body against the types of its pinned `type@apiVersion`.
 
-There are no cdktf bindings for azapi, and azapi's arguments are few; what goes wrong is the body,
+There are no cdktn bindings for azapi, and azapi's arguments are few; what goes wrong is the body,
 a free-form object azapi checks only against its embedded Azure types (`azapi_types`). We check it
 the way azapi's `schemaValidate` does: the body plus the resource's `name`, `location`, `tags` and
 `identity`, with the provider's own exemptions (a missing `location` or `tags` is not an error,

@@ -3,6 +3,7 @@
 from team_templates import DataArrivals  # blueprints/team_templates/: this team's own template
 
 from mlops_dsl import (
+    Api,
     AutoScaling,
     BatchInference,
     Block,
@@ -111,6 +112,8 @@ serving = ModelServing(
     ],
     deployment=BlueGreen(traffic="CANARY", canary_percent=10, wait_seconds=300, termination_wait_seconds=300),
     autoscaling=AutoScaling(min_capacity=2, max_capacity=6),
+    # Applications call POST /v1/invocations, SigV4-signed, from the platform's VPC (README: An inference API).
+    api=Api(rate_limit=100, burst_limit=200),
 )
 
 # Inference modes (README: Inference modes), each serving the versions pinned for the variants above.

@@ -57,7 +57,12 @@ def test_a_new_project_synthesizes_validates_and_passes_its_own_tests_from_its_d
     # This repository's targets, but `bench`: its benchmarks measure mlops-dsl itself.
     assert _phony(project / "Makefile") == _phony(ROOT / "Makefile") - {"bench"}
     assert (project / ".ci" / "run").stat().st_mode & 0o100
-    assert "churn-team" in (project / "examples" / "github-actions" / "mlops.yml").read_text()
+    workflow = yaml.safe_load((project / "examples" / "github-actions" / "mlops.yml").read_text())
+    ours = yaml.safe_load((ROOT / "examples" / "github-actions" / "mlops.yml").read_text())
+    assert list(workflow["jobs"]) == list(ours["jobs"]) and workflow["permissions"] == ours["permissions"]
+    runs = [step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]]
+    assert "pip install -r requirements.txt" in runs
+    assert any("mlops smoke -n staging --platform churn-team" in run for run in runs)
     assert yaml.safe_load((project / "training" / "config.yaml").read_text())["platform"] == "churn-team"
     for context in ("training", "serving"):
         assert (project / context / "Dockerfile").is_file()

@@ -90,6 +90,16 @@ def test_it_refuses_a_non_empty_directory_and_leaves_it_as_it_was(tmp_path: Path
     assert [p.name for p in project.iterdir()] == ["notes.txt"]
 
 
+def test_a_file_or_a_missing_parent_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = _init(str(tmp_path / "file"), "--cloud", "aws", "--name", "churn-team")
+    assert result.exit_code == 2 and f"Error: {tmp_path / 'file'}: exists and is not a directory" in result.output
+    result = _init(str(tmp_path / "no" / "such"), "--cloud", "aws", "--name", "churn-team")
+    assert result.exit_code == 2
+    assert f"Error: {tmp_path / 'no' / 'such'}: its parent directory {tmp_path / 'no'} does not exist" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
 def test_the_empty_working_directory_is_filled_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = tmp_path / "empty"
     project.mkdir()

@@ -15,7 +15,8 @@ import pytest
 
 from mlops_dsl import moves, toolchain
 from mlops_dsl.renames import Rename
-from mlops_dsl.runner.plans import changes_of
+from mlops_dsl.runner.plans import StackPlan, changes_of
+from mlops_dsl.runner.plans import summary as plan_summary
 from mlops_dsl.terraform import Moved, Resource, Stack, check_references, render
 
 # A team template rendering terraform_data markers (Terraform's built-in provider: applying them needs
@@ -274,6 +275,11 @@ def test_terraform_plans_the_rename_as_a_move_against_the_previous_state(repo, t
     summary = changes_of(plan)
     assert summary.moved == ["terraform_data.alpha -> terraform_data.beta"] and not summary.empty
     assert summary.counts() == "0 to add, 0 to change, 0 to replace, 0 to destroy, 1 moved"
+
+    record = StackPlan("churn", "markers", "0" * 64, "planned", summary)
+    text = plan_summary("dev", "terraform", [StackPlan.from_json(record.to_json())])
+    assert "**Moved (the same object, at a new address)** (1):\n\n- `terraform_data.alpha -> terraform_data.beta`" \
+        in text and "No changes." not in text
 
     (work / "moved.tf").unlink()  # the control: without the block, the same rename destroys
     changes = _plan(work)["resource_changes"]

@@ -13,6 +13,8 @@ import pytest
 from mlops_dsl import BlueprintError, DataInfrastructure, ParameterError, Template, register_renderer
 from mlops_dsl.renderers import registered
 
+from .conftest import NAMESPACES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # A team package beside the blueprint, as blueprints/team_templates/ is in this repository: a template
@@ -119,6 +121,16 @@ def test_team_templates_get_remote_state_ordering_and_validation(project):
     assert 'key          = "churn/prod/report.tfstate"' in versions  # its own state, in its namespace's backend
     result = project.mlops("validate", "--schema")
     assert result.exit_code == 0, result.output
+    # A namespace overrides a team template's parameters like a built-in's, validated the same way.
+    project.write("namespaces.yaml", NAMESPACES + "    overrides:\n      report:\n        days: 9\n")
+    assert project.mlops("synth").exit_code == 0
+    report = project.tree()["prod/churn/report/main.tf"].decode()
+    assert "    9,\n  ]" in report and "    3,\n  ]" in project.tree()["dev/churn/report/main.tf"].decode()
+    project.write("namespaces.yaml", NAMESPACES + "    overrides:\n      report:\n        days: 99\n")
+    result = project.mlops("synth")
+    assert result.exit_code == 2
+    assert "namespaces.prod.overrides.report: The 'days' parameter of Report 'report' must be an int in the range " \
+           "[1, 30]. Got 99 instead." in result.output
     result = project.mlops("graph")
     assert "churn__data --> churn__inventory" in result.output
     assert "churn__inventory --> churn__report" in result.output

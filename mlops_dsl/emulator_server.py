@@ -44,7 +44,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from mlops_dsl import emulator_featurestore, emulator_modes
+from mlops_dsl import emulator_featurestore, emulator_modes, emulator_stepfunctions
 
 REHEARSALS_ENV = "MLOPS_EMULATOR_REHEARSALS"  # the file `mlops emulator rehearse-rollback` writes
 
@@ -338,6 +338,7 @@ def patch() -> None:
     _patch_conditions()
     _patch_invoke()
     emulator_featurestore.patch()  # the Feature Store runtime moto lacks
+    emulator_stepfunctions.patch()  # ListStateMachineVersions, which the AWS provider reads
     emulator_modes.patch()  # Step Functions' ValidateStateMachineDefinition moto lacks
 
 

@@ -108,3 +108,24 @@ def test_delete_removes_the_record_unless_a_newer_one_is_stored(clients: dict[st
     assert "Record" in fs.get_record(FeatureGroupName=GROUP, RecordIdentifierValueAsString="d")
     fs.delete_record(FeatureGroupName=GROUP, RecordIdentifierValueAsString="d", EventTime="2026-01-06T00:00:00Z")
     assert "Record" not in fs.get_record(FeatureGroupName=GROUP, RecordIdentifierValueAsString="d")
+
+
+def test_state_machine_versions_are_listed(aws_emulator: dict[str, str]) -> None:
+    """emulator_stepfunctions.py: the AWS provider reads them after creating a state machine."""
+    import json
+
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name=aws_emulator["region"], endpoint_url=aws_emulator["endpoint"])
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    role = "arn:aws:iam::123456789012:role/sfn"
+    unversioned = sfn.create_state_machine(name="fs-runtime-unversioned", definition=definition, roleArn=role)
+    assert sfn.list_state_machine_versions(stateMachineArn=unversioned["stateMachineArn"])[
+        "stateMachineVersions"] == []
+    arn = sfn.create_state_machine(name="fs-runtime-versions", definition=definition, roleArn=role,
+                                   publish=True)["stateMachineArn"]
+    sfn.update_state_machine(stateMachineArn=arn, definition=definition, publish=True)
+    versions = sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
+    assert [v["stateMachineVersionArn"] for v in versions] == [f"{arn}:2", f"{arn}:1"]
+    with pytest.raises(sfn.exceptions.StateMachineDoesNotExist):
+        sfn.list_state_machine_versions(stateMachineArn=arn + "-gone")

@@ -235,3 +235,13 @@ def test_the_package_data_globs_ship_every_scaffold_template() -> None:
     assert not [p for p in templates if p.name.startswith(".")], "setuptools' globs skip hidden files"
     used = {scaffold.TEMPLATES / t.format(cloud=c) for t in scaffold.LAYOUT.values() for c in ("aws", "azure")}
     assert used == templates, "a template nothing renders, or a layout entry without its template"
+
+
+def test_from_a_wheel_install_without_source_it_asks_for_a_checkout(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # site-packages/mlops_dsl has no training/ or serving/ beside it (checked by hand on a built wheel)
+    monkeypatch.setattr(scaffold, "installed_checkout", lambda: None)
+    result = _init(str(tmp_path / "churn-team"), "--cloud", "aws")
+    assert result.exit_code == 2
+    assert "installed from a wheel" in result.output and "pass --source /path/to/an/mlops-dsl/checkout" in result.output
+    assert list(tmp_path.iterdir()) == []

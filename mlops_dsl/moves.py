@@ -69,7 +69,8 @@ def read_head(root: Path = Path("."), tree: Path = COMMITTED) -> Committed:
         return Committed()
     prefix = tree.as_posix().rstrip("/") + "/"
     paths = [p for p in listed.stdout.decode().split("\0") if p.startswith(prefix)]
-    committed = Committed(stacks={p[len(prefix):].rsplit("/", 1)[0] for p in paths if p.count("/") >= 4})
+    # `<ns>/<platform>/<template>/<file>`: the stacks (stacks.json sits one level up)
+    committed = Committed(stacks={p[len(prefix):].rsplit("/", 1)[0] for p in paths if p[len(prefix):].count("/") == 3})
     wanted = [p for p in paths if p.rsplit("/", 1)[-1] in _WANTED]
     if not wanted:
         return committed

@@ -42,7 +42,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _server(directory: Path, config: dict[str, Any] = CONFIG, **env: str) -> Server:
-    return asyncio.run(_ready(directory, ONLINE_FEATURES=json.dumps(config), **env))
+    # scikit-learn only: the compiled path is test_serving's; here it would only cost start-up time
+    return asyncio.run(_ready(directory, ONLINE_FEATURES=json.dumps(config), SERVING_ENGINE="sklearn", **env))
 
 
 def _stubbed(server: Server) -> Stubber:
@@ -77,8 +78,7 @@ def test_a_request_with_only_the_id_gets_the_full_requests_answer(trained) -> No
         status, body, _ = asyncio.run(_call(server, "POST", "/invocations", _id_request(x, [0, 1])))
     stub.assert_no_pending_responses()
     assert status == 200, body
-    plain = Server(str(directory))  # the same model, every column in the request
-    asyncio.run(plain.startup())
+    plain = asyncio.run(_ready(directory, SERVING_ENGINE="sklearn"))  # the same model, every column sent
     full = json.dumps({"dataframe_records": json.loads(x.head(2).to_json(orient="records"))}).encode()
     expected = asyncio.run(_call(plain, "POST", "/invocations", full))
     assert json.loads(body) == json.loads(expected[1])
@@ -219,8 +219,7 @@ def test_against_the_emulator_a_put_record_then_an_id_only_request(trained, monk
         server = _server(directory, {**CONFIG, "timeout_ms": 2000})
         status, body, _ = asyncio.run(_call(server, "POST", "/invocations", _id_request(x, [0])))
         assert status == 200, body
-        plain = Server(str(directory))
-        asyncio.run(plain.startup())
+        plain = asyncio.run(_ready(directory, SERVING_ENGINE="sklearn"))
         full = json.dumps({"dataframe_records": json.loads(x.head(1).to_json(orient="records"))}).encode()
         assert json.loads(body) == json.loads(asyncio.run(_call(plain, "POST", "/invocations", full))[1])
         status, body, _ = asyncio.run(_call(server, "POST", "/invocations", _id_request(x, [5])))

@@ -51,11 +51,19 @@ def floor(provider: str) -> Floor | None:
                  {kind: frozenset(types) for kind, types in data["types_added"].items()}, data["arguments"])
 
 
+# One clause of a Terraform version constraint: an operator (none means =) and a version.
+_CLAUSE = re.compile(r"^\s*(>=|<=|~>|!=|=|>|<)?\s*v?(\d+(?:\.\d+)*)")
+
+
 def lower_bound(constraint: str) -> tuple[int, ...] | None:
-    """The least version a constraint such as `>= 5.100, < 7.0` (or `~> 5.100`, `5.100.0`) allows."""
-    bounds = [_version(v) for op, v in re.findall(r"(>=|~>|=|^)\s*(\d+(?:\.\d+)*)", constraint.replace(" ", ""))
-              if op in (">=", "~>", "=", "")]
-    return min(bounds) if bounds else None
+    """The least version a constraint such as `>= 5.100, < 7.0` (or `~> 5.100`, `5.100.0`) allows;
+    None when no clause bounds it from below (`< 7.0`)."""
+    bounds = []
+    for clause in constraint.split(","):
+        found = _CLAUSE.match(clause)
+        if found and (found[1] or "=") in (">=", "~>", "=", ">"):
+            bounds.append(_version(found[2]))
+    return max(bounds) if bounds else None
 
 
 def in_range(current: Floor, constraint: str) -> bool:

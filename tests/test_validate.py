@@ -212,3 +212,11 @@ def test_types_whose_module_name_differs_from_the_terraform_name_are_found() -> 
     assert "azurerm_data_factory_pipeline" in bindings.known_types("azurerm")
     assert "azurerm_data_factory_pipeline" not in bindings.known_types("azurerm", data=True)
     assert "aws_provider_functions" not in bindings.known_types("aws")
+
+
+def test_the_lower_bound_of_a_version_constraint() -> None:
+    assert provider_floor.lower_bound(">= 5.100, < 7.0") == (5, 100)
+    assert provider_floor.lower_bound("~> 6.0") == (6, 0)
+    assert provider_floor.lower_bound("5.100.0") == (5, 100, 0)
+    assert provider_floor.lower_bound(">= 5.0, >= 5.100") == (5, 100)  # both must hold
+    assert provider_floor.lower_bound("<= 7.0") is None and provider_floor.lower_bound("!= 6.1, < 7.0") is None

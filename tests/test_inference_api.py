@@ -218,6 +218,48 @@ def test_a_group_without_online_store_or_with_the_id_as_input_is_refused() -> No
         ModelServing(training, features=store, variants=[Variant("v", online_features=OnlineFeatures(["customer"]))])
 
 
+def test_a_public_api_on_azure_is_api_management_in_the_platforms_network() -> None:
+    from mlops_dsl.azure.serving_api import NSG_RULES, SCORE_ACTION
+
+    data = DataInfrastructure()
+    features = FeatureStore(data, groups=[GROUP])
+    training = TrainingInfrastructure(data, features, dataset=DATASET)
+    served = ModelServing(training, variants=[Variant("blue")], api=Api(
+        access="public", audience="api://fin-scoring", rate_limit=20, burst_limit=40, require_api_key=True,
+        daily_quota=5000))
+    serving = test_azure._stacks(Platform("fin", cloud="azure").add(data, features, training, served))["serving"]
+    service = _by(serving, "azurerm_api_management")["inference"].body
+    assert service["virtual_network_type"] == "External"
+    assert _text(service["virtual_network_configuration"].body["subnet_id"]) == "azurerm_subnet.apim.id"
+    assert service["sku_name"] == "Developer_1" and service["identity"].body == {"type": "SystemAssigned"}
+    assert not any(service["security"].body.values())  # no SSL 3, TLS 1.0/1.1 or 3DES on either side
+    subnet = _by(serving, "azurerm_subnet")["apim"].body
+    assert subnet["virtual_network_name"] == "vnet-fin-dev" and subnet["address_prefixes"] == ["10.20.32.0/20"]
+    rules = {r.body["name"]: r.body for r in serving.resources if r.type == "azurerm_network_security_rule"}
+    assert len(rules) == len(NSG_RULES)
+    assert (rules["apim-management"]["destination_port_range"], rules["apim-management"]["source_address_prefix"]) \
+        == ("3443", "ApiManagement")
+    assert rules["apim-clients"]["destination_port_range"] == "443"  # HTTPS only from the internet
+    role = _by(serving, "azurerm_role_definition")["score"].body
+    assert role["permissions"].body == {"actions": [SCORE_ACTION]}
+    assert _text(role["assignable_scopes"]) == "[azapi_resource.endpoint.id]"
+    grant = _by(serving, "azurerm_role_assignment")["apim_score"].body
+    assert _text(grant["principal_id"]) == "azurerm_api_management.inference.identity[0].principal_id"
+    api = _by(serving, "azurerm_api_management_api")["inference"].body
+    assert _text(api["service_url"]) == 'trimsuffix(azapi_resource.endpoint.output.properties.scoringUri, "/score")'
+    assert api["protocols"] == ["https"] and api["subscription_required"] is True
+    policy = _by(serving, "azurerm_api_management_api_policy")["inference"].body["xml_content"]
+    import xml.etree.ElementTree as ET
+
+    inbound = ET.fromstring(policy).find("inbound")
+    assert inbound.find("validate-jwt/audiences/audience").text == "api://fin-scoring"
+    assert "00000000-0000-0000-0000-0000000000aa" in inbound.find("validate-jwt/openid-config").get("url")
+    assert inbound.find("rate-limit-by-key").get("calls") == "20"
+    assert inbound.find("quota-by-key").get("calls") == "5000"
+    assert inbound.find("authentication-managed-identity").get("resource") == "https://ml.azure.com"
+    assert {o.name for o in serving.outputs} >= {"api_url", "scoring_uri"}
+
+
 def test_azure_exports_the_private_scoring_uri_and_refuses_what_it_does_not_render() -> None:
     def azure(api: Api | None, online: bool = False):
         data = DataInfrastructure()
@@ -233,7 +275,7 @@ def test_azure_exports_the_private_scoring_uri_and_refuses_what_it_does_not_rend
     assert endpoint.body["response_export_values"] == ["properties.scoringUri"]
     uri = next(o for o in serving.outputs if o.name == "scoring_uri")
     assert _text(uri.value) == "azapi_resource.endpoint.output.properties.scoringUri"
-    with pytest.raises(BlueprintError, match=r"api\.access: a public API on Azure needs API Management"):
+    with pytest.raises(BlueprintError, match=r"api\.audience: a public API on Azure checks each caller's Entra ID"):
         azure(Api(access="public"))
     with pytest.raises(BlueprintError, match=r"variants\[1\]\.online_features: online features at inference are "
                                              r"served on AWS only"):

@@ -66,6 +66,12 @@ class Api(Spec):
     waf_web_acl_arn: str | None = None
     """An existing regional WAFv2 web ACL to associate with the stage (AWS). Default none."""
     log_retention_days: int = 365
+    audience: str | None = None
+    """Azure, public: the Entra ID audience callers' tokens must carry (the application ID URI or
+    client id of the API's app registration), checked by API Management. Required there."""
+    apim_sku: str = "Developer_1"
+    """Azure, public: API Management's tier. Default Developer_1 (no SLA; the cheapest tier that joins
+    a VNet); Premium_1 for production traffic."""
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "access": [Options(ACCESS)],
@@ -75,6 +81,10 @@ class Api(Spec):
         "require_api_key": [Options((True, False))],
         "waf_web_acl_arn": [WEB_ACL_ARN, NoneOK()],
         "log_retention_days": [Options(LOG_RETENTION_DAYS)],
+        "audience": [Pattern(r"(api://[^\s]{1,200}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|"
+                             r"https://[^\s]{1,200})", "an application ID URI (api://...) or a client id"), NoneOK()],
+        # API Management tiers that join a virtual network (External mode): Developer and Premium.
+        "apim_sku": [Pattern(r"(Developer_1|Premium_[1-9][0-9]?)", "Developer_1 or Premium_<units>")],
     }
 
     def check_combinations(self) -> list[str]:

@@ -42,6 +42,7 @@ import os
 import re
 import time
 import urllib.parse
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,13 +222,17 @@ class MultiModelServer(Server):
 
     async def _compile(self, hosted: Hosted) -> None:
         server = hosted.server
-        assert server.model is not None
+        if server.model is None:  # unloaded before this task ran
+            return
         server.compiling = True
         try:
             log.info("model %s: %s", hosted.name, await asyncio.to_thread(compile_fast_path, server.model))
-            _freeze()
         finally:
             server.compiling = False
+        if hosted.retired:  # unloaded while it compiled: the unload left the release to this task
+            await hosted.release()
+        else:
+            _freeze()
 
     async def unload(self, name: str, reply: _Reply) -> None:
         hosted = self.hosted.pop(name, None)
@@ -235,7 +240,8 @@ class MultiModelServer(Server):
             await _not_loaded(reply, name)
             return
         await hosted.retire(self.settings.timeout)
-        _reclaim()
+        if not hosted.server.compiling:  # else the compile task releases it when it ends
+            await hosted.release()
         log.info("model %s unloaded (%d loaded)", name, len(self.hosted))
         await _json(reply, 200, {"status": f"model {name!r} unloaded", "modelName": name})
 
@@ -266,6 +272,7 @@ class Hosted:
     url: str
     server: Server
     active: int = 0
+    retired: bool = False
 
     def summary(self) -> dict[str, str]:
         return {"modelName": self.name, "modelUrl": self.url}
@@ -282,8 +289,32 @@ class Hosted:
         deadline = time.monotonic() + timeout + 1
         while self.active and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        self.retired = True
         assert self.server.batcher is not None
         await self.server.batcher.stop()
+
+    async def release(self) -> None:
+        """Drop the model's objects. _freeze moved them out of the collector's sight, so reference
+        counting must free them: the one cycle they hold (the compiled path calls back into its
+        LoadedModel for near-ties) is broken first, and a worker thread that has just finished with
+        the model (its work item still holds the result or the arguments) is given a moment to let
+        go. Should anything else still hold them, one full collection runs (a stall of the event
+        loop of about half a second with four 100-tree forests loaded on a busy machine: the reason
+        it is not the rule)."""
+        server, model = self.server, self.server.model
+        if model is None:
+            return
+        watched = [ref for ref in (_watch(model), _watch(model.model)) if ref is not None]
+        model.fast = None  # the compiled path, whose `exact` is a method of `model`: the cycle
+        server.model = server.batcher = None
+        del model
+        for _ in range(100):
+            if all(ref() is None for ref in watched):
+                return
+            await asyncio.sleep(0.01)
+        if any(ref() is not None for ref in watched):
+            log.warning("model %s: its objects outlived the unload; collecting them", self.name)
+            _reclaim()
 
 
 def load_request(body: bytes) -> tuple[str, str]:
@@ -331,9 +362,15 @@ def _load_warm(directory: str) -> LoadedModel:
     return model
 
 
+def _watch(thing: Any) -> weakref.ref[Any] | None:
+    try:
+        return weakref.ref(thing)
+    except TypeError:  # a type without weak references (__slots__): not watched
+        return None
+
+
 def _reclaim() -> None:
-    """Release an unloaded model's objects: _freeze moved them out of the collector's sight, so
-    reference cycles among them would otherwise stay in memory for good."""
+    """One full collection of everything, frozen objects included, which _freeze then hides again."""
     gc.unfreeze()
     _freeze()
 

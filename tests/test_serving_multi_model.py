@@ -457,6 +457,46 @@ def test_an_invocation_of_a_model_being_loaded_waits_for_its_load(in_process, mo
         assert loop.run_until_complete(_asgi(server, "DELETE", "/models/linear"))[0] == 200
 
 
+@pytest.mark.parametrize("when", ["before its compile", "during its compile", "once compiled"])
+def test_an_unloaded_model_is_freed_without_a_full_collection(in_process, models, monkeypatch, when: str) -> None:
+    """Its objects are frozen out of the garbage collector: the unload must leave them to reference
+    counting (a full collection stalls every other model's requests), whenever it comes."""
+    import gc
+    import weakref
+
+    from serving import multi_model
+
+    root, _, _ = models
+    loop, server, _ = in_process
+    collections: list[int] = []
+    monkeypatch.setattr(multi_model, "_reclaim", lambda: collections.append(1))
+    body = json.dumps({"model_name": "linear", "url": str(root / "linear" / "model")}).encode()
+
+    async def scenario():
+        assert (await _asgi(server, "POST", "/models", body))[0] == 200
+        hosted = server.hosted["linear"]
+        if when == "during its compile":
+            while not hosted.server.compiling:
+                await asyncio.sleep(0)
+        elif when == "once compiled":
+            while hosted.server.model.fast is None:
+                await asyncio.sleep(0.05)
+        watched = [weakref.ref(hosted.server.model), weakref.ref(hosted.server.model.model)]
+        assert (await _asgi(server, "DELETE", "/models/linear"))[0] == 200
+        while server.background:  # the compile task, if it still runs
+            await asyncio.sleep(0.05)
+        return watched
+
+    enabled = gc.isenabled()
+    gc.disable()  # nothing but reference counting frees them here
+    try:
+        watched = loop.run_until_complete(scenario())
+        assert [ref() is None for ref in watched] == [True, True] and collections == [], when
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def test_the_mode_and_the_bound_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SAGEMAKER_MULTI_MODEL", "MLOPS_MULTI_MODEL_MAX_LOADED", "MLOPS_MULTI_MODEL_ROOT",
                  "SAGEMAKER_MODEL_SERVER_WORKERS"):

@@ -497,6 +497,55 @@ def test_an_unloaded_model_is_freed_without_a_full_collection(in_process, models
             gc.enable()
 
 
+def test_the_same_load_twice_at_once_is_one_load_and_a_409(in_process, models) -> None:
+    root, _, _ = models
+    loop, server, _ = in_process
+    body = json.dumps({"model_name": "linear", "url": str(root / "linear" / "model")}).encode()
+
+    async def scenario():
+        return await asyncio.gather(_asgi(server, "POST", "/models", body), _asgi(server, "POST", "/models", body))
+
+    try:
+        assert sorted(answer[0] for answer in loop.run_until_complete(scenario())) == [200, 409]
+        assert sorted(server.hosted) == ["forest", "linear"]
+    finally:
+        assert loop.run_until_complete(_asgi(server, "DELETE", "/models/linear"))[0] == 200
+
+
+def test_ping_is_503_naming_a_model_stuck_past_the_timeout(in_process) -> None:
+    loop, server, _ = in_process
+    batcher = server.hosted["forest"].server.batcher
+    batcher.busy_since = time.monotonic() - server.settings.timeout - 5  # a model call running that long
+    try:
+        status, _, body = loop.run_until_complete(_asgi(server, "GET", "/ping"))
+    finally:
+        batcher.busy_since = None
+    assert status == 503 and json.loads(body)["status"] == "stuck" and json.loads(body)["model"] == "forest"
+    assert loop.run_until_complete(_asgi(server, "GET", "/ping"))[0] == 200
+
+
+def test_a_load_body_that_does_not_arrive_is_408(models) -> None:
+    from serving.multi_model import MultiModelServer
+
+    root = models[0]
+    server = MultiModelServer(replace(settings.load(), multi_model=True, timeout=0.2, models_root=str(root)))
+
+    async def scenario():
+        sent: list[dict] = []
+
+        async def receive():
+            await asyncio.sleep(10)  # the client never sends its body
+
+        async def send(message):
+            sent.append(message)
+
+        await server({"type": "http", "method": "POST", "path": "/models", "headers": []}, receive, send)
+        return sent[0]["status"], json.loads(sent[1]["body"])
+
+    status, error = asyncio.run(scenario())
+    assert status == 408 and "did not arrive within 0.2 s" in error["message"]
+
+
 def test_the_mode_and_the_bound_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SAGEMAKER_MULTI_MODEL", "MLOPS_MULTI_MODEL_MAX_LOADED", "MLOPS_MULTI_MODEL_ROOT",
                  "SAGEMAKER_MODEL_SERVER_WORKERS"):

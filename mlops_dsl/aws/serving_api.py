@@ -98,7 +98,7 @@ def render_api(t: ModelServing, ctx: StackContext, endpoint: Resource) -> None:
         "request_parameters": {f"method.request.header.{h}": h == "Content-Type" for h in REQUEST_HEADERS},
         "request_validator_id": validator.attr("id"),
     })
-    role = iam.role(ctx, "inference_api", f"{t.name}-api", "apigateway.amazonaws.com")
+    role = _api_gateway_role(ctx, "inference_api", f"{t.name}-api")
     policy = iam.inline_policy("inference_api", role, [
         iam.statement("InvokeThisEndpoint", ["sagemaker:InvokeEndpoint"], [endpoint.attr("arn")]),
     ])
@@ -215,7 +215,7 @@ def _logging(t: ModelServing, ctx: StackContext, api: Api, name: str, key_arn: A
     ctx.stack.add(access_logs)
     if not t.training.data.manage_account_settings:
         return (access_logs,)
-    role = iam.role(ctx, "api_gateway_logs", "apigateway-logs", "apigateway.amazonaws.com")
+    role = _api_gateway_role(ctx, "api_gateway_logs", "apigateway-logs")
     # What AWS's AmazonAPIGatewayPushToCloudWatchLogs allows, on the groups API Gateway writes for the
     # platforms of this account: execution logs (its own names) and the platforms' access logs.
     groups = [iam.arn(ctx, "logs", "log-group:API-Gateway-Execution-Logs_*"),
@@ -233,6 +233,18 @@ def _logging(t: ModelServing, ctx: StackContext, api: Api, name: str, key_arn: A
     }, depends_on=(policy,))
     ctx.stack.add(role, policy, account)
     return access_logs, account
+
+
+def _api_gateway_role(ctx: StackContext, resource_name: str, purpose: str) -> Resource:
+    """A role API Gateway assumes. Its trust has no aws:SourceAccount condition (iam.role's): API
+    Gateway's guides trust the service principal alone and do not say that it sends the key, so the
+    condition could refuse every request. Another account cannot use the role anyway: naming it as an
+    integration's credentials or the account's CloudWatch role takes iam:PassRole on it, which only
+    this account's principals can be granted."""
+    role = iam.role(ctx, resource_name, purpose, "apigateway.amazonaws.com")
+    role.body["assume_role_policy"] = jsonencode({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    return role
 
 
 def _execute_api_endpoint(t: ModelServing, ctx: StackContext, name: str) -> Resource:

@@ -75,6 +75,8 @@ class Server:
     async def startup(self) -> None:
         try:
             model = await asyncio.to_thread(load, self.model_uri)
+            if self.online is not None:  # ONLINE_FEATURES against the model's columns: a misfit shows on /ping
+                self.online.plan(model.columns)
             await asyncio.to_thread(warm_up, model)
         except Exception as exc:  # an unloadable model: report it on /ping rather than crash-loop silently
             self.error = f"{type(exc).__name__}: {exc}"

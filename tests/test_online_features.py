@@ -227,3 +227,12 @@ def test_against_the_emulator_a_put_record_then_an_id_only_request(trained, monk
     finally:
         moto.stop()
         os.environ.pop("AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME", None)
+
+
+def test_a_record_id_the_model_scores_is_reported_on_ping(trained) -> None:
+    """ONLINE_FEATURES is checked against the model's columns when it loads, not on the first request."""
+    _, directory, _ = trained
+    config = {"groups": [{"name": GROUP, "record_id": "tenure_months", "features": STORED}]}
+    server = _server(directory, config)
+    status, body = server.health("/ping")
+    assert status == 503 and "record_id 'tenure_months'" in body["error"] and "model input" in body["error"]

@@ -271,3 +271,54 @@ def test_azure_materializes_on_the_ingestion_schedule_and_refuses_a_cron() -> No
     with pytest.raises(BlueprintError, match=r"groups\[0\].ingestion.schedule: 'cron\(0 3 \* \* \? \*\)': Azure ML "
                                              r"materializes feature sets on a recurrence only"):
         Platform("churn", cloud="azure").add(data, store).synth(parse(AZURE_NAMESPACES)["dev"])
+
+
+def test_the_state_machine_runs_one_job_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rendered definition on moto's Step Functions interpreter: with no job of the group in
+    progress it goes on to the Processing job (which moto cannot run `.sync`: that is where it
+    stops here); with one in progress it ends at once."""
+    import time
+    import uuid
+
+    import boto3
+    import moto
+    from moto.sagemaker.models import sagemaker_backends
+
+    from mlops_dsl import Platform
+
+    from .test_aws_templates import _resources, _stacks
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    stack = _stacks(Platform("churn", cloud="aws").add(*_store()), ns="dev")["features"].stack
+    definition = _resources(stack, "aws_sfn_state_machine")["ingestion_customer"].body["definition"].args[0]
+    role = "arn:aws:iam::111111111111:role/ingestion"
+    prefix = definition["States"]["Running jobs"]["Parameters"]["NameContains"]
+    with moto.mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn, sagemaker = (boto3.client(s, region_name="eu-west-1") for s in ("stepfunctions", "sagemaker"))
+        machine = sfn.create_state_machine(name="ingest", roleArn=role, definition=json.dumps(
+            definition, default=lambda _: role))["stateMachineArn"]  # Terraform references as a literal
+
+        def run() -> tuple[str, list[str], str]:
+            arn = sfn.start_execution(stateMachineArn=machine, name=str(uuid.uuid4()), input="{}")["executionArn"]
+            for _ in range(200):
+                described = sfn.describe_execution(executionArn=arn)
+                if described["status"] != "RUNNING":
+                    break
+                time.sleep(0.05)
+            events = sfn.get_execution_history(executionArn=arn)["events"]
+            states = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+            causes = [e["executionFailedEventDetails"]["cause"] for e in events if "executionFailedEventDetails" in e]
+            return described["status"], states, " ".join(causes)
+
+        status, states, cause = run()
+        assert (status, states) == ("FAILED", ["Running jobs", "One running?"])
+        assert "createProcessingJob.sync" in cause  # it went on to start the job
+        sagemaker.create_processing_job(
+            ProcessingJobName=f"{prefix}-0123456789abcdef0123456789abcdef", RoleArn=role,
+            AppSpecification={"ImageUri": "image"}, ProcessingResources={"ClusterConfig": {
+                "InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}})
+        for job in sagemaker_backends["123456789012"]["eu-west-1"].processing_jobs.values():
+            job.processing_job_status = "InProgress"  # moto's jobs complete at once
+        assert run()[:2] == ("SUCCEEDED", ["Running jobs", "One running?", "Already ingesting"])

@@ -105,10 +105,12 @@ def ingestion_definition(ctx: StackContext, g: FeatureGroup, request: dict[str, 
             "Running jobs": {
                 "Type": "Task", "Resource": LIST_PROCESSING_JOBS,
                 "Parameters": {"NameContains": job_prefix(ctx, g), "StatusEquals": "InProgress", "MaxResults": 1},
-                "ResultSelector": {"Jobs.$": "$.ProcessingJobSummaries"},
+                # A count, not the list: a Choice on a path into an empty list is an error in moto's
+                # interpreter (and the summaries' timestamps need not travel on).
+                "ResultSelector": {"Count.$": "States.ArrayLength($.ProcessingJobSummaries)"},
                 "ResultPath": "$.running", "Retry": RETRY, "Next": "One running?",
             },
-            "One running?": {"Type": "Choice", "Choices": [{"Variable": "$.running.Jobs[0]", "IsPresent": True,
+            "One running?": {"Type": "Choice", "Choices": [{"Variable": "$.running.Count", "NumericGreaterThan": 0,
                                                              "Next": "Already ingesting"}],
                              "Default": "Ingest"},
             "Already ingesting": {"Type": "Succeed", "Comment": "the running job, the next event or the schedule "

@@ -70,6 +70,26 @@ def test_bad_rows_are_refused_with_every_reason_and_never_dropped() -> None:
     assert "out of the 64-bit range" in reasons[2]
 
 
+def test_parquet_values_keep_their_types_through_the_checks() -> None:
+    import io
+
+    from training.ingest_job import read_object
+
+    buffer = io.BytesIO()
+    pd.DataFrame({"id": ["C1", "C2"], "updated_at": pd.to_datetime(["2026-01-01T00:00:00Z", None], utc=True),
+                  "tenure": pd.array([3, None], dtype="Int64"), "monthly_charges": [1.5, float("nan")]}).to_parquet(
+        buffer, index=False)
+    frame = read_object(buffer.getvalue(), _spec(format="parquet"), "customers/part.parquet")
+    prepared = prepare(frame, _spec(format="parquet"))
+    assert prepared.records == [[{"FeatureName": "customer_id", "ValueAsString": "C1"},
+                                 {"FeatureName": "event_time", "ValueAsString": "1767225600.0"},
+                                 {"FeatureName": "tenure_months", "ValueAsString": "3"},
+                                 {"FeatureName": "monthly_charges", "ValueAsString": "1.5"}]]
+    assert prepared.refused[ERROR_COLUMN].tolist() == ["'updated_at' (event_time, the event time): missing value"]
+    with pytest.raises(ValueError, match=r"customers/part\.parquet: not a readable parquet file"):
+        read_object(b"id,updated_at\n", _spec(format="parquet"), "customers/part.parquet")
+
+
 def test_a_file_without_the_record_id_column_is_quarantined_whole() -> None:
     prepared = prepare(pd.DataFrame({"customer": ["C1"], "updated_at": ["1"]}), _spec())
     assert prepared.records == [] and len(prepared.refused) == 1

@@ -48,6 +48,9 @@ ASSUMPTIONS = [
 ]
 
 
+ASSUMED_ZONES = 2  # the fewest zones a platform can have (DataInfrastructure.availability_zones)
+
+
 class PriceBook(Protocol):
     """Where prices come from: `price(cloud, service, key, region)` -> a row, or None if unknown."""
 
@@ -387,10 +390,15 @@ def _aws(resources: list[Mapping[str, Any]], p: _Pricer) -> None:
     for vpce in _by_type(resources, "aws_vpc_endpoint"):
         v = vpce["values"]
         if v.get("vpc_endpoint_type") == "Interface":
-            zones = len(v.get("subnet_ids") or ()) or 1
+            subnets = v.get("subnet_ids")
+            # Subnets read from another stack (an expression, or unknown in a plan) cannot be counted
+            # here: a platform has at least two zones (DataInfrastructure.availability_zones >= 2).
+            counted = isinstance(subnets, (list, tuple))
+            zones = (len(subnets) or 1) if counted else ASSUMED_ZONES
             # com.amazonaws.<region>.<service>: the service part tells sagemaker.api from ecr.api
             service = ".".join(str(v.get("service_name", "")).split(".")[3:]) or str(v.get("service_name"))
-            p.add(f"interface endpoint {service} in {zones} zones",
+            where = f"{zones} zones" if counted else f"{zones} zones (assumed: its subnets come from another stack)"
+            p.add(f"interface endpoint {service} in {where}",
                   f"aws_vpc_endpoint.{vpce['name']}", "vpc-endpoint", "interface-endpoint-az",
                   zones * HOURS_PER_MONTH, zones * HOURS_PER_MONTH, "hour")
     keys = _by_type(resources, "aws_kms_key")

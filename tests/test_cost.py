@@ -115,6 +115,16 @@ def test_interface_endpoints_are_priced_per_zone(repo) -> None:
     assert zones == {"dev": {2.0}, "prod": {3.0}}  # prod overrides availability_zones: 3
 
 
+
+def test_an_endpoint_whose_subnets_come_from_another_stack_is_priced_for_the_fewest_zones(repo) -> None:
+    serving = costs_of(repo, "dev", FlatBook())["customer-churn/serving"]
+    lines = [line for line in serving.lines if line.service == "vpc-endpoint"]
+    assert lines, "the serving stack's private API has an execute-api interface endpoint"
+    for line in lines:  # never the length of the expression's text
+        assert line.quantity_max == 2 * HOURS_PER_MONTH
+        assert "2 zones (assumed: its subnets come from another stack)" in line.item
+
+
 def test_azure_deployments_and_redis_on_the_financial_behavior_blueprint(repo) -> None:
     costs = costs_of(repo, "prod", FlatBook())
     deployments = [line for line in costs["financial-behavior/serving"].lines if line.service == "ml-online-vm"]
@@ -239,8 +249,9 @@ def test_cost_command_json_and_user_errors() -> None:
         os.chdir(cwd)
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.output)
-    assert [s["stack"] for s in data["stacks"]] == [f"customer-churn/{t}" for t in
-                                                    ("data", "features", "training", "serving")]
+    # every stack of the platform, in deploy order
+    assert [s["stack"] for s in data["stacks"]] == [f"customer-churn/{t}" for t in (
+        "data", "features", "training", "serving", "batch", "serverless", "fleet", "arrivals")]
     assert data["total_min_usd"] >= 2.0 and data["complete"] is False and data["assumptions"]
     assert text.exit_code == 0 and "Assumptions:" in text.output and "GB/month" in text.output
     assert no_ns.exit_code == 2 and "no namespace 'nope'" in no_ns.output

@@ -164,6 +164,9 @@ def test_serving_endpoint_deployments_traffic_autoscale_and_alerts() -> None:
     assert [a.text for a in document["alert_rule_ids"]] == ["azurerm_monitor_metric_alert.latency.id",
                                                             "azurerm_monitor_metric_alert.errors.id"]
     assert rollout.body["triggers_replace"][0].args[0] == document
+    # any PUT of the endpoint (whose body carries no traffic: review C5) runs the step again
+    assert [t.args[0].text for t in rollout.body["triggers_replace"][1:]] == [
+        "azapi_resource.endpoint.body", "azapi_resource.endpoint.identity"]
     assert {d.name for d in rollout.depends_on} == {"deployment_blue", "deployment_green", "latency", "errors"}
     command = "".join(p if isinstance(p, str) else "${" + p.text + "}"
                       for p in rollout.body["provisioner"].body["command"].parts)

@@ -50,7 +50,12 @@ def render_rollout(t: ModelServing, ctx: StackContext, endpoint: Resource, deplo
         document["mirror_traffic"] = mirror
     names = " ".join(f"--deployment {name}" for name in [*traffic, *mirror])
     step = Resource("terraform_data", "rollout", {
-        "triggers_replace": [jsonencode(document)],
+        # The endpoint's own configuration too: azapi updates it with a PUT of the whole body, which
+        # carries no `traffic` (Terraform never sets it). Whether Azure ML keeps the map on such a PUT
+        # is not documented (review C5), so the step runs again after any change to the endpoint and
+        # restores the blueprint's map; when the map survived, it finds nothing to do.
+        "triggers_replace": [jsonencode(document), jsonencode(endpoint.attr("body")),
+                             jsonencode(endpoint.attr("identity"))],
         "provisioner": Block({
             "command": interp(f"printf '%s' \"$MLOPS_SMOKE_REQUEST\" > {SMOKE_FILE} && "
                               "mlops update-online-endpoint --endpoint-id ", endpoint.attr("id"),

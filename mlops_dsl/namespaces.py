@@ -57,6 +57,15 @@ class AzureSettings:
 
 
 @dataclass(frozen=True)
+class NotebookUser:
+    """One notebook user: a SageMaker Studio user profile on AWS, an Azure ML compute instance
+    assigned to the Entra ID object on Azure (aws/notebooks.py, azure/notebooks.py)."""
+
+    name: str
+    azure_object_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Namespace:
     name: str
     approval: str
@@ -80,6 +89,10 @@ class Namespace:
     consumer_accounts: tuple[str, ...] = ()
     # platform -> variant -> the pinned model version (models/<namespace>.yaml).
     pins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Opt-ins billed around the clock (README: Tracking in the cloud, Notebooks): the size of the
+    # SageMaker managed MLflow tracking server (None: none), and the notebook users.
+    tracking_server: str | None = None
+    notebook_users: tuple[NotebookUser, ...] = ()
 
     @property
     def owns_registry(self) -> bool:
@@ -156,6 +169,30 @@ def _endpoint(value: Any) -> str | None:
     return None
 
 
+_USER = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
+_GUID = re.compile(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}")
+
+
+def _users(value: Any) -> str | None:
+    """Notebook users: a name (a Studio user profile, a compute instance name's prefix), and on
+    Azure the user's Entra ID object id, to which the compute instance is assigned."""
+    if not isinstance(value, list) or not value:
+        return "expected a non-empty list of users, each {name: alice, azure_object_id: <GUID>} or a name"
+    names = []
+    for user in value:
+        entry = {"name": user} if isinstance(user, str) else user
+        if not isinstance(entry, dict) or set(entry) - {"name", "azure_object_id"}:
+            return f"user {user!r}: expected a name or a mapping with keys name, azure_object_id"
+        name, object_id = entry.get("name"), entry.get("azure_object_id")
+        if not isinstance(name, str) or not _USER.fullmatch(name):
+            return f"user name {name!r}: expected 2 to 32 lowercase letters, digits and hyphens, starting with a letter"
+        if object_id is not None and (not isinstance(object_id, str) or not _GUID.fullmatch(object_id)):
+            return f"user {name!r}: azure_object_id {object_id!r}: expected an Entra ID object id (a lowercase GUID)"
+        names.append(name)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    return f"user {duplicates[0]!r} is listed twice" if duplicates else None
+
+
 def _overrides(value: Any) -> str | None:
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         return "expected a mapping of template name -> {parameter: value}"
@@ -194,8 +231,13 @@ SCHEMA: dict[str, Any] = {
         "registry": _string(NAMESPACE_PATTERN.pattern.strip("^$"), "a namespace name"),
         "promoted_from": _string(NAMESPACE_PATTERN.pattern.strip("^$"), "a namespace name"),
     },
+    # A SageMaker managed MLflow tracking server per platform (aws/tracking.py; Azure's workspace
+    # has its own tracking), and notebooks (aws/notebooks.py, azure/notebooks.py): both opt-in.
+    "tracking": {"server": _choice("Small", "Medium", "Large")},
+    "notebooks": {"users": _users},
     "overrides": _overrides,
 }
+OPT_INS = ("tracking", "notebooks")
 REQUIRED = {
     "aws": ["account_id", "region", "backend.bucket"],
     "azure": ["subscription_id", "tenant_id", "location", "backend.resource_group_name",
@@ -212,8 +254,8 @@ def _check(node: Any, schema: Any, path: str, problems: list[str], source: str) 
             if key not in schema:
                 problems.append(f"{source}: {path}.{key}: unknown key (known keys: {', '.join(schema)})")
                 continue
-            if value is None and key in REQUIRED:
-                continue  # `azure: null`: this namespace has no such cloud, whatever defaults say
+            if value is None and (key in REQUIRED or key in OPT_INS):
+                continue  # `azure: null`, `tracking: null`: none here, whatever defaults say
             _check(value, schema[key], f"{path}.{key}", problems, source)
         return
     problem = schema(node)
@@ -305,9 +347,35 @@ def parse(text: str, source: str = "namespaces.yaml") -> dict[str, Namespace]:
     problems += [f"{source}: namespaces.{n}.budget.monthly: a budget notifies alerts.emails, and namespace {n!r} "
                  "sets none; add alerts.emails or remove the budget"
                  for n, ns in built.items() if ns.budget_monthly is not None and not ns.alert_emails]
+    problems += _opt_in_problems(built, resolved, source)
     if problems:
         raise NamespaceError(problems)
     return _with_registries(built)
+
+
+def _opt_in_problems(spaces: Mapping[str, Namespace], merged: Mapping[str, dict[str, Any]],
+                     source: str) -> list[str]:
+    """Tracking and notebooks need a real cloud (the emulator has neither), and an Azure notebook
+    is assigned to its user's Entra ID object, so every user of a namespace with Azure names one."""
+    problems = []
+    for name, ns in spaces.items():
+        if ns.aws is not None and ns.aws.endpoint is not None:
+            for key, on in (("tracking", ns.tracking_server), ("notebooks", ns.notebook_users)):
+                if on:
+                    problems.append(f"{source}: namespaces.{name}.{key}: the local AWS emulator has no "
+                                    f"{'MLflow tracking server' if key == 'tracking' else 'SageMaker Studio'}; "
+                                    f"remove it from this namespace (or from defaults)")
+        if ns.tracking_server is not None and not ns.owns_registry:
+            problems.append(f"{source}: namespaces.{name}.tracking: a tracking server records the training pipeline's "
+                            f"runs, and {name!r} does not train (models.registry is {ns.registry!r}); opt in there; "
+                            f"got {{server: {ns.tracking_server}}}")
+        if ns.azure is not None:
+            problems += [f"{source}: namespaces.{name}.notebooks.users: user {u.name!r} has no azure_object_id, "
+                         f"which an Azure ML compute instance is assigned to; got {u.name!r}"
+                         for u in ns.notebook_users if u.azure_object_id is None]
+        if merged[name].get("tracking") == {}:
+            problems.append(f"{source}: namespaces.{name}.tracking: expected {{server: Small|Medium|Large}}; got {{}}")
+    return problems
 
 
 def _lifecycle_problems(spaces: Mapping[str, Namespace], source: str) -> list[str]:
@@ -388,6 +456,10 @@ def _build(name: str, merged: dict[str, Any], source: str) -> Namespace:
         platforms=tuple(merged["platforms"]) if "platforms" in merged else None,
         registry=(merged.get("models") or {}).get("registry") or name,
         promoted_from=(merged.get("models") or {}).get("promoted_from"),
+        tracking_server=(merged.get("tracking") or {}).get("server"),
+        notebook_users=tuple(
+            NotebookUser(u, None) if isinstance(u, str) else NotebookUser(u["name"], u.get("azure_object_id"))
+            for u in (merged.get("notebooks") or {}).get("users") or ()),
     )
 
 

@@ -14,6 +14,7 @@ from ..templates.base import Template
 from ..templates.data import DataInfrastructure
 from ..terraform import Block, CheckovSkip, Output, Resource, interp
 from . import iam
+from .tracking import tracking_endpoint
 
 INTERFACE_ENDPOINTS = (
     "sagemaker.api", "sagemaker.runtime", "sagemaker.featurestore-runtime",
@@ -125,6 +126,7 @@ def render_network(t: DataInfrastructure, ctx: StackContext, key: Resource) -> N
             "security_group_ids": [endpoint_sg.attr("id")],
             "tags": {"Name": f"{ctx.name}-{service}"},
         }))
+    ctx.stack.add(*tracking_endpoint(ctx, vpc, private, endpoint_sg))  # only where tracking is opted in
 
     flow_group = Resource("aws_cloudwatch_log_group", "flow_logs", {
         "name": f"/mlops/{ctx.platform}/{ctx.namespace.name}/vpc-flow-logs",
@@ -151,6 +153,9 @@ def render_network(t: DataInfrastructure, ctx: StackContext, key: Resource) -> N
                description="Private subnets, one per availability zone"),
         Output("sagemaker_security_group_id", sagemaker_sg.attr("id"),
                description="Security group for SageMaker jobs, models and monitors"),
+        # Studio's own security group reaches the endpoints and S3 (aws/notebooks.py).
+        Output("endpoints_security_group_id", endpoint_sg.attr("id"), description="The interface endpoints' group"),
+        Output("s3_prefix_list_id", s3.attr("prefix_list_id"), description="The S3 gateway endpoint's prefix list"),
     )
 
 

@@ -77,6 +77,9 @@ class PipelineInputs:
     """The S3 URI of the rendered training configuration (training_config.py)."""
     training_set: TrainingSetInputs | None = None
     """With `labels`: the TrainingSet step runs first and Split reads its output."""
+    tracking_uri: Value | None = None
+    """The MLflow tracking server's ARN (aws/tracking.py), where the namespace opts in: the training
+    job logs there, so it runs without network isolation (through the MLflow VPC endpoint)."""
 
 
 def join(*values: Any) -> dict[str, Any]:
@@ -149,10 +152,13 @@ def _job(t: TrainingInfrastructure, p: PipelineInputs, metrics: list[str]) -> di
         },
         "StoppingCondition": stopping,
         "VpcConfig": {"SecurityGroupIds": p.security_group_ids, "Subnets": p.subnets},
-        "EnableNetworkIsolation": True,
+        # An isolated container has no network: one that logs to the tracking server cannot be.
+        "EnableNetworkIsolation": p.tracking_uri is None,
         "EnableInterContainerTrafficEncryption": True,
         "EnableManagedSpotTraining": t.spot,
     }
+    if p.tracking_uri is not None:
+        job["Environment"] = {"MLFLOW_TRACKING_URI": p.tracking_uri}
     if t.spot:
         stopping["MaxWaitTimeInSeconds"] = t.effective_max_wait
     return job

@@ -14,7 +14,7 @@ from typing import Any
 from ..context import StackContext
 from ..templates.training import TrainingInfrastructure
 from ..terraform import Expr, Interp, Lifecycle, Output, Resource, Value, interp, jsonencode
-from . import iam, training_config
+from . import iam, notebooks, tracking, training_config
 from .alerts import alert_topic
 from .feature_training_set import training_set_inputs
 from .pipeline import PipelineInputs, definition
@@ -66,6 +66,7 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
     )
     if ctx.namespace.owns_registry:
         _render_registry(t, ctx, repos, role, training_image, serving_image, group_name)
+    notebooks.render_notebooks(t, ctx)  # where namespaces.yaml lists notebook users
 
 
 def _render_registry(t: TrainingInfrastructure, ctx: StackContext, repos: dict[str, Resource], role: Resource,
@@ -92,6 +93,8 @@ def _render_registry(t: TrainingInfrastructure, ctx: StackContext, repos: dict[s
         ctx.stack.add(_group_policy(ctx, group))
 
     models_bucket = bucket_names[models_zone]
+    server = tracking.render_tracking_server(ctx, models_bucket, ctx.upstream_output(data, "bucket_arns")[models_zone],
+                                             key_arn)
     config = training_config.document(t, ctx.platform)
     config_object = Resource("aws_s3_object", "training_config", {
         "bucket": models_bucket,
@@ -120,6 +123,7 @@ def _render_registry(t: TrainingInfrastructure, ctx: StackContext, repos: dict[s
             model_package_group=group.attr("model_package_group_name"),
             config_uri=interp("s3://", config_object.attr("bucket"), "/", config_object.attr("key")),
             training_set=training_set_inputs(t, ctx),  # with labels: the point-in-time join first
+            tracking_uri=server.attr("arn") if server else None,
         ))),
     }, depends_on=(policy,))
     ctx.stack.add(config_object, pipeline)

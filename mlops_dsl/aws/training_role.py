@@ -8,14 +8,14 @@ from ..context import StackContext
 from ..pins import group_name
 from ..templates.training import TrainingInfrastructure
 from ..terraform import Expr, Resource, interp
-from . import iam
+from . import iam, tracking
 from .naming import zone_bucket
 from .provider import partition
 
 # The SageMaker job names a pipeline generates start with this.
 PIPELINE_JOBS = "pipelines-*"
 # What only the namespace that trains needs.
-TRAINING_ONLY = {"ReadFeatures"}
+TRAINING_ONLY = {"ReadFeatures", "LogToTrackingServer"}
 
 
 def registry_group_name(ctx: StackContext) -> str:
@@ -67,6 +67,8 @@ def execution_statements(t: TrainingInfrastructure, ctx: StackContext, repos: di
         statements.append(iam.statement("ReadFeatures", [
             "sagemaker:GetRecord", "sagemaker:BatchGetRecord", "sagemaker:DescribeFeatureGroup"],
             [groups[g.name] for g in t.features.groups]))
+    if ctx.namespace.tracking_server is not None:
+        statements.append(tracking.log_statement(tracking.server_arn(ctx)))  # the training job logs there
     if not ctx.namespace.owns_registry:
         # No pipeline runs here: the role runs the namespace's monitoring jobs only.
         statements = [s for s in statements if s["Sid"] not in TRAINING_ONLY]

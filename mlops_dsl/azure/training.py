@@ -18,6 +18,7 @@ from ..context import StackContext
 from ..templates.training import TrainingInfrastructure
 from ..terraform import Block, CheckovSkip, Expr, Lifecycle, Output, Resource, interp
 from .common import azapi, grant, location, private_endpoint, registry_name, schedule_trigger, tagged, vm_size
+from .notebooks import render_notebooks
 from .registry import consumed_registry_id, render_registry
 from .workspace import application_insights, outbound_rule, workspace
 
@@ -145,6 +146,7 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
         "ssh_public_access_enabled": False,
     }))
     ctx.stack.add(cluster)
+    render_notebooks(ctx, ml.attr("id"))  # one personal compute instance per namespaces.yaml notebook user
     containers = ctx.upstream_output(data, "container_ids")
     for zone in data.zones:
         ctx.stack.add(Resource("azurerm_machine_learning_datastore_datalake_gen2", zone.replace("-", "_"), {

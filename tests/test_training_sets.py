@@ -15,7 +15,7 @@ import pytest
 from training.config import load as load_config
 from training.data import DataError, load
 from training.split import held_out
-from training.training_set import GroupRef, LabelColumns, build, group_frame, run
+from training.training_set import GroupRef, LabelColumns, build, group_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 REF = GroupRef("churn-dev-customer", "customer_id", "event_time")
@@ -26,6 +26,12 @@ COLUMNS = LabelColumns("customer_id", "labelled_at", "churned")
 def config():
     base = load_config(ROOT / "training" / "config.yaml")
     return replace(base, numeric=["tenure_months"], categorical=["contract"])
+
+
+def _config_document() -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load((ROOT / "training" / "config.yaml").read_text())
 
 
 def _offline(root: Path, rows: list[dict[str, Any]], created: int = 1700000000, group: str = REF.name) -> Path:
@@ -129,18 +135,30 @@ def test_a_raw_csv_ingested_in_the_emulator_becomes_a_training_set_split_by_enti
     summary = ingest_job.run(spec, ingest_job.clients(url, region), echo=lambda _: None)
     assert [(r.written, r.quarantined, r.error) for r in summary.results] == [(120, 0, None)]
 
-    offline = tmp_path / "offline"  # what the pipeline's Processing input mounts: the feature-store/ prefix
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="set-test-processed", Prefix="feature-store/"):
-        for item in page.get("Contents", []):
-            target = offline / item["Key"].removeprefix("feature-store/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(s3.get_object(Bucket="set-test-processed", Key=item["Key"])["Body"].read())
-    labels = tmp_path / "labels.csv"
-    pd.DataFrame({"customer_id": ids * 2, "labelled_at": [200] * 60 + [400] * 60,
-                  "churned": [i % 2 for i in range(120)]}).to_csv(labels, index=False)
-    rows, left_out = run(labels, offline, [GroupRef(group, "customer_id", "event_time")], COLUMNS, config,
-                         tmp_path / "set")
-    assert rows == 120 and left_out == {group: 0}
+    labels = pd.DataFrame({"customer_id": ids * 2, "labelled_at": [200] * 60 + [400] * 60,
+                           "churned": [i % 2 for i in range(120)]})
+    s3.put_object(Bucket="set-test-raw", Key="labels/churn/part-1.csv", Body=labels.to_csv(index=False).encode())
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({**_config_document(), "data": {
+        "target": "churned", "id_column": "customer_id", "numeric": ["tenure_months"], "categorical": ["contract"]}}))
+    from click.testing import CliRunner
+
+    from training.cli import main
+
+    # As a runner on this machine builds it: straight from the emulator's S3, as the pipeline's
+    # Processing inputs mount it (labels prefix; the offline zone's feature-store/ prefix).
+    result = CliRunner().invoke(main, [
+        "training-set", "--labels", "s3://set-test-raw/labels/churn/", "--offline-store",
+        "s3://set-test-processed/feature-store/", "--group", f"{group}:customer_id:event_time",
+        "--label-id", "customer_id", "--label-time", "labelled_at", "--label", "churned",
+        "--output", str(tmp_path / "set"), "--endpoint-url", url, "--region", region, "--config", str(config_file)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("training set: 120 rows")
+    missing = CliRunner().invoke(main, [
+        "training-set", "--labels", "s3://set-test-raw/labels/none/", "--offline-store", "s3://set-test-processed/",
+        "--group", f"{group}:customer_id:event_time", "--label-id", "a", "--label-time", "b", "--label", "c",
+        "--output", str(tmp_path / "none"), "--endpoint-url", url, "--region", region, "--config", str(config_file)])
+    assert missing.exit_code == 2 and "s3://set-test-raw/labels/none/: no object under this prefix" in missing.output
     frame = load(tmp_path / "set", config)  # as the Split step and `make train` read it
     # Each id: one label at 200 (the values of time 100: those of 300 came later) and one at 400.
     early = frame[frame["tenure_months"] < 1000]

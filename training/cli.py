@@ -220,10 +220,10 @@ def ingest(spec_path: str, endpoint_url: str | None, region: str | None) -> None
 
 
 @main.command("training-set")
-@click.option("--labels", required=True, type=click.Path(path_type=Path, exists=True),
-              help="The labels: record id, event time and label columns (CSV or Parquet, a file or a directory).")
-@click.option("--offline-store", required=True, type=click.Path(path_type=Path),
-              help="The offline store's files (the feature-store/ prefix of the offline zone, or a copy of it).")
+@click.option("--labels", required=True, help="The labels: record id, event time and label columns (CSV or "
+              "Parquet, a file or a directory, or an s3:// prefix).")
+@click.option("--offline-store", required=True, help="The offline store's files: a directory, or the "
+              "s3:// URI of the offline zone's feature-store/ prefix.")
 @click.option("--group", "groups", multiple=True, required=True,
               help="A feature group as NAME:RECORD_ID:EVENT_TIME (NAME as the store knows it); repeatable.")
 @click.option("--label-id", required=True, help="The labels' record id column.")
@@ -231,16 +231,26 @@ def ingest(spec_path: str, endpoint_url: str | None, region: str | None) -> None
 @click.option("--label", "label_column", required=True, help="The labels' label column (0 or 1).")
 @click.option("--output", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Writes part-00000.parquet: the training set, the configuration's columns only.")
+@click.option("--endpoint-url", default=None, help="For s3:// inputs: send S3 calls here (the local emulator).")
+@click.option("--region", default=None, help="For s3:// inputs. Default: the environment's.")
 @config_option
 @user_errors
-def training_set(labels: Path, offline_store: Path, groups: tuple[str, ...], label_id: str, label_time: str,
-                 label_column: str, output: Path, config_path: Path) -> None:
+def training_set(labels: str, offline_store: str, groups: tuple[str, ...], label_id: str, label_time: str,
+                 label_column: str, output: Path, endpoint_url: str | None, region: str | None,
+                 config_path: Path) -> None:
     """Join each label with the features as of its event time (point in time), from the offline store."""
+    from .s3_files import download_prefix
     from .training_set import GroupRef, LabelColumns, run
 
     refs = [GroupRef.parse(g) for g in groups]
-    rows, left_out = run(labels, offline_store, refs, LabelColumns(label_id, label_time, label_column),
-                         load_config(config_path), output)
+    config = load_config(config_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = [download_prefix(p, Path(tmp) / name, endpoint_url, region) if p.startswith("s3://") else Path(p)
+                 for name, p in (("labels", labels), ("offline", offline_store))]
+        if not local[0].exists():
+            raise DataError([f"{labels}: no such file or directory"])
+        rows, left_out = run(local[0], local[1], refs, LabelColumns(label_id, label_time, label_column), config,
+                             output)
     click.echo(f"training set: {rows} rows -> {output / 'part-00000.parquet'}")
     for group, count in left_out.items():
         if count:

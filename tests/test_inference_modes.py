@@ -99,9 +99,17 @@ def test_serverless_memory_is_1_to_6_gb_in_1_gb_steps(memory: int, ok: bool) -> 
             "memory_size_mb": memory}}}})
 
 
-def test_an_instance_endpoint_keeps_its_guarded_deployment() -> None:
+def test_an_instance_endpoint_keeps_its_guarded_deployment_and_may_capture_nothing() -> None:
     with pytest.raises(ParameterError, match="None is only for a serverless variant"):
         ModelServing(_training(), deployment=None)
+    with pytest.raises(ParameterError, match="data_capture_percent is 0 but the drift job"):
+        ModelServing(_training(), data_capture_percent=0)
+    training = _training()
+    quiet = ModelServing(training, data_capture_percent=0, monitoring_schedule=None)
+    platform = Platform("churn", cloud="aws").add(training.data, training.features, training, quiet)
+    config = _resources(_stacks(platform, {"champion": pin(7)})["serving"],
+                        "aws_sagemaker_endpoint_configuration")["main"].body
+    assert config.get("data_capture_config") is None and config["kms_key_arn"] is not None
 
 
 def test_a_serverless_variant_renders_serverless_config_and_nothing_it_excludes() -> None:
@@ -179,10 +187,12 @@ def test_multi_model_rules() -> None:
     with pytest.raises(ParameterError, match="monitoring_schedule: the drift job compares"):
         ModelServing(training, name="fleet", autoscaling=None,
                      variants=[Variant("fleet", multi_model=MultiModel(models=["a"]))])
-    with pytest.raises(ParameterError, match="models"):
-        MultiModel(models=["a", "a"]) and ModelServing(training, name="fleet", monitoring_schedule=None,
-                                                       variants=[Variant("fleet", multi_model=MultiModel(
-                                                           models=["a", "a"]))])
+    with pytest.raises(ParameterError, match=r"variants\[0\]\.multi_model\.models.*unique"):
+        ModelServing(training, name="fleet", monitoring_schedule=None,
+                     variants=[Variant("fleet", multi_model=MultiModel(models=["a", "a"]))])
+    with pytest.raises(ParameterError, match="'fleet' is both the multi-model variant and one of its models"):
+        ModelServing(training, name="fleet", monitoring_schedule=None,
+                     variants=[Variant("fleet", multi_model=MultiModel(models=["fleet"]))])
     platform = _platform(_fleet)
     mixed = {"champion": pin(7), "challenger": replace(pin(8), image="eeeeeeeeeeee")}
     with pytest.raises(BlueprintError, match="run different serving images"):

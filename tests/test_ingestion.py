@@ -130,7 +130,8 @@ def _ingest(store: dict[str, Any], spec: str = "s3://ingest-test-processed/inges
             entry_point: bool = False) -> subprocess.CompletedProcess[str]:
     """`python -m training ingest` as a runner on this machine starts it; in this process unless
     `entry_point` (a process start costs seconds: the first run goes through the real entry point)."""
-    args = ["--spec", spec, "--endpoint-url", store["url"], "--region", store["region"]]
+    args = ["--spec", spec, "--endpoint-url", store["url"], "--region", store["region"], "--metrics-namespace",
+            "MLOps/IngestionTest"]
     if entry_point:
         return subprocess.run([sys.executable, "-m", "training", "ingest", *args], cwd=ROOT, capture_output=True,
                               text=True, timeout=120, check=False)
@@ -141,7 +142,7 @@ def _ingest(store: dict[str, Any], spec: str = "s3://ingest-test-processed/inges
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = ingest_job.main(spec, store["url"], store["region"])
+        code = ingest_job.main(spec, store["url"], store["region"], "MLOps/IngestionTest")
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
@@ -166,6 +167,16 @@ def test_a_raw_csv_is_ingested_once_and_its_bad_rows_quarantined(store: dict[str
                                 Key="quarantine/customer/customers/2026-01-01.csv.rejected.csv")["Body"].read().decode()
     assert quarantined.splitlines()[0] == f"_row,id,updated_at,tenure,monthly_charges,contract,{ERROR_COLUMN}"
     assert quarantined.splitlines()[1].startswith("2,C2,") and "'three' is not a whole number" in quarantined
+
+    import boto3
+
+    cloudwatch = boto3.client("cloudwatch", region_name=store["region"], endpoint_url=store["url"])
+    sent = cloudwatch.get_metric_statistics(
+        Namespace="MLOps/IngestionTest", MetricName="QuarantinedRows", Statistics=["Sum"], Period=60,
+        Dimensions=[{"Name": "FeatureGroup", "Value": "ingest-test-customer"}],
+        StartTime=pd.Timestamp.now(tz="UTC") - pd.Timedelta("1h"),
+        EndTime=pd.Timestamp.now(tz="UTC") + pd.Timedelta("1h"))
+    assert [p["Sum"] for p in sent["Datapoints"]] == [1.0]  # what the stack's alarm on quarantined rows reads
 
     rerun = _ingest(store)  # idempotent: the ledger holds the object's key and ETag
     assert rerun.returncode == 0 and "0 new objects ingested" in rerun.stdout
@@ -257,6 +268,9 @@ def test_aws_renders_a_least_privilege_ingestion_per_group() -> None:
                      "repository/churn-dev/training"):
         assert resource in policy, resource
     assert '"s3:DeleteObject"' not in policy and '"s3:*"' not in policy
+    assert '"cloudwatch:namespace" = "MLOps/Ingestion"' in policy
+    alarm = _resources(stack, "aws_cloudwatch_metric_alarm")["ingestion_customer_quarantined"].body
+    assert (alarm["metric_name"], alarm["namespace"], alarm["threshold"]) == ("QuarantinedRows", "MLOps/Ingestion", 0)
     rule = flat(_resources(stack, "aws_cloudwatch_event_rule")["ingestion_customer"].body["event_pattern"])
     assert '"Object Created"' in rule and 'prefix = "customers/"' in rule and 'bucket_names["raw"]' in rule
     machine = flat(_resources(stack, "aws_sfn_state_machine")["ingestion_customer"].body["definition"])

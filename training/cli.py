@@ -209,14 +209,16 @@ def production(config_path: Path) -> None:
 @click.option("--endpoint-url", default=None, help="Send S3 and Feature Store calls here (the local emulator, "
               "e.g. http://127.0.0.1:4566). Default: AWS.")
 @click.option("--region", default=None, help="Default: the environment's (AWS_REGION / AWS_DEFAULT_REGION).")
-def ingest(spec_path: str, endpoint_url: str | None, region: str | None) -> None:
+@click.option("--metrics-namespace", default=None, help="Also send the run's counts to CloudWatch under this "
+              "namespace (RecordsWritten, QuarantinedRows, FailedObjects by FeatureGroup).")
+def ingest(spec_path: str, endpoint_url: str | None, region: str | None, metrics_namespace: str | None) -> None:
     """Write a group's new raw objects to the Feature Store; quarantine bad rows; mark each object done.
 
     Exit 0 every new object processed; 1 an object failed (it is retried by the next run); 2 a bad spec.
     """
     from .ingest_job import main as run
 
-    sys.exit(run(spec_path, endpoint_url, region))
+    sys.exit(run(spec_path, endpoint_url, region, metrics_namespace))
 
 
 @main.command("training-set")

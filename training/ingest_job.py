@@ -10,6 +10,9 @@ only then the marker. A rerun skips marked objects; an object whose run failed h
 again in full, which PutRecord makes harmless (the same record at the same event time). A changed
 object (new ETag) is a new object.
 
+With `--metrics-namespace`, the run's counts go to CloudWatch (RecordsWritten, QuarantinedRows,
+FailedObjects by FeatureGroup), where the stack's alarm on quarantined rows reads them.
+
 Exit codes: 0 every new object was processed (refused rows are quarantined, not a failure); 1 an
 object could not be read or written (the others are still processed; the failed one is not
 marked, so the next run retries it); 2 a bad spec. Runs in a SageMaker Processing job (the spec
@@ -179,11 +182,27 @@ def run(spec: IngestionSpec, c: Clients, echo: Any = print) -> Summary:
     return summary
 
 
-def main(spec_path: str, endpoint_url: str | None, region: str | None) -> int:
+def metrics(spec: IngestionSpec, summary: Summary) -> list[dict[str, Any]]:
+    """One run's counts as CloudWatch metric data, by feature group: what its alarms read."""
+    done = [r for r in summary.results if not r.error]
+    dimensions = [{"Name": "FeatureGroup", "Value": spec.feature_group}]
+    return [{"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": "Count"}
+            for name, value in (("RecordsWritten", sum(r.written for r in done)),
+                                ("QuarantinedRows", sum(r.quarantined for r in done)),
+                                ("FailedObjects", len(summary.failed)))]
+
+
+def main(spec_path: str, endpoint_url: str | None, region: str | None, metrics_namespace: str | None = None) -> int:
     c = clients(endpoint_url, region)
     try:
         spec = load_spec(spec_path, c.s3)
     except SpecError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
-    return 1 if run(spec, c).failed else 0
+    summary = run(spec, c)
+    if metrics_namespace:
+        import boto3
+
+        boto3.session.Session(region_name=region).client("cloudwatch", endpoint_url=endpoint_url).put_metric_data(
+            Namespace=metrics_namespace, MetricData=metrics(spec, summary))
+    return 1 if summary.failed else 0

@@ -10,7 +10,9 @@ SageMaker whether one of its jobs is in progress and then ends at once: a burst 
 one job, not one per object; what that job listed too early is picked up by the next event or the
 schedule, since every run lists the prefix against the ledger. For the same reason a lost event
 (the rule retries for an hour) costs at most one schedule interval, so the rule needs no
-dead-letter queue of its own.
+dead-letter queue of its own. Each run sends its counts to CloudWatch (`MLOps/Ingestion`:
+RecordsWritten, QuarantinedRows, FailedObjects by FeatureGroup); an alarm per group on quarantined
+rows and one on failed executions notify the features topic.
 
 Roles, each for one thing: the job's (list and read the group's prefix, write its quarantine and
 ledger, read its spec, PutRecord into its group and no other; the platform's key; not
@@ -39,6 +41,7 @@ from .training import image_uri, registry
 from .training_role import network_statements
 
 LIST_PROCESSING_JOBS = "arn:aws:states:::aws-sdk:sagemaker:listProcessingJobs"
+METRICS_NAMESPACE = "MLOps/Ingestion"  # the job's counts per FeatureGroup (training/ingest_job.py metrics)
 SPEC_PREFIX = "ingestion"
 LEDGER_PREFIX = "ingestion-ledger"
 QUARANTINE_PREFIX = "quarantine"
@@ -83,7 +86,8 @@ def processing_request(ctx: StackContext, g: FeatureGroup, ing: Ingestion, image
         "RoleArn": role,
         "AppSpecification": {
             "ImageUri": image,
-            "ContainerEntrypoint": ["python", "-m", "training", "ingest", "--spec", spec_uri, "--region", region],
+            "ContainerEntrypoint": ["python", "-m", "training", "ingest", "--spec", spec_uri, "--region", region,
+                                    "--metrics-namespace", METRICS_NAMESPACE],
         },
         "ProcessingResources": {"ClusterConfig": cluster},
         "NetworkConfig": {
@@ -134,6 +138,9 @@ def _job_statements(t: FeatureStore, ctx: StackContext, g: FeatureGroup, group_a
         iam.statement("WriteLedger", ["s3:PutObject"], [interp("", offline, f"/{ledger}*")]),
         iam.statement("ReadSpec", ["s3:GetObject"], [interp("", offline, f"/{SPEC_PREFIX}/{g.name}.json")]),
         iam.statement("PutRecords", ["sagemaker:PutRecord"], [group_arn]),
+        # PutMetricData acts on no resource IAM can name; the condition keeps it to this namespace.
+        iam.statement("IngestionMetrics", ["cloudwatch:PutMetricData"], "*",
+                      {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}}),
         # The zones' objects and the online store are under the platform's key: PutRecord's caller
         # needs kms:Decrypt on the online store's key (OnlineStoreSecurityConfig, SageMaker API
         # reference); the grant is how SageMaker uses the key on the job's volume.
@@ -216,6 +223,7 @@ def render_ingestion(t: FeatureStore, ctx: StackContext, groups: dict[str, Resou
         machine = state_machine(ctx, f"ingestion_{address}", f"{ctx.name}-ingest-{g.name}",
                                 ingestion_definition(ctx, g, request), workflow, workflow_policy, logs)
         failed_executions_alarm(ctx, machine, f"the ingestion of {g.name}", topic)
+        _quarantine_alarm(ctx, g, groups[g.name], topic)
         if g.ingestion.on_new_data:
             _render_rule(ctx, g, buckets[t.raw_zone], machine)
         if g.ingestion.schedule is not None:
@@ -257,4 +265,25 @@ def _render_rule(ctx: StackContext, g: FeatureGroup, raw_bucket: Expr, machine: 
         "arn": machine.attr("arn"),
         "role_arn": starter.attr("arn"),
         "retry_policy": Block({"maximum_retry_attempts": 10, "maximum_event_age_in_seconds": 3600}),
+    }))
+
+
+def _quarantine_alarm(ctx: StackContext, g: FeatureGroup, group: Resource, topic: Resource) -> None:
+    """Rows quarantined by a run: someone should read why (the rows and reasons are in the quarantine)."""
+    ctx.stack.add(Resource("aws_cloudwatch_metric_alarm", f"ingestion_{g.name.replace('-', '_')}_quarantined", {
+        "alarm_name": f"{ctx.name}-ingest-{g.name}-quarantined",
+        "alarm_description": f"The ingestion of {g.name} quarantined rows: see quarantine/{g.name}/ in the raw zone "
+                             f"(each row with its reason)",
+        "namespace": METRICS_NAMESPACE,
+        "metric_name": "QuarantinedRows",
+        "dimensions": {"FeatureGroup": group.attr("feature_group_name")},
+        "statistic": "Sum",
+        "period": 3600,
+        "evaluation_periods": 1,
+        "comparison_operator": "GreaterThanThreshold",
+        "threshold": 0,
+        "treat_missing_data": "notBreaching",
+        "alarm_actions": [topic.attr("arn")],
+        "ok_actions": [topic.attr("arn")],
+        "actions_enabled": True,
     }))

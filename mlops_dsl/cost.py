@@ -277,7 +277,11 @@ def _int(value: Any, default: int = 0) -> int:
 def jobs_in(definition: Any, where: str) -> list[Job]:
     """Every SageMaker job a pipeline or state machine definition starts, with its bounds."""
     found, counted = [], set()  # counted: tuning training definitions, not jobs of their own
-    for node in _walk(definition):
+    # A Transform job has no StoppingCondition: a state machine bounds it by its Task's TimeoutSeconds.
+    nodes = list(_walk(definition))
+    timeouts = {id(n["Parameters"]): n["TimeoutSeconds"] for n in nodes
+                if isinstance(n.get("Parameters"), Mapping) and _int(n.get("TimeoutSeconds"))}
+    for node in nodes:
         if id(node) in counted:
             continue
         runtime = _int(((node.get("StoppingCondition") or {}) if isinstance(node.get("StoppingCondition"), Mapping)
@@ -289,7 +293,7 @@ def jobs_in(definition: Any, where: str) -> list[Job]:
         if isinstance(node.get("TransformResources"), Mapping):
             c = node["TransformResources"]
             found.append(Job("transform", str(c.get("InstanceType")), _int(c.get("InstanceCount"), 1),
-                             _int(node.get("MaxRuntimeInSeconds"), 86400), where=where))
+                             timeouts.get(id(node), 86400), where=where))
         tuning = node.get("HyperParameterTuningJobConfig")
         training = node.get("TrainingJobDefinition")
         if isinstance(tuning, Mapping) and isinstance(training, Mapping):

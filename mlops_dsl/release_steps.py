@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 # The local test's load: 100 requests at 25/s (4 s), so the p99 is the 99th of 100 latencies.
 LOCAL_TEST_REQUESTS = 100
 LOCAL_TEST_RPS = 25.0
+LOCAL_TEST_WARMUP = 5  # sequential requests before the burst, not measured
 # The margin over the blueprint's p99 alarm (ModelServing alarms.p99_latency_ms): the machine that
 # runs the release is rarely the endpoint's instance type and is often busy (a laptop, a shared CI
 # runner), so it may be half as slow again without failing the gate; a model an order of magnitude
@@ -179,6 +180,8 @@ class Context:
                 if problem:
                     raise smoke.SmokeFailed(f"the model served on 127.0.0.1 answered its input example wrongly: "
                                             f"{problem}")
+                for _ in range(LOCAL_TEST_WARMUP):  # one-time costs of a fresh process, not the model's latency
+                    post(port, example.body)
                 load = run(http_sender(port, "/invocations", example.body), LOCAL_TEST_RPS,
                            LOCAL_TEST_REQUESTS / LOCAL_TEST_RPS, LOCAL_TEST_REQUESTS)
         for line in load.lines():

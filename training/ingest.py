@@ -26,7 +26,7 @@ import pandas as pd
 
 INT64 = (-(2**63), 2**63 - 1)
 ERROR_COLUMN = "_ingestion_error"  # the reason, added to each quarantined row
-MISSING = ("", "NaN", "nan", "NAN", "null", "NULL", "None")
+MISSING = ("", "NaN", "nan", "NAN")  # as training reads CSV (data.py): empty cells and NaN, not "NA" or "None"
 
 
 class SpecError(ValueError):

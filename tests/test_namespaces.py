@@ -38,7 +38,7 @@ def test_shipped_namespaces_file_is_valid() -> None:
 @pytest.mark.parametrize(("text", "expected"), [
     ("namespaces:\n  dev:\n    aproval: auto\n",
      "ns.yaml: namespaces.dev.aproval: unknown key (known keys: approval, platforms, tags, aws, azure, alerts, "
-     "budget, models, overrides)"),
+     "budget, models, tracking, notebooks, overrides)"),
     ("namespaces:\n  dev:\n    approval: sometimes\n",
      "ns.yaml: namespaces.dev.approval: expected one of auto, manual; got 'sometimes'"),
     ("namespaces:\n  dev:\n    aws: {account_id: 123456789012, region: eu-west-1, backend: {bucket: b-1}}\n",

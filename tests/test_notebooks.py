@@ -118,7 +118,8 @@ def test_the_studio_group_reaches_only_the_endpoints_s3_and_its_own_apps() -> No
         "data.terraform_remote_state.data.outputs.endpoints_security_group_id"
     assert (egress["notebooks_apps"]["from_port"], egress["notebooks_apps"]["to_port"]) == (8192, 65535)
     ingress = {n: r.body for n, r in _of(training, "aws_vpc_security_group_ingress_rule").items()}
-    assert _hcl(ingress["endpoints_from_notebooks"]["referenced_security_group_id"]) == "aws_security_group.notebooks.id"
+    assert _hcl(ingress["endpoints_from_notebooks"]["referenced_security_group_id"]) == \
+        "aws_security_group.notebooks.id"
 
 
 def test_the_notebook_role_reads_data_and_runs_studio_apps_only() -> None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from mlops_dsl import DataInfrastructure, Dataset, Platform, TrainingInfrastructure
+from mlops_dsl import DataInfrastructure, Dataset, IntegerRange, Platform, TrainingInfrastructure, Tuning
 from mlops_dsl.errors import NamespaceError
 from mlops_dsl.namespaces import load, parse
 from mlops_dsl.validate import validate
@@ -34,9 +34,9 @@ namespaces:
 ARN = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/churn-dev"
 
 
-def _stacks(text: str = NAMESPACES, ns: str = "dev") -> dict:
+def _stacks(text: str = NAMESPACES, ns: str = "dev", **training) -> dict:
     data = DataInfrastructure()
-    platform = Platform("churn", cloud="aws").add(data, TrainingInfrastructure(data, dataset=DATASET))
+    platform = Platform("churn", cloud="aws").add(data, TrainingInfrastructure(data, dataset=DATASET, **training))
     return {b.template: b.stack for b in platform.synth(replace(parse(text)[ns], pins={}), image_tags=TAGS)}
 
 
@@ -122,6 +122,15 @@ def test_the_training_job_logs_to_the_server_without_isolation_and_the_other_ste
     jobs = {s["Sid"]: s for s in _policy(training, "execution")}
     assert jobs["LogToTrackingServer"] == {"Sid": "LogToTrackingServer", "Effect": "Allow",
                                            "Action": ["sagemaker-mlflow:*"], "Resource": [ARN]}
+
+
+def test_a_tuning_job_s_trials_log_there_too_and_match_the_request_shape() -> None:
+    stacks = _stacks(tuning=Tuning("validation:cv_roc_auc", [IntegerRange("max_depth", 2, 8)]))
+    trial = _training_job(stacks["training"])["Tune"]["Arguments"]["TrainingJobDefinition"]
+    assert _hcl(trial["Environment"]["MLFLOW_TRACKING_URI"]) == "aws_sagemaker_mlflow_tracking_server.main.arn"
+    assert trial["EnableNetworkIsolation"] is False
+    report = validate([("dev/churn/training", stacks["training"])], schema=True)
+    assert report.problems == [] and report.pipeline_values > 0
 
 
 def test_opted_out_nothing_changes_and_the_job_stays_isolated() -> None:

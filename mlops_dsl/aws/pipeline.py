@@ -16,7 +16,8 @@
 
 Every output lives under `executions/<PipelineExecutionId>/` of the models zone, so no execution
 overwrites another's evaluation or baseline, and a package's metrics keep describing that package.
-Every job runs in the platform's private subnets with network isolation, inter-container
+Every job runs in the platform's private subnets with network isolation (but for the training
+job of a namespace with a tracking server, which logs to it: `tracking_uri`), inter-container
 encryption and the platform's key on outputs (and on volumes, where the instance type allows a
 key): checkov cannot see inside this JSON, so the secure settings live here. `mlops validate
 --schema` checks each step's arguments against the SageMaker API's request shapes.

@@ -133,6 +133,9 @@ resource "aws_s3_bucket" "raw" {
   # checkov:skip=CKV_AWS_144:cross-region replication needs a bucket and key in a second region; opt in per platform
   bucket        = "customer-churn-dev-raw-111111111111"
   force_destroy = false
+  tags = {
+    data-classification = "confidential"
+  }
 }
 
 resource "aws_s3_bucket_versioning" "raw" {
@@ -795,6 +798,18 @@ resource "aws_vpc_endpoint" "kms" {
   security_group_ids  = [aws_security_group.endpoints.id]
   tags = {
     Name = "customer-churn-dev-kms"
+  }
+}
+
+resource "aws_vpc_endpoint" "sagemaker_experiments" {
+  vpc_id              = aws_vpc.main.id
+  service_name        = "aws.sagemaker.eu-west-1.experiments"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [aws_subnet.private_0.id, aws_subnet.private_1.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags = {
+    Name = "customer-churn-dev-sagemaker-experiments"
   }
 }
 

@@ -6,6 +6,21 @@ output "alarm_topic_arn" {
   value       = aws_sns_topic.alarms.arn
 }
 
+output "api_invoke_url" {
+  description = "POST here, signed with SigV4 for execute-api (README: An inference API)"
+  value       = "${aws_api_gateway_stage.inference.invoke_url}/invocations"
+}
+
+output "api_id" {
+  description = "The inference REST API"
+  value       = aws_api_gateway_rest_api.inference.id
+}
+
+output "api_usage_plan_id" {
+  description = "Usage plan that API keys are added to"
+  value       = aws_api_gateway_usage_plan.inference.id
+}
+
 output "endpoint_name" {
   description = "The SageMaker endpoint"
   value       = aws_sagemaker_endpoint.main.name

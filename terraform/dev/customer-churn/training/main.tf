@@ -2,8 +2,8 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "baea520a1f6c"
-  serving_image_tag  = "4ebca849cc84"
+  training_image_tag = "44f28083a3b9"
+  serving_image_tag  = "5c10567fbb8a"
 }
 
 resource "aws_ecr_repository" "training" {
@@ -234,6 +234,15 @@ resource "aws_iam_role_policy" "execution" {
         ]
         Resource = [
           data.terraform_remote_state.features.outputs.feature_group_arns["customer"],
+          data.terraform_remote_state.features.outputs.feature_group_arns["account"],
+        ]
+      },
+      {
+        Sid    = "LogToTrackingServer"
+        Effect = "Allow"
+        Action = ["sagemaker-mlflow:*"]
+        Resource = [
+          "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/customer-churn-dev",
         ]
       },
     ]
@@ -490,6 +499,78 @@ resource "aws_sagemaker_model_package_group_policy" "models" {
   })
 }
 
+resource "aws_iam_role" "tracking" {
+  name        = "customer-churn-dev-mlflow-tracking"
+  description = "mlflow-tracking for customer-churn in dev"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect = "Allow"
+        Principal = {
+          Service = "sagemaker.amazonaws.com"
+        }
+        Action = "sts:AssumeRole"
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = "111111111111"
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy" "tracking" {
+  name = "tracking"
+  role = aws_iam_role.tracking.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "ListArtifactPrefix"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket", "s3:GetBucketLocation"]
+        Resource = [data.terraform_remote_state.data.outputs.bucket_arns["models"]]
+        Condition = {
+          StringLike = {
+            "s3:prefix" = ["mlflow/*", "mlflow"]
+          }
+        }
+      },
+      {
+        Sid    = "ArtifactObjects"
+        Effect = "Allow"
+        Action = [
+          "s3:GetObject",
+          "s3:PutObject",
+          "s3:DeleteObject",
+          "s3:AbortMultipartUpload",
+        ]
+        Resource = [
+          "${data.terraform_remote_state.data.outputs.bucket_arns["models"]}/mlflow/*",
+        ]
+      },
+      {
+        Sid      = "ArtifactKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+        Resource = [data.terraform_remote_state.data.outputs.kms_key_arn]
+      },
+    ]
+  })
+}
+
+resource "aws_sagemaker_mlflow_tracking_server" "main" {
+  tracking_server_name            = "customer-churn-dev"
+  artifact_store_uri              = "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/mlflow/"
+  tracking_server_size            = "Small"
+  role_arn                        = aws_iam_role.tracking.arn
+  automatic_model_registration    = false
+  weekly_maintenance_window_start = "Sun:01:00"
+  depends_on                      = [aws_iam_role_policy.tracking]
+}
+
 resource "aws_s3_object" "training_config" {
   bucket = data.terraform_remote_state.data.outputs.bucket_names["models"]
   key    = "pipeline/training-config-36cbbdc92526.json"
@@ -542,7 +623,7 @@ resource "aws_sagemaker_pipeline" "training" {
       {
         Name         = "InputDataUri"
         Type         = "String"
-        DefaultValue = "s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}/training/"
+        DefaultValue = "s3://${data.terraform_remote_state.data.outputs.bucket_names["raw"]}/labels/churn/"
       },
       {
         Name         = "ModelApprovalStatus"
@@ -551,6 +632,136 @@ resource "aws_sagemaker_pipeline" "training" {
       },
     ]
     Steps = [
+      {
+        Name = "TrainingSet"
+        Type = "Processing"
+        RetryPolicies = [
+          {
+            ExceptionType   = ["Step.SERVICE_FAULT", "Step.THROTTLING"]
+            IntervalSeconds = 10
+            BackoffRate     = 2.0
+            MaxAttempts     = 5
+          },
+          {
+            ExceptionType = [
+              "SageMaker.CAPACITY_ERROR",
+              "SageMaker.RESOURCE_LIMIT",
+              "SageMaker.JOB_INTERNAL_ERROR",
+            ]
+            IntervalSeconds = 60
+            BackoffRate     = 2.0
+            MaxAttempts     = 3
+          },
+        ]
+        Arguments = {
+          ProcessingResources = {
+            ClusterConfig = {
+              InstanceType   = "ml.m5.large"
+              InstanceCount  = 1
+              VolumeSizeInGB = 30
+              VolumeKmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
+            }
+          }
+          AppSpecification = {
+            ImageUri = "${aws_ecr_repository.training.repository_url}:${local.training_image_tag}"
+            ContainerEntrypoint = [
+              "python",
+              "-m",
+              "training",
+              "training-set",
+              "--labels",
+              "/opt/ml/processing/labels",
+              "--offline-store",
+              "/opt/ml/processing/offline",
+              "--group",
+              "${data.terraform_remote_state.features.outputs.feature_group_names["customer"]}:customer_id:event_time",
+              "--group",
+              "${data.terraform_remote_state.features.outputs.feature_group_names["account"]}:customer_id:event_time",
+              "--label-id",
+              "customer_id",
+              "--label-time",
+              "labelled_at",
+              "--label",
+              "churned",
+              "--config",
+              "/opt/ml/processing/config",
+              "--output",
+              "/opt/ml/processing/output/dataset",
+            ]
+          }
+          RoleArn = aws_iam_role.execution.arn
+          ProcessingInputs = [
+            {
+              InputName = "labels"
+              S3Input = {
+                S3Uri = {
+                  Get = "Parameters.InputDataUri"
+                }
+                LocalPath              = "/opt/ml/processing/labels"
+                S3DataType             = "S3Prefix"
+                S3InputMode            = "File"
+                S3DataDistributionType = "FullyReplicated"
+              }
+            },
+            {
+              InputName = "offline"
+              S3Input = {
+                S3Uri                  = "s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}/feature-store/"
+                LocalPath              = "/opt/ml/processing/offline"
+                S3DataType             = "S3Prefix"
+                S3InputMode            = "File"
+                S3DataDistributionType = "FullyReplicated"
+              }
+            },
+            {
+              InputName = "config"
+              S3Input = {
+                S3Uri                  = "s3://${aws_s3_object.training_config.bucket}/${aws_s3_object.training_config.key}"
+                LocalPath              = "/opt/ml/processing/config"
+                S3DataType             = "S3Prefix"
+                S3InputMode            = "File"
+                S3DataDistributionType = "FullyReplicated"
+              }
+            },
+          ]
+          ProcessingOutputConfig = {
+            Outputs = [
+              {
+                OutputName = "dataset"
+                S3Output = {
+                  S3Uri = {
+                    "Std:Join" = {
+                      On = "/"
+                      Values = [
+                        "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/executions",
+                        {
+                          Get = "Execution.PipelineExecutionId"
+                        },
+                        "trainingset",
+                        "dataset",
+                      ]
+                    }
+                  }
+                  LocalPath    = "/opt/ml/processing/output/dataset"
+                  S3UploadMode = "EndOfJob"
+                }
+              },
+            ]
+            KmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
+          }
+          NetworkConfig = {
+            EnableNetworkIsolation                = true
+            EnableInterContainerTrafficEncryption = true
+            VpcConfig = {
+              SecurityGroupIds = [data.terraform_remote_state.data.outputs.sagemaker_security_group_id]
+              Subnets          = data.terraform_remote_state.data.outputs.private_subnet_ids
+            }
+          }
+          StoppingCondition = {
+            MaxRuntimeInSeconds = 3600
+          }
+        }
+      },
       {
         Name = "Split"
         Type = "Processing"
@@ -602,7 +813,7 @@ resource "aws_sagemaker_pipeline" "training" {
               InputName = "data"
               S3Input = {
                 S3Uri = {
-                  Get = "Parameters.InputDataUri"
+                  Get = "Steps.TrainingSet.ProcessingOutputConfig.Outputs['dataset'].S3Output.S3Uri"
                 }
                 LocalPath              = "/opt/ml/processing/data"
                 S3DataType             = "S3Prefix"
@@ -836,9 +1047,12 @@ resource "aws_sagemaker_pipeline" "training" {
               SecurityGroupIds = [data.terraform_remote_state.data.outputs.sagemaker_security_group_id]
               Subnets          = data.terraform_remote_state.data.outputs.private_subnet_ids
             }
-            EnableNetworkIsolation                = true
+            EnableNetworkIsolation                = false
             EnableInterContainerTrafficEncryption = true
             EnableManagedSpotTraining             = true
+            Environment = {
+              MLFLOW_TRACKING_URI = aws_sagemaker_mlflow_tracking_server.main.arn
+            }
             StaticHyperParameters = {
               model = "\"hist_gradient_boosting\""
             }
@@ -1373,4 +1587,185 @@ resource "aws_cloudwatch_metric_alarm" "schedule_dead_letters" {
   period              = 300
   statistic           = "Maximum"
   treat_missing_data  = "notBreaching"
+}
+
+resource "aws_security_group" "notebooks" {
+  # checkov:skip=CKV2_AWS_5:attached to the Studio domain's apps through its default_user_settings.security_groups, which the check does not follow
+  name                   = "customer-churn-dev-notebooks"
+  description            = "SageMaker Studio apps of this platform: the VPC endpoints only"
+  vpc_id                 = data.terraform_remote_state.data.outputs.vpc_id
+  revoke_rules_on_delete = true
+}
+
+resource "aws_vpc_security_group_egress_rule" "notebooks_endpoints" {
+  security_group_id            = aws_security_group.notebooks.id
+  description                  = "HTTPS to the interface VPC endpoints"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = data.terraform_remote_state.data.outputs.endpoints_security_group_id
+}
+
+resource "aws_vpc_security_group_egress_rule" "notebooks_s3" {
+  security_group_id = aws_security_group.notebooks.id
+  description       = "HTTPS to S3 through the gateway endpoint"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = data.terraform_remote_state.data.outputs.s3_prefix_list_id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "notebooks_apps" {
+  security_group_id            = aws_security_group.notebooks.id
+  description                  = "Studio apps to each other"
+  ip_protocol                  = "tcp"
+  from_port                    = 8192
+  to_port                      = 65535
+  referenced_security_group_id = aws_security_group.notebooks.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "notebooks_apps" {
+  security_group_id            = aws_security_group.notebooks.id
+  description                  = "Studio apps to each other"
+  ip_protocol                  = "tcp"
+  from_port                    = 8192
+  to_port                      = 65535
+  referenced_security_group_id = aws_security_group.notebooks.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints_from_notebooks" {
+  security_group_id            = data.terraform_remote_state.data.outputs.endpoints_security_group_id
+  description                  = "HTTPS from SageMaker Studio apps"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.notebooks.id
+}
+
+resource "aws_iam_role" "notebooks" {
+  name        = "customer-churn-dev-studio-execution"
+  description = "studio-execution for customer-churn in dev"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect = "Allow"
+        Principal = {
+          Service = "sagemaker.amazonaws.com"
+        }
+        Action = "sts:AssumeRole"
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = "111111111111"
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_sagemaker_domain" "notebooks" {
+  domain_name             = "customer-churn-dev"
+  auth_mode               = "IAM"
+  vpc_id                  = data.terraform_remote_state.data.outputs.vpc_id
+  subnet_ids              = data.terraform_remote_state.data.outputs.private_subnet_ids
+  app_network_access_type = "VpcOnly"
+  kms_key_id              = data.terraform_remote_state.data.outputs.kms_key_arn
+
+  default_user_settings {
+    execution_role  = aws_iam_role.notebooks.arn
+    security_groups = [aws_security_group.notebooks.id]
+  }
+
+  retention_policy {
+    home_efs_file_system = "Retain"
+  }
+}
+
+resource "aws_iam_role_policy" "notebooks" {
+  name = "notebooks"
+  role = aws_iam_role.notebooks.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "ListReadableZones"
+        Effect = "Allow"
+        Action = ["s3:ListBucket", "s3:GetBucketLocation"]
+        Resource = [
+          data.terraform_remote_state.data.outputs.bucket_arns["processed"],
+          data.terraform_remote_state.data.outputs.bucket_arns["experiments"],
+        ]
+      },
+      {
+        Sid    = "ReadZones"
+        Effect = "Allow"
+        Action = ["s3:GetObject"]
+        Resource = [
+          "${data.terraform_remote_state.data.outputs.bucket_arns["processed"]}/*",
+          "${data.terraform_remote_state.data.outputs.bucket_arns["experiments"]}/*",
+        ]
+      },
+      {
+        Sid      = "DecryptZones"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:DescribeKey"]
+        Resource = [data.terraform_remote_state.data.outputs.kms_key_arn]
+      },
+      {
+        Sid    = "StudioAppsInThisDomain"
+        Effect = "Allow"
+        Action = [
+          "sagemaker:CreateApp",
+          "sagemaker:DeleteApp",
+          "sagemaker:DescribeApp",
+          "sagemaker:CreateSpace",
+          "sagemaker:UpdateSpace",
+          "sagemaker:DeleteSpace",
+          "sagemaker:DescribeSpace",
+          "sagemaker:DescribeUserProfile",
+          "sagemaker:DescribeDomain",
+          "sagemaker:AddTags",
+          "sagemaker:ListTags",
+        ]
+        Resource = [
+          "arn:aws:sagemaker:eu-west-1:111111111111:domain/${aws_sagemaker_domain.notebooks.id}",
+          "arn:aws:sagemaker:eu-west-1:111111111111:user-profile/${aws_sagemaker_domain.notebooks.id}/*",
+          "arn:aws:sagemaker:eu-west-1:111111111111:space/${aws_sagemaker_domain.notebooks.id}/*",
+          "arn:aws:sagemaker:eu-west-1:111111111111:app/${aws_sagemaker_domain.notebooks.id}/*",
+        ]
+      },
+      {
+        Sid    = "StudioListings"
+        Effect = "Allow"
+        Action = [
+          "sagemaker:ListApps",
+          "sagemaker:ListSpaces",
+          "sagemaker:ListUserProfiles",
+          "sagemaker:ListDomains",
+        ]
+        Resource = "*"
+      },
+      {
+        Sid      = "StudioLogs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = ["arn:aws:logs:eu-west-1:111111111111:log-group:/aws/sagemaker/studio*"]
+      },
+      {
+        Sid    = "LogToTrackingServer"
+        Effect = "Allow"
+        Action = ["sagemaker-mlflow:*"]
+        Resource = [
+          "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/customer-churn-dev",
+        ]
+      },
+    ]
+  })
+}
+
+resource "aws_sagemaker_user_profile" "alice" {
+  domain_id         = aws_sagemaker_domain.notebooks.id
+  user_profile_name = "alice"
+  depends_on        = [aws_iam_role_policy.notebooks]
 }

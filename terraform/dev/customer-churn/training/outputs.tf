@@ -43,3 +43,13 @@ output "model_package_group_name" {
   description = "Model registry group the pipeline registers into"
   value       = aws_sagemaker_model_package_group.models.model_package_group_name
 }
+
+output "notebooks_domain_id" {
+  description = "The Studio domain"
+  value       = aws_sagemaker_domain.notebooks.id
+}
+
+output "notebooks_home_efs_id" {
+  description = "The users' home EFS volume, which a destroy retains (delete it by hand)"
+  value       = aws_sagemaker_domain.notebooks.home_efs_file_system_id
+}

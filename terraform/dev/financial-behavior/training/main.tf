@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "baea520a1f6c"
+  training_azureml_image_tag = "9e87a7a9275b"
 }
 
 resource "azurerm_container_registry" "main" {
@@ -364,6 +364,50 @@ resource "azurerm_machine_learning_compute_cluster" "training" {
   }
 }
 
+resource "azapi_resource" "notebook_alice" {
+  type      = "Microsoft.MachineLearningServices/workspaces/computes@2025-12-01"
+  name      = "alice-1f0944"
+  parent_id = azapi_resource.training.id
+  location  = "westeurope"
+  tags = {
+    cost-center     = "ml-platform"
+    environment     = "dev"
+    managed-by      = "mlops-dsl"
+    mlops-namespace = "dev"
+    mlops-platform  = "financial-behavior"
+    mlops-template  = "training"
+  }
+  body = {
+    properties = {
+      computeType      = "ComputeInstance"
+      description      = "alice's notebooks (financial-behavior, dev)"
+      disableLocalAuth = true
+      properties = {
+        vmSize                           = "Standard_D4s_v3"
+        enableNodePublicIp               = false
+        computeInstanceAuthorizationType = "personal"
+        applicationSharingPolicy         = "Personal"
+        personalComputeInstanceSettings = {
+          assignedUser = {
+            objectId = "0000aaaa-0000-4000-8000-00000000a11c"
+            tenantId = "00000000-0000-0000-0000-0000000000aa"
+          }
+        }
+        sshSettings = {
+          sshPublicAccess = "Disabled"
+        }
+        idleTimeBeforeShutdown = "PT30M"
+      }
+    }
+  }
+}
+
+resource "azurerm_role_assignment" "notebook_alice" {
+  scope                = azapi_resource.training.id
+  role_definition_name = "AzureML Data Scientist"
+  principal_id         = "0000aaaa-0000-4000-8000-00000000a11c"
+}
+
 resource "azurerm_machine_learning_datastore_datalake_gen2" "raw" {
   name                  = "raw"
   workspace_id          = azapi_resource.training.id
@@ -405,11 +449,11 @@ resource "azapi_resource" "training_environment" {
 
 resource "azapi_resource" "training_environment_version" {
   type      = "Microsoft.MachineLearningServices/workspaces/environments/versions@2024-10-01"
-  name      = local.training_image_tag
+  name      = local.training_azureml_image_tag
   parent_id = azapi_resource.training_environment.id
   body = {
     properties = {
-      image  = "${azurerm_container_registry.main.login_server}/financial-behavior-dev/training:${local.training_image_tag}"
+      image  = "${azurerm_container_registry.main.login_server}/financial-behavior-dev/training-azureml:${local.training_azureml_image_tag}"
       osType = "Linux"
     }
   }

@@ -2,8 +2,8 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "baea520a1f6c"
-  serving_image_tag  = "4ebca849cc84"
+  training_image_tag = "44f28083a3b9"
+  serving_image_tag  = "5c10567fbb8a"
 }
 
 resource "aws_ecr_repository" "training" {
@@ -221,6 +221,7 @@ resource "aws_iam_role_policy" "execution" {
         ]
         Resource = [
           data.terraform_remote_state.features.outputs.feature_group_arns["customer"],
+          data.terraform_remote_state.features.outputs.feature_group_arns["account"],
         ]
       },
     ]
@@ -502,7 +503,7 @@ resource "aws_sagemaker_pipeline" "training" {
       {
         Name         = "InputDataUri"
         Type         = "String"
-        DefaultValue = "s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}/training/"
+        DefaultValue = "s3://${data.terraform_remote_state.data.outputs.bucket_names["raw"]}/labels/churn/"
       },
       {
         Name         = "ModelApprovalStatus"
@@ -511,6 +512,136 @@ resource "aws_sagemaker_pipeline" "training" {
       },
     ]
     Steps = [
+      {
+        Name = "TrainingSet"
+        Type = "Processing"
+        RetryPolicies = [
+          {
+            ExceptionType   = ["Step.SERVICE_FAULT", "Step.THROTTLING"]
+            IntervalSeconds = 10
+            BackoffRate     = 2.0
+            MaxAttempts     = 5
+          },
+          {
+            ExceptionType = [
+              "SageMaker.CAPACITY_ERROR",
+              "SageMaker.RESOURCE_LIMIT",
+              "SageMaker.JOB_INTERNAL_ERROR",
+            ]
+            IntervalSeconds = 60
+            BackoffRate     = 2.0
+            MaxAttempts     = 3
+          },
+        ]
+        Arguments = {
+          ProcessingResources = {
+            ClusterConfig = {
+              InstanceType   = "ml.m5.large"
+              InstanceCount  = 1
+              VolumeSizeInGB = 30
+              VolumeKmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
+            }
+          }
+          AppSpecification = {
+            ImageUri = "${aws_ecr_repository.training.repository_url}:${local.training_image_tag}"
+            ContainerEntrypoint = [
+              "python",
+              "-m",
+              "training",
+              "training-set",
+              "--labels",
+              "/opt/ml/processing/labels",
+              "--offline-store",
+              "/opt/ml/processing/offline",
+              "--group",
+              "${data.terraform_remote_state.features.outputs.feature_group_names["customer"]}:customer_id:event_time",
+              "--group",
+              "${data.terraform_remote_state.features.outputs.feature_group_names["account"]}:customer_id:event_time",
+              "--label-id",
+              "customer_id",
+              "--label-time",
+              "labelled_at",
+              "--label",
+              "churned",
+              "--config",
+              "/opt/ml/processing/config",
+              "--output",
+              "/opt/ml/processing/output/dataset",
+            ]
+          }
+          RoleArn = aws_iam_role.execution.arn
+          ProcessingInputs = [
+            {
+              InputName = "labels"
+              S3Input = {
+                S3Uri = {
+                  Get = "Parameters.InputDataUri"
+                }
+                LocalPath              = "/opt/ml/processing/labels"
+                S3DataType             = "S3Prefix"
+                S3InputMode            = "File"
+                S3DataDistributionType = "FullyReplicated"
+              }
+            },
+            {
+              InputName = "offline"
+              S3Input = {
+                S3Uri                  = "s3://${data.terraform_remote_state.data.outputs.bucket_names["processed"]}/feature-store/"
+                LocalPath              = "/opt/ml/processing/offline"
+                S3DataType             = "S3Prefix"
+                S3InputMode            = "File"
+                S3DataDistributionType = "FullyReplicated"
+              }
+            },
+            {
+              InputName = "config"
+              S3Input = {
+                S3Uri                  = "s3://${aws_s3_object.training_config.bucket}/${aws_s3_object.training_config.key}"
+                LocalPath              = "/opt/ml/processing/config"
+                S3DataType             = "S3Prefix"
+                S3InputMode            = "File"
+                S3DataDistributionType = "FullyReplicated"
+              }
+            },
+          ]
+          ProcessingOutputConfig = {
+            Outputs = [
+              {
+                OutputName = "dataset"
+                S3Output = {
+                  S3Uri = {
+                    "Std:Join" = {
+                      On = "/"
+                      Values = [
+                        "s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/executions",
+                        {
+                          Get = "Execution.PipelineExecutionId"
+                        },
+                        "trainingset",
+                        "dataset",
+                      ]
+                    }
+                  }
+                  LocalPath    = "/opt/ml/processing/output/dataset"
+                  S3UploadMode = "EndOfJob"
+                }
+              },
+            ]
+            KmsKeyId = data.terraform_remote_state.data.outputs.kms_key_arn
+          }
+          NetworkConfig = {
+            EnableNetworkIsolation                = true
+            EnableInterContainerTrafficEncryption = true
+            VpcConfig = {
+              SecurityGroupIds = [data.terraform_remote_state.data.outputs.sagemaker_security_group_id]
+              Subnets          = data.terraform_remote_state.data.outputs.private_subnet_ids
+            }
+          }
+          StoppingCondition = {
+            MaxRuntimeInSeconds = 3600
+          }
+        }
+      },
       {
         Name = "Split"
         Type = "Processing"
@@ -562,7 +693,7 @@ resource "aws_sagemaker_pipeline" "training" {
               InputName = "data"
               S3Input = {
                 S3Uri = {
-                  Get = "Parameters.InputDataUri"
+                  Get = "Steps.TrainingSet.ProcessingOutputConfig.Outputs['dataset'].S3Output.S3Uri"
                 }
                 LocalPath              = "/opt/ml/processing/data"
                 S3DataType             = "S3Prefix"

@@ -60,6 +60,7 @@ provider "aws" {
     s3                     = "http://127.0.0.1:4566"
     sagemaker              = "http://127.0.0.1:4566"
     scheduler              = "http://127.0.0.1:4566"
+    sfn                    = "http://127.0.0.1:4566"
     sns                    = "http://127.0.0.1:4566"
     sqs                    = "http://127.0.0.1:4566"
     sts                    = "http://127.0.0.1:4566"

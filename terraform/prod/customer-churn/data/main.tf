@@ -119,6 +119,9 @@ resource "aws_s3_bucket" "raw" {
   # checkov:skip=CKV_AWS_144:cross-region replication needs a bucket and key in a second region; opt in per platform
   bucket        = "customer-churn-prod-raw-333333333333"
   force_destroy = false
+  tags = {
+    data-classification = "confidential"
+  }
 }
 
 resource "aws_s3_bucket_versioning" "raw" {

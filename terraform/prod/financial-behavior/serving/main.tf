@@ -229,6 +229,8 @@ resource "terraform_data" "rollout" {
         azurerm_monitor_metric_alert.errors.id,
       ]
     }),
+    jsonencode(azapi_resource.endpoint.body),
+    jsonencode(azapi_resource.endpoint.identity),
   ]
 
   provisioner "local-exec" {

@@ -16,6 +16,16 @@ output "sagemaker_security_group_id" {
   value       = aws_security_group.sagemaker.id
 }
 
+output "endpoints_security_group_id" {
+  description = "The interface endpoints' group"
+  value       = aws_security_group.endpoints.id
+}
+
+output "s3_prefix_list_id" {
+  description = "The S3 gateway endpoint's prefix list"
+  value       = aws_vpc_endpoint.s3.prefix_list_id
+}
+
 output "glue_database_name" {
   description = "Glue catalog database of the data lake"
   value       = aws_glue_catalog_database.lake.name

@@ -2114,3 +2114,400 @@ resource "aws_cloudwatch_dashboard" "endpoint" {
     ]
   })
 }
+
+resource "aws_security_group" "execute_api" {
+  name                   = "customer-churn-staging-serving-execute-api"
+  description            = "The execute-api VPC endpoint of the private inference API"
+  vpc_id                 = data.terraform_remote_state.data.outputs.vpc_id
+  revoke_rules_on_delete = true
+}
+
+resource "aws_vpc_security_group_ingress_rule" "execute_api_https" {
+  security_group_id = aws_security_group.execute_api.id
+  description       = "HTTPS from applications in the platform's VPC"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = "10.20.0.0/16"
+}
+
+resource "aws_vpc_endpoint" "execute_api" {
+  vpc_id              = data.terraform_remote_state.data.outputs.vpc_id
+  service_name        = "com.amazonaws.eu-west-1.execute-api"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = data.terraform_remote_state.data.outputs.private_subnet_ids
+  security_group_ids  = [aws_security_group.execute_api.id]
+  tags = {
+    Name = "customer-churn-staging-serving-execute-api"
+  }
+}
+
+resource "aws_api_gateway_rest_api" "inference" {
+  name        = "customer-churn-staging-serving"
+  description = "Inference API of serving (customer-churn, staging): POST /v1/invocations"
+
+  endpoint_configuration {
+    types            = ["PRIVATE"]
+    vpc_endpoint_ids = [aws_vpc_endpoint.execute_api.id]
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_api_gateway_request_validator" "headers" {
+  rest_api_id                 = aws_api_gateway_rest_api.inference.id
+  name                        = "headers"
+  validate_request_parameters = true
+  validate_request_body       = false
+}
+
+resource "aws_api_gateway_resource" "invocations" {
+  rest_api_id = aws_api_gateway_rest_api.inference.id
+  parent_id   = aws_api_gateway_rest_api.inference.root_resource_id
+  path_part   = "invocations"
+}
+
+resource "aws_api_gateway_method" "invocations" {
+  rest_api_id      = aws_api_gateway_rest_api.inference.id
+  resource_id      = aws_api_gateway_resource.invocations.id
+  http_method      = "POST"
+  authorization    = "AWS_IAM"
+  api_key_required = false
+  request_parameters = {
+    "method.request.header.Content-Type"                    = true
+    "method.request.header.Accept"                          = false
+    "method.request.header.X-Amzn-SageMaker-Target-Variant" = false
+  }
+  request_validator_id = aws_api_gateway_request_validator.headers.id
+}
+
+resource "aws_iam_role" "inference_api" {
+  name        = "customer-churn-staging-serving-api"
+  description = "serving-api for customer-churn in staging"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect = "Allow"
+        Principal = {
+          Service = "apigateway.amazonaws.com"
+        }
+        Action = "sts:AssumeRole"
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy" "inference_api" {
+  name = "inference-api"
+  role = aws_iam_role.inference_api.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "InvokeThisEndpoint"
+        Effect   = "Allow"
+        Action   = ["sagemaker:InvokeEndpoint"]
+        Resource = [aws_sagemaker_endpoint.main.arn]
+      },
+    ]
+  })
+}
+
+resource "aws_api_gateway_integration" "invocations" {
+  rest_api_id             = aws_api_gateway_rest_api.inference.id
+  resource_id             = aws_api_gateway_resource.invocations.id
+  http_method             = aws_api_gateway_method.invocations.http_method
+  type                    = "AWS"
+  integration_http_method = "POST"
+  uri                     = "arn:aws:apigateway:eu-west-1:runtime.sagemaker:path/endpoints/${aws_sagemaker_endpoint.main.name}/invocations"
+  credentials             = aws_iam_role.inference_api.arn
+  passthrough_behavior    = "WHEN_NO_TEMPLATES"
+  request_parameters = {
+    "integration.request.header.Content-Type"                    = "method.request.header.Content-Type"
+    "integration.request.header.Accept"                          = "method.request.header.Accept"
+    "integration.request.header.X-Amzn-SageMaker-Target-Variant" = "method.request.header.X-Amzn-SageMaker-Target-Variant"
+  }
+  timeout_milliseconds = 29000
+  depends_on           = [aws_iam_role_policy.inference_api]
+}
+
+resource "aws_api_gateway_method_response" "invocations_200" {
+  rest_api_id = aws_api_gateway_rest_api.inference.id
+  resource_id = aws_api_gateway_resource.invocations.id
+  http_method = aws_api_gateway_method.invocations.http_method
+  status_code = "200"
+  response_parameters = {
+    "method.response.header.Content-Type"                      = false
+    "method.response.header.X-Amzn-Invoked-Production-Variant" = false
+  }
+}
+
+resource "aws_api_gateway_integration_response" "invocations_200" {
+  rest_api_id = aws_api_gateway_rest_api.inference.id
+  resource_id = aws_api_gateway_resource.invocations.id
+  http_method = aws_api_gateway_method.invocations.http_method
+  status_code = aws_api_gateway_method_response.invocations_200.status_code
+  response_parameters = {
+    "method.response.header.Content-Type"                      = "integration.response.header.Content-Type"
+    "method.response.header.X-Amzn-Invoked-Production-Variant" = "integration.response.header.X-Amzn-Invoked-Production-Variant"
+  }
+  depends_on = [aws_api_gateway_integration.invocations]
+}
+
+resource "aws_api_gateway_method_response" "invocations_400" {
+  rest_api_id = aws_api_gateway_rest_api.inference.id
+  resource_id = aws_api_gateway_resource.invocations.id
+  http_method = aws_api_gateway_method.invocations.http_method
+  status_code = "400"
+  response_parameters = {
+    "method.response.header.Content-Type"                      = false
+    "method.response.header.X-Amzn-Invoked-Production-Variant" = false
+  }
+}
+
+resource "aws_api_gateway_integration_response" "invocations_400" {
+  rest_api_id       = aws_api_gateway_rest_api.inference.id
+  resource_id       = aws_api_gateway_resource.invocations.id
+  http_method       = aws_api_gateway_method.invocations.http_method
+  status_code       = aws_api_gateway_method_response.invocations_400.status_code
+  selection_pattern = "4\\d{2}"
+  response_parameters = {
+    "method.response.header.Content-Type"                      = "integration.response.header.Content-Type"
+    "method.response.header.X-Amzn-Invoked-Production-Variant" = "integration.response.header.X-Amzn-Invoked-Production-Variant"
+  }
+  depends_on = [aws_api_gateway_integration.invocations]
+}
+
+resource "aws_api_gateway_method_response" "invocations_500" {
+  rest_api_id = aws_api_gateway_rest_api.inference.id
+  resource_id = aws_api_gateway_resource.invocations.id
+  http_method = aws_api_gateway_method.invocations.http_method
+  status_code = "500"
+  response_parameters = {
+    "method.response.header.Content-Type"                      = false
+    "method.response.header.X-Amzn-Invoked-Production-Variant" = false
+  }
+}
+
+resource "aws_api_gateway_integration_response" "invocations_500" {
+  rest_api_id       = aws_api_gateway_rest_api.inference.id
+  resource_id       = aws_api_gateway_resource.invocations.id
+  http_method       = aws_api_gateway_method.invocations.http_method
+  status_code       = aws_api_gateway_method_response.invocations_500.status_code
+  selection_pattern = "5\\d{2}"
+  response_parameters = {
+    "method.response.header.Content-Type"                      = "integration.response.header.Content-Type"
+    "method.response.header.X-Amzn-Invoked-Production-Variant" = "integration.response.header.X-Amzn-Invoked-Production-Variant"
+  }
+  depends_on = [aws_api_gateway_integration.invocations]
+}
+
+resource "aws_api_gateway_rest_api_policy" "inference" {
+  rest_api_id = aws_api_gateway_rest_api.inference.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "ThisAccountsPrincipals"
+        Effect = "Allow"
+        Principal = {
+          AWS = "arn:aws:iam::222222222222:root"
+        }
+        Action   = "execute-api:Invoke"
+        Resource = "${aws_api_gateway_rest_api.inference.execution_arn}/*"
+      },
+      {
+        Sid       = "OnlyThroughThePlatformsVpcEndpoint"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "execute-api:Invoke"
+        Resource  = "${aws_api_gateway_rest_api.inference.execution_arn}/*"
+        Condition = {
+          StringNotEquals = {
+            "aws:SourceVpce" = aws_vpc_endpoint.execute_api.id
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_api_gateway_deployment" "inference" {
+  rest_api_id = aws_api_gateway_rest_api.inference.id
+  triggers = {
+    redeployment = sha1(jsonencode([
+      aws_api_gateway_resource.invocations.id,
+      aws_api_gateway_method.invocations.id,
+      aws_api_gateway_integration.invocations.id,
+      aws_api_gateway_integration.invocations.uri,
+      aws_api_gateway_rest_api_policy.inference.policy,
+      aws_api_gateway_integration_response.invocations_200.id,
+      aws_api_gateway_integration_response.invocations_400.id,
+      aws_api_gateway_integration_response.invocations_500.id,
+    ]))
+  }
+  depends_on = [
+    aws_api_gateway_method.invocations,
+    aws_api_gateway_integration.invocations,
+    aws_api_gateway_integration_response.invocations_200,
+    aws_api_gateway_integration_response.invocations_400,
+    aws_api_gateway_integration_response.invocations_500,
+    aws_api_gateway_rest_api_policy.inference,
+  ]
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_cloudwatch_log_group" "api_access" {
+  name              = "/aws/apigateway/mlops/customer-churn/staging/serving"
+  retention_in_days = 365
+  kms_key_id        = data.terraform_remote_state.data.outputs.kms_key_arn
+}
+
+resource "aws_iam_role" "api_gateway_logs" {
+  name        = "customer-churn-staging-apigateway-logs"
+  description = "apigateway-logs for customer-churn in staging"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect = "Allow"
+        Principal = {
+          Service = "apigateway.amazonaws.com"
+        }
+        Action = "sts:AssumeRole"
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy" "api_gateway_logs" {
+  name = "api-gateway-logs"
+  role = aws_iam_role.api_gateway_logs.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "WriteApiLogs"
+        Effect = "Allow"
+        Action = [
+          "logs:CreateLogStream",
+          "logs:PutLogEvents",
+          "logs:DescribeLogStreams",
+          "logs:GetLogEvents",
+          "logs:FilterLogEvents",
+        ]
+        Resource = [
+          "arn:aws:logs:eu-west-1:222222222222:log-group:API-Gateway-Execution-Logs_*",
+          "arn:aws:logs:eu-west-1:222222222222:log-group:/aws/apigateway/mlops/*",
+          "arn:aws:logs:eu-west-1:222222222222:log-group:API-Gateway-Execution-Logs_*:*",
+          "arn:aws:logs:eu-west-1:222222222222:log-group:/aws/apigateway/mlops/*:*",
+        ]
+      },
+      {
+        Sid      = "FindLogGroups"
+        Effect   = "Allow"
+        Action   = ["logs:DescribeLogGroups"]
+        Resource = ["arn:aws:logs:eu-west-1:222222222222:log-group:*"]
+      },
+    ]
+  })
+}
+
+resource "aws_api_gateway_account" "main" {
+  cloudwatch_role_arn = aws_iam_role.api_gateway_logs.arn
+  depends_on          = [aws_iam_role_policy.api_gateway_logs]
+}
+
+resource "aws_cloudwatch_log_group" "api_execution" {
+  name              = "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.inference.id}/v1"
+  retention_in_days = 365
+  kms_key_id        = data.terraform_remote_state.data.outputs.kms_key_arn
+}
+
+resource "aws_api_gateway_stage" "inference" {
+  # checkov:skip=CKV_AWS_120:POST /invocations answers a body: API Gateway's cache keys are paths, query strings and headers, never the body, so a cache would answer one request's prediction to another
+  # checkov:skip=CKV2_AWS_51:the backend is SageMaker's API, called signed with the integration role over HTTPS; a client certificate authenticates API Gateway to HTTP backends only
+  # checkov:skip=CKV2_AWS_29:WAF is opt-in (Api(waf_web_acl_arn=...)); every request is already SigV4-authenticated and throttled
+  rest_api_id           = aws_api_gateway_rest_api.inference.id
+  deployment_id         = aws_api_gateway_deployment.inference.id
+  stage_name            = "v1"
+  xray_tracing_enabled  = true
+  cache_cluster_enabled = false
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api_access.arn
+    format = jsonencode({
+      requestId          = "$context.requestId"
+      ip                 = "$context.identity.sourceIp"
+      caller             = "$context.identity.caller"
+      userArn            = "$context.identity.userArn"
+      requestTime        = "$context.requestTime"
+      httpMethod         = "$context.httpMethod"
+      resourcePath       = "$context.resourcePath"
+      status             = "$context.status"
+      protocol           = "$context.protocol"
+      responseLength     = "$context.responseLength"
+      responseLatency    = "$context.responseLatency"
+      integrationStatus  = "$context.integration.status"
+      integrationLatency = "$context.integration.latency"
+      apiKeyId           = "$context.identity.apiKeyId"
+    })
+  }
+
+  depends_on = [
+    aws_cloudwatch_log_group.api_access,
+    aws_api_gateway_account.main,
+    aws_cloudwatch_log_group.api_execution,
+  ]
+}
+
+resource "aws_api_gateway_method_settings" "all" {
+  # checkov:skip=CKV_AWS_225:POST /invocations answers a body: API Gateway's cache keys are paths, query strings and headers, never the body, so a cache would answer one request's prediction to another
+  rest_api_id = aws_api_gateway_rest_api.inference.id
+  stage_name  = aws_api_gateway_stage.inference.stage_name
+  method_path = "*/*"
+
+  settings {
+    metrics_enabled        = true
+    logging_level          = "ERROR"
+    data_trace_enabled     = false
+    throttling_rate_limit  = 100
+    throttling_burst_limit = 200
+    caching_enabled        = false
+    cache_data_encrypted   = true
+  }
+}
+
+resource "aws_api_gateway_usage_plan" "inference" {
+  name        = "customer-churn-staging-serving"
+  description = "Throttling per API key of customer-churn-staging-serving"
+
+  api_stages {
+    api_id = aws_api_gateway_rest_api.inference.id
+    stage  = aws_api_gateway_stage.inference.stage_name
+  }
+
+  throttle_settings {
+    rate_limit  = 100
+    burst_limit = 200
+  }
+}
+
+resource "aws_cloudwatch_log_metric_filter" "tracebacks" {
+  name           = "/aws/sagemaker/Endpoints/customer-churn-staging-serving-tracebacks"
+  log_group_name = aws_cloudwatch_log_group.endpoint.name
+  pattern        = "\"Traceback (most recent call last)\""
+
+  metric_transformation {
+    name      = "Tracebacks"
+    namespace = "mlops/staging"
+    value     = "1"
+  }
+}

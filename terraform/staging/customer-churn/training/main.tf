@@ -2,8 +2,8 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "baea520a1f6c"
-  serving_image_tag  = "4ebca849cc84"
+  training_image_tag = "44f28083a3b9"
+  serving_image_tag  = "5c10567fbb8a"
 }
 
 resource "aws_ecr_repository" "training" {

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "baea520a1f6c"
+  training_azureml_image_tag = "9e87a7a9275b"
 }
 
 resource "azurerm_container_registry" "main" {
@@ -329,11 +329,11 @@ resource "azapi_resource" "training_environment" {
 
 resource "azapi_resource" "training_environment_version" {
   type      = "Microsoft.MachineLearningServices/workspaces/environments/versions@2024-10-01"
-  name      = local.training_image_tag
+  name      = local.training_azureml_image_tag
   parent_id = azapi_resource.training_environment.id
   body = {
     properties = {
-      image  = "${azurerm_container_registry.main.login_server}/financial-behavior-staging/training:${local.training_image_tag}"
+      image  = "${azurerm_container_registry.main.login_server}/financial-behavior-staging/training-azureml:${local.training_azureml_image_tag}"
       osType = "Linux"
     }
   }

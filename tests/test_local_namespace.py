@@ -13,51 +13,18 @@ touches a developer's emulator or the committed `terraform/`.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import pytest
 
-from mlops_dsl import toolchain
-
-from .conftest import ROOT
+from .conftest import LocalNamespace
 
 pytestmark = pytest.mark.terraform
-COMMAND_TIMEOUT_S = 900
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory):
-    if toolchain.find_binary() is None:
-        pytest.skip("no terraform or tofu binary on PATH")
-    if toolchain.find_mirror("aws") is None:
-        pytest.skip("no local filesystem mirror of hashicorp/aws (looked in " + ", ".join(toolchain.MIRROR_ROOTS) + ")")
-    pytest.importorskip("moto", reason="moto (pip install '.[local]') is not installed")
-    pytest.importorskip("boto3", reason="boto3 (installed with moto) is not installed")
-    base = tmp_path_factory.mktemp("local")
-    endpoint = f"http://127.0.0.1:{_free_port()}"
-    namespaces = base / "namespaces.yaml"
-    namespaces.write_text((ROOT / "namespaces.yaml").read_text().replace("http://127.0.0.1:4566", endpoint))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(MLOPS_WORKDIR=str(base / "work"), TF_CLI_CONFIG_FILE=str(base / "no-user-config"))
-
-    def mlops(*args: str) -> subprocess.CompletedProcess[str]:
-        extra = {"emulator": [], "models": ["--blueprint", "blueprints/customer_churn.py"]}.get(
-            args[0], ["--out", str(base / "terraform"), "--blueprint", "blueprints/customer_churn.py"])
-        return subprocess.run(
-            [sys.executable, "-m", "mlops_dsl.cli", *args, "--namespaces", str(namespaces), *extra],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False)
-
-    yield mlops, endpoint, base
-    mlops("emulator", "stop", "-n", "local")
+@pytest.fixture
+def local(local_namespace: LocalNamespace):
+    """The session's `local` namespace (conftest.py), as (mlops, endpoint, base)."""
+    return local_namespace.mlops, local_namespace.endpoint, local_namespace.base
 
 
 def _aws(endpoint: str, service: str):
@@ -113,7 +80,8 @@ def _release(mlops, model: str, version: int) -> None:
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
 
 
-def test_the_model_lifecycle_in_the_local_namespace(local, tmp_path) -> None:
+@pytest.mark.local_stage(0)
+def test_the_model_lifecycle_in_the_local_namespace(local, local_namespace: LocalNamespace, tmp_path) -> None:
     mlops, endpoint, base = local
 
     planned = mlops("plan", "-n", "local")
@@ -123,6 +91,7 @@ def test_the_model_lifecycle_in_the_local_namespace(local, tmp_path) -> None:
     assert "customer-churn/serving: champion: no model version pinned" in planned.stdout
     applied = mlops("apply", "-n", "local")
     assert applied.returncode == 0, applied.stdout + applied.stderr
+    local_namespace.applied = True  # tests of a later stage reuse the platform (tests/test_release.py)
     for template in ("data", "features", "training", "serving"):
         assert _state(endpoint, template)["resources"], template
     assert not _aws(endpoint, "sagemaker").list_endpoints()["Endpoints"]  # nothing pinned: no endpoint
@@ -182,7 +151,14 @@ def test_the_model_lifecycle_in_the_local_namespace(local, tmp_path) -> None:
     assert refused.returncode == 1
     assert "customer-churn.champion pins customer-churn-local version 3, which is Rejected" in refused.stderr
 
+
+@pytest.mark.local_stage(2)
+def test_destroy_leaves_nothing_in_the_local_namespace(local, local_namespace: LocalNamespace) -> None:
+    """After every test that uses the applied platform (the conftest orders them)."""
+    mlops, endpoint, _ = local
+    local_namespace.ensure_applied()
     destroyed = mlops("destroy", "-n", "local")
+    local_namespace.applied = False
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     order = [line.split(":")[0].strip() for line in destroyed.stdout.splitlines() if "destroy started" in line]
     assert order == [f"customer-churn/{t}" for t in ("serving", "training", "features", "data")]

@@ -346,3 +346,31 @@ def test_release_in_the_local_namespace(local_namespace: Any, tmp_path: Path) ->
     assert f"-v{version}-" in model["ModelName"]
     assert model["PrimaryContainer"]["ModelDataUrl"] == package["InferenceSpecification"]["Containers"][0][
         "ModelDataUrl"]
+
+
+def test_the_local_test_serves_the_model_and_applies_the_latency_gate(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real local test on a small model served on 127.0.0.1 (about 5 s): the answer is checked, then the
+    burst's p99 against an impossible limit fails the step, its measurements kept for the report."""
+    import mlflow.sklearn
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"tenure": [0.0, 1.0, 2.0, 3.0], "charges": [5.0, 3.0, 2.0, 1.0]})
+    directory = tmp_path / "model"
+    mlflow.sklearn.save_model(LogisticRegression().fit(frame, [0, 0, 1, 1]), directory, input_example=frame.head(2),
+                              serialization_format="pickle", pip_requirements=["scikit-learn"])
+    monkeypatch.setattr(release_steps.Context, "_model_directory", lambda self, version, scratch: (directory, "m"))
+    monkeypatch.setattr(release_steps, "LOCAL_TEST_REQUESTS", 10)
+    monkeypatch.setattr(release_steps, "LOCAL_TEST_RPS", 50.0)
+    context = _context("auto", tmp_path)
+    context.target.serving.alarms = SimpleNamespace(p99_latency_ms=1.0)
+    context.latency_margin = 0.1  # 0.1 ms: no HTTP round trip is that fast
+    release = _release()
+    release.version = 1
+    step = next(s for s in release.steps if s.name == "local-test")
+    with pytest.raises(OperationError, match=r"local test: p99 latency [\d.]+ ms is over 0.1 ms"):
+        context.local_test(release, step)
+    assert step.outputs["smoke"] == "ok" and step.outputs["rows"] == 2
+    assert step.outputs["sent"] == 10 and step.outputs["errors"] == 0 and step.outputs["limit_ms"] == 0.1
+    assert step.outputs["p99_ms"] > 0.1  # the passing case: the end-to-end test below

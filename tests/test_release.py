@@ -374,3 +374,26 @@ def test_the_local_test_serves_the_model_and_applies_the_latency_gate(tmp_path: 
     assert step.outputs["smoke"] == "ok" and step.outputs["rows"] == 2
     assert step.outputs["sent"] == 10 and step.outputs["errors"] == 0 and step.outputs["limit_ms"] == 0.1
     assert step.outputs["p99_ms"] > 0.1  # the passing case: the end-to-end test below
+
+
+def test_plan_and_apply_reach_the_stacks_a_pin_reaches() -> None:
+    """Every ModelServing of the platform and whatever depends on one; never data, features or training."""
+    from mlops_dsl.cli_models import _targets
+    from mlops_dsl.templates.serving import ModelServing
+
+    (target,) = _targets("local", (), (ROOT / "blueprints" / "customer_churn.py",), ROOT / "namespaces.yaml")
+    context = release_steps.Context("local", target, "champion", (), ROOT / "namespaces.yaml", ROOT / "terraform", 1,
+                                    None, ROOT / "training" / "config.yaml")
+    chosen = context.pinned_templates()
+    serving = {t.name for t in target.platform.templates if isinstance(t, ModelServing)}
+    assert serving <= set(chosen) and chosen[0] == "serving"
+    assert not {"data", "features", "training"} & set(chosen)
+    edges = target.platform.edges()
+    assert all(name in serving or set(edges[name]) & set(chosen) for name in chosen)
+
+
+def test_the_local_test_of_an_azure_version_not_trained_here_says_what_to_do(tmp_path: Path) -> None:
+    context = _context("auto", tmp_path)
+    context.target.platform.cloud = "azure"
+    with pytest.raises(OperationError, match="--skip-local-test"):
+        context._model_directory(3, tmp_path)

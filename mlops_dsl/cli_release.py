@@ -87,9 +87,17 @@ def release(wanted: str, platforms: tuple[str, ...], variant: str | None, skip_t
         "latency_margin": context.latency_margin, "promoted_from": ns.promoted_from, "approval": ns.approval},
         steps=r.steps_for(ns.promoted_from is None, skip_training, skip_local_test, skip_deploy), version=version)
     path = r.report_path(workdir() / "releases", wanted, run.started)
-    click.echo(f"release of {target.platform.name} to namespace {wanted!r} (variant {chosen}); report: {path}")
+    which = f"version {version}" + (f", as {ns.promoted_from} pins" if ns.promoted_from else "") if version else ""
+    click.echo(f"release of {target.platform.name} to namespace {wanted!r} (variant {chosen}"
+               f"{', ' + which if which else ''}); report: {path}")
     try:
         r.run(run, context.actions(), lambda done: r.write_atomically(path, done.to_json()), click.echo)
+    except Exception as exc:
+        # A cloud SDK's error that a registry call let through (no credentials, access denied): the
+        # report has it; the user gets its message, not a traceback.
+        if type(exc).__module__.split(".")[0] in ("botocore", "boto3", "azure"):
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+        raise
     finally:
         click.echo(f"report: {path}")
     if run.outcome == r.DEFERRED:

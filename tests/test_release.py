@@ -142,6 +142,10 @@ def fake_steps(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[st
                     release.version = 9
                 if name == "plan" and os.environ.get("FAKE_PLAN_FAILS"):
                     raise OperationError("some stacks could not be planned; see the table above")
+                if name == "approve" and os.environ.get("FAKE_NO_CREDENTIALS"):
+                    from botocore.exceptions import NoCredentialsError
+
+                    raise NoCredentialsError()
                 return {"step": name}
             return run
         return {name: record(name) for name in r.STEPS}
@@ -200,6 +204,15 @@ def test_a_failed_step_exits_1_and_still_writes_the_report(fake_steps: list, tmp
     report = _report(tmp_path, "local")
     assert report["outcome"] == r.FAILED
     assert [s["outcome"] for s in report["steps"]][-2:] == [r.FAILED, r.SKIPPED]
+
+
+def test_a_cloud_sdks_error_is_a_message_not_a_traceback(fake_steps: list, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_NO_CREDENTIALS", "1")
+    result = _invoke("-n", "local")
+    assert result.exit_code == 1 and "Error: NoCredentialsError: Unable to locate credentials" in result.output
+    steps = {s["name"]: s for s in _report(tmp_path, "local")["steps"]}
+    assert steps["approve"]["outcome"] == r.FAILED and "Unable to locate credentials" in steps["approve"]["error"]
 
 
 def test_user_errors_before_any_step(fake_steps: list) -> None:

@@ -125,7 +125,7 @@ def package_arn(platform: str, namespace: Namespace, version: int) -> str:
 
 def package(namespace: Namespace, platform: str, version: int) -> Package:
     """One version of the platform's group; NoSuchVersion when the group has none such."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     sagemaker = client(_registry(namespace), "sagemaker")
     arn = package_arn(platform, namespace, version)
@@ -139,6 +139,8 @@ def package(namespace: Namespace, platform: str, version: int) -> Package:
             raise NoSuchVersion(f"{group_name(platform, namespace)} has no model package version {version} "
                                 f"(`mlops models list -n {namespace.name}` lists them)") from None
         raise OperationError(f"describing {arn}: {error.get('Code')}: {message}") from None
+    except BotoCoreError as exc:  # no credentials, no endpoint: said, not a traceback
+        raise OperationError(f"describing {arn}: {exc}") from None
 
 
 def packages(namespace: Namespace, platform: str) -> list[Package]:

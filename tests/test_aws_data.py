@@ -49,7 +49,8 @@ def test_object_model_wiring() -> None:
         assert res[f"aws_s3_bucket_logging.{zone}"].body["target_bucket"].text == "aws_s3_bucket.access_logs.id"
     outputs = {o.name for o in stack.outputs}
     assert outputs == {"bucket_names", "bucket_arns", "kms_key_arn", "kms_key_id", "access_log_bucket_name",
-                       "vpc_id", "private_subnet_ids", "sagemaker_security_group_id", "glue_database_name"}
+                       "vpc_id", "private_subnet_ids", "sagemaker_security_group_id", "glue_database_name",
+                       "endpoints_security_group_id", "s3_prefix_list_id"}  # the last two: the notebooks' network
 
 
 def _parsed(tmp_path: Path, stack) -> dict:

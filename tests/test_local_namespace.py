@@ -13,10 +13,17 @@ touches a developer's emulator or the committed `terraform/`.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from .conftest import LocalNamespace
+from mlops_dsl import blueprints
+
+from .conftest import ROOT, LocalNamespace
+
+# The customer-churn platform the local namespace renders: its templates and their dependencies.
+PLATFORM = next(p for p in blueprints.load([ROOT / "blueprints/customer_churn.py"]) if p.name == "customer-churn")
+TEMPLATES = PLATFORM.deploy_order()
 
 pytestmark = pytest.mark.terraform
 
@@ -87,12 +94,12 @@ def test_the_model_lifecycle_in_the_local_namespace(local, local_namespace: Loca
     planned = mlops("plan", "-n", "local")
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "started the local AWS emulator on " + endpoint in planned.stdout
-    assert "customer-churn/data      planned" in planned.stdout
+    assert re.search(r"customer-churn/data +planned", planned.stdout), planned.stdout
     assert "customer-churn/serving: champion: no model version pinned" in planned.stdout
     applied = mlops("apply", "-n", "local")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     local_namespace.applied = True  # tests of a later stage reuse the platform (tests/test_release.py)
-    for template in ("data", "features", "training", "serving"):
+    for template in TEMPLATES:
         assert _state(endpoint, template)["resources"], template
     assert not _aws(endpoint, "sagemaker").list_endpoints()["Endpoints"]  # nothing pinned: no endpoint
 
@@ -161,8 +168,11 @@ def test_destroy_leaves_nothing_in_the_local_namespace(local, local_namespace: L
     local_namespace.applied = False
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     order = [line.split(":")[0].strip() for line in destroyed.stdout.splitlines() if "destroy started" in line]
-    assert order == [f"customer-churn/{t}" for t in ("serving", "training", "features", "data")]
-    for template in ("data", "features", "training", "serving"):
+    assert sorted(order) == sorted(f"customer-churn/{t}" for t in TEMPLATES)
+    for template, needs in PLATFORM.edges().items():  # a stack goes only after every stack that reads it
+        for dependency in needs:
+            assert order.index(f"customer-churn/{template}") < order.index(f"customer-churn/{dependency}"), order
+    for template in TEMPLATES:
         assert not _state(endpoint, template).get("resources"), template
     s3 = _aws(endpoint, "s3")
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["mlops-tfstate-local"]

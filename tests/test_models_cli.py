@@ -143,3 +143,23 @@ def test_a_model_below_the_gate_is_not_registered(registry: Path) -> None:
     result = _mlops(registry, "models", "register", "-n", "dev", "--model", str(_model(registry, roc_auc=0.6)))
     assert result.exit_code == 1
     assert "refused: " in result.output and "roc_auc 0.6000, below the quality gate of 0.8" in result.output
+
+
+def test_no_credentials_is_said_without_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside moto and with no credentials anywhere, describing a version fails in botocore before
+    any request: the command says so and exits 1."""
+    monkeypatch.chdir(ROOT)
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    (tmp_path / "namespaces.yaml").write_text(NAMESPACES)
+    result = CliRunner().invoke(main, ["models", "approve", "-n", "dev", "--platform", "customer-churn",
+                                       "--version", "1", "--reason", "checked",
+                                       "--namespaces", str(tmp_path / "namespaces.yaml")])
+    assert result.exit_code == 1, result.output
+    assert "Unable to locate credentials" in result.output
+    assert "Traceback" not in result.output

@@ -101,6 +101,13 @@ def _keywords(module: Any, schema: bindings.Schema, provider: str, body: dict[st
             items = [value] if isinstance(value, dict) else value
             structs = [_struct(module, sub, provider, item) for item in items if isinstance(item, dict)]
             value = structs if spec.many else structs[0]
+        elif isinstance(value, str) and spec.kind in ("list", "map") and "${" in value:
+            # A whole list or map read from another stack (`${...remote_state...}`): jsii checks the
+            # keyword's type, so the expression travels as a token of that type, as cdktn's own
+            # `Token.as_list` / `Token.as_string_map` encode it.
+            from cdktn import Token  # loaded already: this runs inside synth, after _cdktn()
+
+            value = Token.as_list(value) if spec.kind == "list" else Token.as_string_map(value)
         out[spec.python] = value
     return out
 

@@ -313,7 +313,8 @@ def test_b14_each_namespace_has_its_own_address_range() -> None:
     platform = next(p for p in load_file(ROOT / "blueprints" / "financial_behavior.py"))
     ranges = {}
     for ns in ("dev", "staging", "prod"):
-        data = next(b.stack for b in platform.synth(namespaces[ns], image_tags=TAGS) if b.template == "data")
+        tags = {**TAGS, "training:azureml": TAGS["training"]}  # the example trains on the azureml stage
+        data = next(b.stack for b in platform.synth(namespaces[ns], image_tags=tags) if b.template == "data")
         ranges[ns] = _by(data, "azurerm_virtual_network")["main"].body["address_space"][0]
     assert len(set(ranges.values())) == 3, ranges
 

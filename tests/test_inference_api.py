@@ -123,6 +123,15 @@ def test_the_private_api_calls_invoke_endpoint_itself_through_the_vpc_endpoint()
     assert {o.name for o in serving.outputs} >= {"api_invoke_url", "api_id", "api_usage_plan_id"}
 
 
+def test_without_api_keys_the_stage_throttles_and_no_usage_plan_pretends_to() -> None:
+    serving = aws_stacks(_platform(Api(rate_limit=50, burst_limit=80)))["serving"].stack
+    settings = _by(serving, "aws_api_gateway_method_settings")["all"].body["settings"].body
+    assert (settings["throttling_rate_limit"], settings["throttling_burst_limit"]) == (50, 80)
+    assert not _by(serving, "aws_api_gateway_usage_plan")  # its limits would count per key: none here
+    assert _by(serving, "aws_api_gateway_method")["invocations"].body["api_key_required"] is False
+    assert "api_usage_plan_id" not in {o.name for o in serving.outputs}
+
+
 def test_a_namespace_makes_the_api_public_by_override_and_waf_is_optional() -> None:
     text = NAMESPACES + "    overrides:\n      serving:\n        api:\n          access: public\n"
     platform = _platform(Api(waf_web_acl_arn="arn:aws:wafv2:eu-west-1:333333333333:regional/webacl/edge/"

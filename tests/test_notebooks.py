@@ -100,9 +100,10 @@ def test_the_studio_domain_is_vpc_only_on_the_key_with_a_profile_per_user() -> N
     assert _hcl(domain["kms_key_id"]) == "data.terraform_remote_state.data.outputs.kms_key_arn"
     assert _hcl(domain["subnet_ids"]) == "data.terraform_remote_state.data.outputs.private_subnet_ids"
     assert domain["retention_policy"].body == {"home_efs_file_system": "Retain"}
-    settings = domain["default_user_settings"].body
-    assert _hcl(settings["execution_role"]) == "aws_iam_role.notebooks.arn"
-    assert _hcl(settings["security_groups"]) == "[aws_security_group.notebooks.id]"
+    for kind in ("default_user_settings", "default_space_settings"):  # private and shared spaces alike
+        settings = domain[kind].body
+        assert _hcl(settings["execution_role"]) == "aws_iam_role.notebooks.arn", kind
+        assert _hcl(settings["security_groups"]) == "[aws_security_group.notebooks.id]", kind
     profiles = _of(training, "aws_sagemaker_user_profile")
     assert {p.body["user_profile_name"] for p in profiles.values()} == {"alice", "bob-k"}
     assert set(profiles) == {"alice", "bob_k"}

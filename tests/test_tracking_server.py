@@ -105,8 +105,12 @@ def test_the_server_stores_artifacts_under_the_models_zone_with_a_role_scoped_to
         '"s3://${data.terraform_remote_state.data.outputs.bucket_names["models"]}/mlflow/"'
     assert server["automatic_model_registration"] is False  # the pipeline registers into its own group
     statements = {s["Sid"]: s for s in _policy(training, "tracking")}
-    assert set(statements) == {"ListArtifactPrefix", "ArtifactObjects", "ArtifactKey"}
+    assert set(statements) == {"ListArtifactPrefix", "ArtifactBucketLocation", "ArtifactObjects", "ArtifactKey"}
     assert statements["ListArtifactPrefix"]["Condition"] == {"StringLike": {"s3:prefix": ["mlflow/*", "mlflow"]}}
+    # GetBucketLocation carries no s3:prefix: under that condition it would never be allowed
+    assert statements["ListArtifactPrefix"]["Action"] == ["s3:ListBucket"]
+    assert statements["ArtifactBucketLocation"]["Action"] == ["s3:GetBucketLocation"]
+    assert "Condition" not in statements["ArtifactBucketLocation"]
     assert _hcl(statements["ArtifactObjects"]["Resource"][0]).endswith('["models"]}/mlflow/*"')
     assert _hcl(statements["ArtifactKey"]["Resource"][0]) == "data.terraform_remote_state.data.outputs.kms_key_arn"
 

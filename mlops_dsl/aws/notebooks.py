@@ -51,6 +51,13 @@ def render_notebooks(t: TrainingInfrastructure, ctx: StackContext) -> None:
             "execution_role": role.attr("arn"),
             "security_groups": [group.attr("id")],
         }),
+        # User settings reach only private spaces ("SageMaker doesn't apply these settings to shared
+        # spaces", botocore UserSettings.SecurityGroups); the role may create shared spaces, which
+        # take these: the same role and the one group the endpoints admit.
+        "default_space_settings": Block({
+            "execution_role": role.attr("arn"),
+            "security_groups": [group.attr("id")],
+        }),
         "retention_policy": Block({"home_efs_file_system": "Retain"}),
     })
     policy = iam.inline_policy("notebooks", role, statements(t, ctx, domain.attr("id"), key_arn))
@@ -76,8 +83,8 @@ def _security_group(ctx: StackContext, t: TrainingInfrastructure) -> Resource:
         "description": "SageMaker Studio apps of this platform: the VPC endpoints only",
         "vpc_id": ctx.upstream_output(data, "vpc_id"),
         "revoke_rules_on_delete": True,
-    }, skips=(CheckovSkip("CKV2_AWS_5", "attached to the Studio domain's apps through its "
-                                        "default_user_settings.security_groups, which the check does not follow"),))
+    }, skips=(CheckovSkip("CKV2_AWS_5", "attached to the Studio domain's apps through its default user "
+                                        "and space settings' security_groups, which the check does not follow"),))
     low, high = APP_PORTS
     ctx.stack.add(
         group,

@@ -11,8 +11,9 @@ variant mapped back.
 - Authorisation: AWS_IAM (SigV4, `execute-api:Invoke`), and the resource policy admits only this
   account's principals (and, for a private API, only through this VPC's execute-api endpoint).
   `Api(require_api_key=True)` adds the usage plan's API key.
-- Throttling: stage-wide method settings (rate and burst, every caller) and a usage plan on the stage
-  (its limits and daily quota count per API key).
+- Throttling: stage-wide method settings (rate and burst, every caller); with `require_api_key`, a
+  usage plan on the stage too (its limits and daily quota count per API key, so without keys there
+  is none).
 - Logs: access logs to a KMS-encrypted log group; execution logs at ERROR without bodies
   (data trace off), to their log group created here, encrypted, before API Gateway would create it
   unencrypted; X-Ray tracing on. Both need the account's API Gateway CloudWatch role, an
@@ -186,14 +187,19 @@ def render_api(t: ModelServing, ctx: StackContext, endpoint: Resource) -> None:
             "cache_data_encrypted": True,
         }),
     }, skips=(CACHE_SETTING_SKIP,))
-    plan = Resource("aws_api_gateway_usage_plan", "inference", {
-        "name": name,
-        "description": f"Throttling{' and quota' if api.daily_quota else ''} per API key of {name}",
-        "api_stages": Block({"api_id": rest.attr("id"), "stage": stage.attr("stage_name")}),
-        "throttle_settings": Block({"rate_limit": api.rate_limit, "burst_limit": api.burst_limit}),
-        "quota_settings": Block({"limit": api.daily_quota, "period": "DAY"}) if api.daily_quota else None,
-    })
-    ctx.stack.add(stage, settings, plan)
+    ctx.stack.add(stage, settings)
+    plan = None
+    if api.require_api_key:
+        # A usage plan's limits count per API key ("Usage plans and API keys"): without keys it would
+        # limit nothing, and the stage's method settings above already throttle every caller.
+        plan = Resource("aws_api_gateway_usage_plan", "inference", {
+            "name": name,
+            "description": f"Throttling{' and quota' if api.daily_quota else ''} per API key of {name}",
+            "api_stages": Block({"api_id": rest.attr("id"), "stage": stage.attr("stage_name")}),
+            "throttle_settings": Block({"rate_limit": api.rate_limit, "burst_limit": api.burst_limit}),
+            "quota_settings": Block({"limit": api.daily_quota, "period": "DAY"}) if api.daily_quota else None,
+        })
+        ctx.stack.add(plan)
     if api.waf_web_acl_arn:
         ctx.stack.add(Resource("aws_wafv2_web_acl_association", "inference", {
             "resource_arn": stage.attr("arn"), "web_acl_arn": api.waf_web_acl_arn}))
@@ -201,8 +207,9 @@ def render_api(t: ModelServing, ctx: StackContext, endpoint: Resource) -> None:
         Output("api_invoke_url", interp("", stage.attr("invoke_url"), "/invocations"),
                description="POST here, signed with SigV4 for execute-api (README: An inference API)"),
         Output("api_id", rest.attr("id"), description="The inference REST API"),
-        Output("api_usage_plan_id", plan.attr("id"), description="Usage plan that API keys are added to"),
     )
+    if plan is not None:
+        ctx.stack.add(Output("api_usage_plan_id", plan.attr("id"), description="Usage plan that API keys are added to"))
 
 
 def _logging(t: ModelServing, ctx: StackContext, api: Api, name: str, key_arn: Any) -> tuple[Resource, ...]:

@@ -64,8 +64,11 @@ def render_tracking_server(ctx: StackContext, models_bucket: Value, models_bucke
 def server_statements(models_bucket_arn: Value, key_arn: Value) -> list[dict[str, Any]]:
     """What the server does as its role: the artifact prefix and the key that encrypts it."""
     return [
-        iam.statement("ListArtifactPrefix", ["s3:ListBucket", "s3:GetBucketLocation"], [models_bucket_arn],
+        iam.statement("ListArtifactPrefix", ["s3:ListBucket"], [models_bucket_arn],
                       {"StringLike": {"s3:prefix": [f"{ARTIFACT_PREFIX}/*", ARTIFACT_PREFIX]}}),
+        # Apart: a GetBucketLocation request carries no s3:prefix, so under the condition above it
+        # would never be allowed.
+        iam.statement("ArtifactBucketLocation", ["s3:GetBucketLocation"], [models_bucket_arn]),
         iam.statement("ArtifactObjects", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
                                           "s3:AbortMultipartUpload"],
                       [interp("", models_bucket_arn, f"/{ARTIFACT_PREFIX}/*")]),

@@ -2468,21 +2468,6 @@ resource "aws_api_gateway_method_settings" "all" {
   }
 }
 
-resource "aws_api_gateway_usage_plan" "inference" {
-  name        = "customer-churn-dev-serving"
-  description = "Throttling per API key of customer-churn-dev-serving"
-
-  api_stages {
-    api_id = aws_api_gateway_rest_api.inference.id
-    stage  = aws_api_gateway_stage.inference.stage_name
-  }
-
-  throttle_settings {
-    rate_limit  = 100
-    burst_limit = 200
-  }
-}
-
 resource "aws_cloudwatch_log_metric_filter" "tracebacks" {
   name           = "/aws/sagemaker/Endpoints/customer-churn-dev-serving-tracebacks"
   log_group_name = aws_cloudwatch_log_group.endpoint.name

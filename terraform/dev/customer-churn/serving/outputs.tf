@@ -16,11 +16,6 @@ output "api_id" {
   value       = aws_api_gateway_rest_api.inference.id
 }
 
-output "api_usage_plan_id" {
-  description = "Usage plan that API keys are added to"
-  value       = aws_api_gateway_usage_plan.inference.id
-}
-
 output "endpoint_name" {
   description = "The SageMaker endpoint"
   value       = aws_sagemaker_endpoint.main.name

@@ -530,13 +530,19 @@ resource "aws_iam_role_policy" "tracking" {
       {
         Sid      = "ListArtifactPrefix"
         Effect   = "Allow"
-        Action   = ["s3:ListBucket", "s3:GetBucketLocation"]
+        Action   = ["s3:ListBucket"]
         Resource = [data.terraform_remote_state.data.outputs.bucket_arns["models"]]
         Condition = {
           StringLike = {
             "s3:prefix" = ["mlflow/*", "mlflow"]
           }
         }
+      },
+      {
+        Sid      = "ArtifactBucketLocation"
+        Effect   = "Allow"
+        Action   = ["s3:GetBucketLocation"]
+        Resource = [data.terraform_remote_state.data.outputs.bucket_arns["models"]]
       },
       {
         Sid    = "ArtifactObjects"
@@ -1590,7 +1596,7 @@ resource "aws_cloudwatch_metric_alarm" "schedule_dead_letters" {
 }
 
 resource "aws_security_group" "notebooks" {
-  # checkov:skip=CKV2_AWS_5:attached to the Studio domain's apps through its default_user_settings.security_groups, which the check does not follow
+  # checkov:skip=CKV2_AWS_5:attached to the Studio domain's apps through its default user and space settings' security_groups, which the check does not follow
   name                   = "customer-churn-dev-notebooks"
   description            = "SageMaker Studio apps of this platform: the VPC endpoints only"
   vpc_id                 = data.terraform_remote_state.data.outputs.vpc_id
@@ -1673,6 +1679,11 @@ resource "aws_sagemaker_domain" "notebooks" {
   kms_key_id              = data.terraform_remote_state.data.outputs.kms_key_arn
 
   default_user_settings {
+    execution_role  = aws_iam_role.notebooks.arn
+    security_groups = [aws_security_group.notebooks.id]
+  }
+
+  default_space_settings {
     execution_role  = aws_iam_role.notebooks.arn
     security_groups = [aws_security_group.notebooks.id]
   }

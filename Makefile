@@ -97,7 +97,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mlops synth --all --check
 	$(BIN)/mlops validate --schema
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -n 2 --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check .

@@ -274,17 +274,23 @@ class LocalNamespace:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "local_stage(n): a test of the shared `local` namespace; they run last, "
+    config.addinivalue_line("markers", "local_stage(n): a test of the shared `local` namespace; they run first, "
                                        "in stage order (apply from nothing, reuse the applied platform, destroy)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests of the shared `local` namespace run last, by stage, whatever order they were named in:
-    the lifecycle (which applies from nothing), then those reusing what it applied, then destroy."""
+    """The tests of the shared `local` namespace run by stage, whatever order they were named in: the
+    lifecycle (which applies from nothing), then those reusing what it applied, then destroy. They
+    come first and form one xdist group, so that under `make test` (`-n 2 --dist loadgroup`) one worker
+    runs them, in this order, from the start, while the other runs the rest: they are the suite's
+    longest path (about ten minutes of terraform against the emulator)."""
     staged = sorted((i for i in items if i.get_closest_marker("local_stage")),
                     key=lambda i: i.get_closest_marker("local_stage").args[0])
+    for item in staged:
+        item.add_marker(pytest.mark.xdist_group("local"))
     if staged:
-        items[:] = [i for i in items if not i.get_closest_marker("local_stage")] + staged
+        items[:] = staged + [i for i in items if not i.get_closest_marker("local_stage")]
 
 
 @pytest.fixture(scope="session")

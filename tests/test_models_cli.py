@@ -156,6 +156,9 @@ def test_no_credentials_is_said_without_a_traceback(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    import boto3
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # not the credentials an earlier test's session resolved
     (tmp_path / "namespaces.yaml").write_text(NAMESPACES)
     result = CliRunner().invoke(main, ["models", "approve", "-n", "dev", "--platform", "customer-churn",
                                        "--version", "1", "--reason", "checked",

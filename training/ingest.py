@@ -55,6 +55,10 @@ class IngestionSpec:
     ledger_bucket: str
     ledger_prefix: str
     concurrency: int = 4
+    # Azure only (training/ingest_azure.py): the container and path prefix the checked rows go to as
+    # Parquet, the source the feature set's specification reads. Absent on AWS, where PutRecord writes.
+    output_bucket: str | None = None
+    output_prefix: str | None = None
 
     @classmethod
     def from_json(cls, text: str, where: str) -> IngestionSpec:
@@ -65,7 +69,8 @@ class IngestionSpec:
                        event_time=data["event_time"], features=features, raw_bucket=data["raw_bucket"],
                        prefix=data["prefix"], format=data.get("format", "csv"),
                        quarantine_prefix=data["quarantine_prefix"], ledger_bucket=data["ledger_bucket"],
-                       ledger_prefix=data["ledger_prefix"], concurrency=int(data.get("concurrency", 4)))
+                       ledger_prefix=data["ledger_prefix"], concurrency=int(data.get("concurrency", 4)),
+                       output_bucket=data.get("output_bucket"), output_prefix=data.get("output_prefix"))
         except (ValueError, KeyError, TypeError) as exc:
             raise SpecError(f"{where}: not an ingestion spec: {type(exc).__name__} {exc}") from None
         names = [f.name for f in spec.features]

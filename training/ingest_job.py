@@ -1,5 +1,8 @@
 """`python -m training ingest`: one group's new raw objects into the Feature Store, once each.
 
+The run itself (ledger, checks, quarantine) is `ingest_run.py`, shared with Azure (`ingest_azure.py`);
+this module is its S3 storage and its Feature Store sink.
+
 For every object under the spec's prefix of the raw bucket that the ledger has not seen (the
 ledger: one marker `<ledger_prefix><key>/<etag>.json` per processed object, in the offline zone):
 read it (CSV with a header, or Parquet), `ingest.prepare` it, write the good rows with PutRecord
@@ -21,29 +24,22 @@ mounted from S3) or on this machine against the emulator (`--endpoint-url`).
 
 from __future__ import annotations
 
-import io
-import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .ingest import ERROR_COLUMN, IngestionSpec, SpecError, prepare
+from . import ingest_run
+from .ingest import IngestionSpec, Prepared, SpecError
+from .ingest_run import Item, ObjectResult, Summary, marker_key
+
+__all__ = ["Clients", "ObjectResult", "Summary", "clients", "load_spec", "main", "marker_key", "metrics",
+           "new_objects", "read_object", "run"]
 
 RETRIES = {"max_attempts": 8, "mode": "standard"}  # botocore: exponential backoff with jitter, throttling included
-
-
-@dataclass
-class ObjectResult:
-    key: str
-    rows: int = 0
-    written: int = 0
-    quarantined: int = 0
-    error: str | None = None
 
 
 @dataclass
@@ -62,6 +58,37 @@ def clients(endpoint_url: str | None, region: str | None) -> Clients:
                    session.client("sagemaker-featurestore-runtime", endpoint_url=endpoint_url, config=config))
 
 
+class S3Objects:
+    """`ingest_run.Objects` on S3: list_objects_v2 pages, GetObject pinned to the listed ETag."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3 = s3
+
+    def list(self, bucket: str, prefix: str) -> list[Item]:
+        return [Item(o["Key"], o["ETag"], o["LastModified"])
+                for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for o in page.get("Contents", [])]
+
+    def read(self, bucket: str, key: str, etag: str) -> bytes:
+        return self.s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"].read()
+
+    def write(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+    def url(self, bucket: str, key: str) -> str:
+        return f"s3://{bucket}/{key}"
+
+
+class FeatureStoreSink:
+    """`ingest_run.Sink` on AWS: PutRecord of every record into the group."""
+
+    def __init__(self, runtime: Any, spec: IngestionSpec) -> None:
+        self.runtime, self.spec, self.target = runtime, spec, spec.feature_group
+
+    def write(self, key: str, etag: str, frame: pd.DataFrame, prepared: Prepared) -> list[str | None]:
+        return write_records(self.runtime, self.spec, prepared.records)
+
+
 def load_spec(where: str, s3: Any) -> IngestionSpec:
     """The spec from a file, or from s3://bucket/key (as the FeatureStore stack's output names it)."""
     try:
@@ -69,9 +96,7 @@ def load_spec(where: str, s3: Any) -> IngestionSpec:
             bucket, _, key = where.removeprefix("s3://").partition("/")
             text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
         else:
-            path = Path(where)
-            text = next(iter(sorted(path.glob("*.json"))), path).read_text(encoding="utf-8") if path.is_dir() \
-                else path.read_text(encoding="utf-8")
+            text = read_local_spec(where)
     except (OSError, StopIteration, UnicodeDecodeError) as exc:
         raise SpecError(f"{where}: cannot be read ({exc})") from None
     except Exception as exc:  # botocore's ClientError: no such bucket or key, access denied
@@ -79,35 +104,21 @@ def load_spec(where: str, s3: Any) -> IngestionSpec:
     return IngestionSpec.from_json(text, where)
 
 
-def marker_key(spec: IngestionSpec, key: str, etag: str) -> str:
-    return f"{spec.ledger_prefix}{key}/{etag.strip(chr(34))}.json"
+def read_local_spec(where: str) -> str:
+    """A spec file, or the first *.json of a directory (a mounted input)."""
+    path = Path(where)
+    return next(iter(sorted(path.glob("*.json"))), path).read_text(encoding="utf-8") if path.is_dir() \
+        else path.read_text(encoding="utf-8")
 
 
 def new_objects(spec: IngestionSpec, s3: Any) -> list[tuple[str, str]]:
     """(key, etag) of the objects under the prefix without a ledger marker, oldest first."""
-    seen = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec.ledger_bucket, Prefix=spec.ledger_prefix):
-        seen.update(o["Key"] for o in page.get("Contents", []))
-    found = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec.raw_bucket, Prefix=spec.prefix):
-        for item in page.get("Contents", []):
-            key = item["Key"]
-            if key.endswith("/") or Path(key).name.startswith((".", "_")):
-                continue  # folder placeholders and markers such as _SUCCESS
-            if marker_key(spec, key, item["ETag"]) not in seen:
-                found.append((item["LastModified"], key, item["ETag"]))
-    return [(key, etag) for _, key, etag in sorted(found)]
+    return [(i.key, i.etag) for i in ingest_run.new_objects(spec, S3Objects(s3))]
 
 
 def read_object(body: bytes, spec: IngestionSpec, key: str) -> pd.DataFrame:
     """The raw table, every cell as read (CSV: text; Parquet: its types); ValueError when unreadable."""
-    try:
-        if spec.format == "parquet":
-            return pd.read_parquet(io.BytesIO(body))
-        compression = "gzip" if body[:2] == b"\x1f\x8b" else None
-        return pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, compression=compression)
-    except Exception as exc:  # pandas and pyarrow raise many types for a malformed file
-        raise ValueError(f"s3://{spec.raw_bucket}/{key}: not a readable {spec.format} file ({exc})") from None
+    return ingest_run.read_object(body, spec, f"s3://{spec.raw_bucket}/{key}")
 
 
 def _put(runtime: Any, group: str, record: list[dict[str, str]]) -> str | None:
@@ -126,70 +137,15 @@ def write_records(runtime: Any, spec: IngestionSpec, records: list[list[dict[str
         return list(pool.map(lambda r: _put(runtime, spec.feature_group, r), records))
 
 
-def process(spec: IngestionSpec, c: Clients, key: str, etag: str) -> ObjectResult:
-    result = ObjectResult(key)
-    body = c.s3.get_object(Bucket=spec.raw_bucket, Key=key, IfMatch=etag)["Body"].read()
-    frame = read_object(body, spec, key)
-    prepared = prepare(frame, spec)
-    refused = prepared.refused
-    outcomes = write_records(c.runtime, spec, prepared.records)
-    rejected = [(row, why) for row, why in zip(prepared.rows, outcomes, strict=True) if why is not None]
-    if rejected:
-        extra = frame.iloc[[row - 1 for row, _ in rejected]].copy()
-        extra[ERROR_COLUMN] = [why for _, why in rejected]
-        refused = pd.concat([refused, extra])
-    result.rows, result.quarantined = len(frame), len(refused)
-    result.written = len(prepared.records) - len(rejected)
-    if len(refused):
-        out = refused.copy()
-        out.insert(0, "_row", [int(i) + 1 for i in refused.index])  # 1-based data row of the raw file
-        c.s3.put_object(Bucket=spec.raw_bucket, Key=f"{spec.quarantine_prefix}{key}.rejected.csv",
-                        Body=out.to_csv(index=False).encode("utf-8"), ContentType="text/csv")
-    c.s3.put_object(Bucket=spec.ledger_bucket, Key=marker_key(spec, key, etag), ContentType="application/json",
-                    Body=json.dumps({"key": key, "etag": etag, "rows": result.rows, "written": result.written,
-                                     "quarantined": result.quarantined,
-                                     "at": datetime.now(UTC).isoformat()}).encode("utf-8"))
-    return result
-
-
-@dataclass
-class Summary:
-    results: list[ObjectResult] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[ObjectResult]:
-        return [r for r in self.results if r.error]
-
-
 def run(spec: IngestionSpec, c: Clients, echo: Any = print) -> Summary:
-    summary = Summary()
-    for key, etag in new_objects(spec, c.s3):
-        try:
-            result = process(spec, c, key, etag)
-        except Exception as exc:  # one object's failure must not stop the others; it is retried next run
-            result = ObjectResult(key, error=f"{type(exc).__name__}: {exc}")
-        summary.results.append(result)
-        if result.error:
-            echo(f"Error: s3://{spec.raw_bucket}/{key}: not ingested ({result.error}); the next run retries it")
-        else:
-            where = f", quarantined to s3://{spec.raw_bucket}/{spec.quarantine_prefix}{key}.rejected.csv" \
-                if result.quarantined else ""
-            echo(f"s3://{spec.raw_bucket}/{key}: {result.rows} rows, {result.written} written to "
-                 f"{spec.feature_group}, {result.quarantined} quarantined{where}")
-    done = [r for r in summary.results if not r.error]
-    echo(f"{len(done)} new objects ingested into {spec.feature_group} ({sum(r.written for r in done)} records, "
-         f"{sum(r.quarantined for r in done)} rows quarantined), {len(summary.failed)} failed")
-    return summary
+    return ingest_run.run(spec, S3Objects(c.s3), FeatureStoreSink(c.runtime, spec), echo)
 
 
 def metrics(spec: IngestionSpec, summary: Summary) -> list[dict[str, Any]]:
     """One run's counts as CloudWatch metric data, by feature group: what its alarms read."""
-    done = [r for r in summary.results if not r.error]
     dimensions = [{"Name": "FeatureGroup", "Value": spec.feature_group}]
-    return [{"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": "Count"}
-            for name, value in (("RecordsWritten", sum(r.written for r in done)),
-                                ("QuarantinedRows", sum(r.quarantined for r in done)),
-                                ("FailedObjects", len(summary.failed)))]
+    return [{"MetricName": name, "Dimensions": dimensions, "Value": value, "Unit": "Count"}
+            for name, value in ingest_run.counts(summary)]
 
 
 def main(spec_path: str, endpoint_url: str | None, region: str | None, metrics_namespace: str | None = None) -> int:

@@ -1,0 +1,156 @@
+"""Azure ingestion: the shared run (training/ingest_run.py) on Azure Blob Storage against Azurite
+(training/ingest_azure.py), and its rendering (mlops_dsl/azure/feature_ingestion.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.test_drift_job import azurite  # noqa: F401  (the module's Azurite fixture, reused)
+from tests.test_ingestion import FEATURES
+
+RAW, OFFLINE = "raw", "processed"
+
+
+def spec_document(**over: Any) -> dict[str, Any]:
+    return {"feature_group": "customer", "record_id": "customer_id", "event_time": "event_time",
+            "features": FEATURES, "raw_bucket": RAW, "prefix": "customers/", "format": "csv",
+            "quarantine_prefix": "quarantine/customer/", "ledger_bucket": OFFLINE,
+            "ledger_prefix": "ingestion-ledger/customer/", "output_bucket": OFFLINE,
+            "output_prefix": "featuresets/customer/source/", **over}
+
+
+@pytest.fixture()
+def lake(azurite: str, monkeypatch, tmp_path) -> dict[str, Any]:  # noqa: F811
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(azurite)
+    for name in (RAW, OFFLINE):
+        container = service.get_container_client(name)
+        if container.exists():
+            container.delete_container()
+        service.create_container(name)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(spec_document()))
+    return {"raw": service.get_container_client(RAW), "offline": service.get_container_client(OFFLINE),
+            "spec": str(spec), "tmp": tmp_path}
+
+
+def _run(lake: dict[str, Any], capsys, *extra: str) -> tuple[int, str, str]:
+    from training.ingest_azure import main
+
+    code = main(["--spec", lake["spec"], *extra])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _parquet(container: Any, prefix: str) -> dict[str, pd.DataFrame]:
+    return {b.name: pd.read_parquet(io.BytesIO(container.download_blob(b.name).readall()))
+            for b in container.list_blobs(name_starts_with=prefix)}
+
+
+CSV = (b"id,updated_at,tenure,monthly_charges,contract\n"
+       b"C1,2026-01-01T00:00:00Z,12,70.5,One year\n"
+       b"C2,2026-01-01T00:00:00Z,three,20,Two year\n"
+       b"C3,1767225600,,19.5,Month-to-month\n")
+
+
+def test_a_raw_csv_becomes_typed_parquet_of_the_source_path_and_its_bad_rows_are_quarantined(
+        lake: dict[str, Any], capsys) -> None:
+    raw, offline = lake["raw"], lake["offline"]
+    raw.upload_blob("customers/2026-01-01.csv", CSV)
+    raw.upload_blob("elsewhere/ignored.csv", b"id\nC9\n")
+    code, out, err = _run(lake, capsys)
+    assert code == 0, err
+    assert "/raw/customers/2026-01-01.csv: 3 rows, 2 written to" in out
+    assert "featuresets/customer/source/, 1 quarantined, quarantined to " in out
+    written = _parquet(offline, "featuresets/customer/source/")
+    [(name, frame)] = written.items()
+    etag = raw.get_blob_client("customers/2026-01-01.csv").get_blob_properties().etag.strip('"')
+    assert name == f"featuresets/customer/source/customers/2026-01-01.csv/{etag}.parquet"
+    assert frame["customer_id"].tolist() == ["C1", "C3"]
+    assert isinstance(frame["event_time"].dtype, pd.DatetimeTZDtype) and str(frame["event_time"].dtype.tz) == "UTC"
+    assert frame["event_time"].tolist() == [pd.Timestamp("2026-01-01", tz="UTC")] * 2
+    assert frame["tenure_months"].tolist()[0] == 12 and pd.isna(frame["tenure_months"].tolist()[1])
+    assert str(frame["tenure_months"].dtype) == "Int64" and frame["monthly_charges"].tolist() == [70.5, 19.5]
+    rejected = raw.download_blob("quarantine/customer/customers/2026-01-01.csv.rejected.csv").readall().decode()
+    assert rejected.splitlines()[0] == "_row,id,updated_at,tenure,monthly_charges,contract,_ingestion_error"
+    assert rejected.splitlines()[1].startswith("2,C2,") and "'three' is not a whole number" in rejected
+    marker = json.loads(offline.download_blob(
+        f"ingestion-ledger/customer/customers/2026-01-01.csv/{etag}.json").readall())
+    assert (marker["rows"], marker["written"], marker["quarantined"]) == (3, 2, 1)
+
+    # A rerun finds nothing new and writes nothing.
+    code, out, _ = _run(lake, capsys)
+    assert code == 0 and out.startswith("0 new objects ingested")
+    assert len(_parquet(offline, "featuresets/")) == 1
+
+    # A replaced object (new ETag) is ingested again, beside the first file.
+    raw.upload_blob("customers/2026-01-01.csv", CSV.replace(b"70.5", b"71.5"), overwrite=True)
+    code, out, _ = _run(lake, capsys)
+    assert code == 0 and "3 rows, 2 written" in out
+    assert sorted(f["monthly_charges"].tolist()[0] for f in _parquet(offline, "featuresets/").values()) == [70.5, 71.5]
+
+
+def test_parquet_input_and_a_broken_object_that_is_retried_next_run(lake: dict[str, Any], capsys) -> None:
+    raw, offline = lake["raw"], lake["offline"]
+    (lake["tmp"] / "spec.json").write_text(json.dumps(spec_document(format="parquet")))
+    buffer = io.BytesIO()
+    pd.DataFrame({"id": ["P1"], "updated_at": pd.to_datetime(["2026-02-01T00:00:00Z"], utc=True),
+                  "tenure": pd.array([4], dtype="Int64")}).to_parquet(buffer, index=False)
+    raw.upload_blob("customers/a.parquet", buffer.getvalue())
+    raw.upload_blob("customers/b.parquet", b"not parquet")
+    raw.upload_blob("customers/_SUCCESS", b"")
+    code, out, _ = _run(lake, capsys)
+    assert code == 1
+    assert "customers/b.parquet: not ingested (ValueError: " in out and "the next run retries it" in out
+    assert "1 new objects ingested" in out and "1 failed" in out
+    [frame] = _parquet(offline, "featuresets/").values()
+    assert frame["customer_id"].tolist() == ["P1"] and frame["tenure_months"].tolist() == [4]
+    markers = [b.name for b in offline.list_blobs(name_starts_with="ingestion-ledger/")]
+    assert len(markers) == 1 and markers[0].startswith("ingestion-ledger/customer/customers/a.parquet/")
+    code, out, _ = _run(lake, capsys)  # only the broken one is tried again
+    assert code == 1 and "customers/a.parquet" not in out and "customers/b.parquet: not ingested" in out
+
+
+def test_a_file_without_the_record_id_column_is_quarantined_whole(lake: dict[str, Any], capsys) -> None:
+    lake["raw"].upload_blob("customers/x.csv", b"updated_at,tenure\n1,2\n3,4\n")
+    code, out, _ = _run(lake, capsys)
+    assert code == 0 and "2 rows, 0 written" in out
+    assert not _parquet(lake["offline"], "featuresets/")  # no empty file for the feature set to read
+    rejected = lake["raw"].download_blob("quarantine/customer/customers/x.csv.rejected.csv").readall().decode()
+    assert "the file has no column 'id'" in rejected and len(rejected.splitlines()) == 3
+
+
+def test_bad_specs_and_arguments_exit_2(lake: dict[str, Any], capsys, monkeypatch) -> None:
+    no_output = lake["tmp"] / "aws.json"
+    no_output.write_text(json.dumps({k: v for k, v in spec_document().items() if not k.startswith("output_")}))
+    assert _run({**lake, "spec": str(no_output)}, capsys)[0] == 2
+    assert _run({**lake, "spec": str(lake["tmp"] / "none.json")}, capsys)[0] == 2
+    code, _, err = _run(lake, capsys, "--metrics-resource", "/subscriptions/x")
+    assert code == 2 and "--metrics-region" in err
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING")
+    code, _, err = _run(lake, capsys)
+    assert code == 2 and "--account-url is required" in err
+
+
+def test_the_counts_as_azure_monitor_custom_metrics() -> None:
+    from datetime import UTC, datetime
+
+    from training.ingest import IngestionSpec
+    from training.ingest_azure import monitor_bodies
+    from training.ingest_run import ObjectResult, Summary
+
+    spec = IngestionSpec.from_json(json.dumps(spec_document()), "spec")
+    summary = Summary([ObjectResult("a", 3, 2, 1), ObjectResult("b", error="x")])
+    bodies = monitor_bodies(spec, summary, "MLOps/Ingestion", datetime(2026, 1, 1, tzinfo=UTC))
+    assert [b["data"]["baseData"]["metric"] for b in bodies] == ["RecordsWritten", "QuarantinedRows", "FailedObjects"]
+    assert bodies[1] == {"time": "2026-01-01T00:00:00Z", "data": {"baseData": {
+        "metric": "QuarantinedRows", "namespace": "MLOps/Ingestion", "dimNames": ["FeatureGroup"],
+        "series": [{"dimValues": ["customer"], "min": 1.0, "max": 1.0, "sum": 1.0, "count": 1}]}}}
+    assert bodies[2]["data"]["baseData"]["series"][0]["sum"] == 1.0

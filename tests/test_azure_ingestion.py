@@ -154,3 +154,95 @@ def test_the_counts_as_azure_monitor_custom_metrics() -> None:
         "metric": "QuarantinedRows", "namespace": "MLOps/Ingestion", "dimNames": ["FeatureGroup"],
         "series": [{"dimValues": ["customer"], "min": 1.0, "max": 1.0, "sum": 1.0, "count": 1}]}}}
     assert bodies[2]["data"]["baseData"]["series"][0]["sum"] == 1.0
+
+
+# --- Rendering (mlops_dsl/azure/feature_ingestion.py) ---------------------------------------------
+
+def _features(**ingestion: Any):
+    from mlops_dsl import Image, Ingestion, Platform
+    from mlops_dsl.namespaces import parse
+    from tests.test_azure import NAMESPACES
+    from tests.test_ingestion import _store
+
+    data, store = _store(**{"image": Image("training", target="azureml"), **ingestion})
+    platform = Platform("churn", cloud="azure").add(data, store)
+    assert isinstance(store.groups[0].ingestion, Ingestion)
+    builds = platform.synth(parse(NAMESPACES)["dev"], image_tags={"training:azureml": "a" * 12})
+    return next(b for b in builds if b.template == "features").stack, store
+
+
+def _of(stack, kind: str) -> dict:
+    return {r.name: r.body for r in stack.resources if r.type == kind}
+
+
+def test_each_ingested_group_runs_the_azure_job_on_a_schedule_of_the_feature_store() -> None:
+    from mlops_dsl.azure.feature_ingestion import spec_document
+    from training.ingest import IngestionSpec
+
+    stack, store = _features(schedule="rate(2 hours)")
+    schedules = _of(stack, "azapi_resource")
+    [name] = [n for n in schedules if n.endswith("_schedule")]
+    properties = schedules[name]["body"]["properties"]
+    assert properties["trigger"] == {"triggerType": "Recurrence", "frequency": "Hour", "interval": 2, "timeZone": "UTC"}
+    job = properties["action"]["jobDefinition"]
+    assert properties["action"]["actionType"] == "CreateJob" and job["jobType"] == "Command"
+    assert "python -m training.ingest_azure --spec spec.json" in job["command"]
+    assert job["identity"] == {"identityType": "Managed"}
+    # The spec in the command is what the job reads: it parses, and it writes to the feature set's source path.
+    spec = IngestionSpec.from_json(json.dumps(spec_document(store, store.groups[0])), "spec")
+    assert (spec.output_bucket, spec.output_prefix) == ("processed", "featuresets/customer/source/")
+    assert (spec.raw_bucket, spec.prefix, spec.quarantine_prefix) == ("raw", "customers/", "quarantine/customer/")
+    clusters = _of(stack, "azurerm_machine_learning_compute_cluster")
+    [cluster] = clusters.values()
+    assert len(cluster["name"]) <= 16 and cluster["scale_settings"].body["min_node_count"] == 0
+    assert cluster["local_auth_enabled"] is False and cluster["identity"].body["type"] == "UserAssigned"
+
+
+def test_the_job_identity_is_held_to_its_prefixes_by_conditions() -> None:
+    stack, _ = _features()
+    grants = _of(stack, "azurerm_role_assignment")
+    raw, offline = grants["ingestion_customer_raw"], grants["ingestion_customer_offline"]
+    assert raw["condition_version"] == offline["condition_version"] == "2.0"
+    assert "blobs:path] StringStartsWith 'customers/'" in raw["condition"]
+    assert "blobs:prefix] StringStartsWith 'customers/'" in raw["condition"]
+    writes = raw["condition"].split(" AND ((!(ActionMatches{'Microsoft.Storage/storageAccounts/blobServices/"
+                                    "containers/blobs/write'})")[1]
+    assert "'quarantine/customer/'" in writes and "'customers/'" not in writes  # never writes raw data
+    assert "'featuresets/customer/source/'" in offline["condition"] and "'ingestion-ledger/customer/'" in \
+        offline["condition"]
+    role = _of(stack, "azurerm_role_definition")["ingestion_blobs"]
+    assert role["permissions"].body["actions"] == []  # no container management
+    assert not any(a.endswith("/delete") for a in role["permissions"].body["data_actions"])
+
+
+def test_new_data_reaches_the_job_through_event_grid_and_a_logic_app() -> None:
+    stack, _ = _features()
+    [topic] = _of(stack, "azurerm_eventgrid_system_topic").values()
+    assert topic["topic_type"] == "Microsoft.Storage.StorageAccounts"
+    [subscription] = _of(stack, "azurerm_eventgrid_system_topic_event_subscription").values()
+    assert subscription["included_event_types"] == ["Microsoft.Storage.BlobCreated"]
+    assert subscription["subject_filter"].body["subject_begins_with"] == "/blobServices/default/containers/raw/blobs/" \
+                                                                          "customers/"
+    assert "FlushWithClose" in subscription["advanced_filter"].body["string_in"].body["values"]
+    assert "callback_url" in str(subscription["webhook_endpoint"].body["url"])
+    [action] = _of(stack, "azurerm_logic_app_action_custom").values()
+    text = str(action["body"])
+    assert "SubscriptionValidationEvent" in text and "ManagedServiceIdentity" in text
+    assert "/jobs/ingest-customer-" in text
+    jobs = _of(stack, "azurerm_role_definition")["ingestion_jobs"]["permissions"].body["actions"]
+    assert "Microsoft.MachineLearningServices/workspaces/jobs/write" in jobs and not any("*" in a for a in jobs)
+    alerts = _of(stack, "azurerm_monitor_metric_alert")
+    assert {a["criteria"].body["metric_name"] for a in alerts.values()} == {"QuarantinedRows", "Failed Runs",
+                                                                           "RunsFailed"}
+    without, _ = _features(on_new_data=False)
+    assert not _of(without, "azurerm_eventgrid_system_topic") and not _of(without, "azurerm_logic_app_workflow")
+
+
+def test_ingestion_fields_azure_cannot_honour_are_blueprint_errors() -> None:
+    from mlops_dsl import BlueprintError, Image
+
+    with pytest.raises(BlueprintError, match=r"groups\[0\]\.ingestion\.instance_type: 'ml\.p3\.2xlarge' has no Azure"):
+        _features(instance_type="ml.p3.2xlarge")
+    with pytest.raises(BlueprintError, match=r"groups\[0\]\.ingestion\.image: target 'sagemaker': the Azure ML job "
+                                             r"runs the image's azureml stage"):
+        _features(image=Image("training", target="sagemaker"))

@@ -293,7 +293,8 @@ def test_azure_materializes_on_the_ingestion_schedule_and_refuses_a_cron() -> No
     from .test_azure import NAMESPACES as AZURE_NAMESPACES
 
     data, store = _store(schedule="rate(2 hours)")
-    builds = Platform("churn", cloud="azure").add(data, store).synth(parse(AZURE_NAMESPACES)["dev"])
+    builds = Platform("churn", cloud="azure").add(data, store).synth(parse(AZURE_NAMESPACES)["dev"],
+                                                                     image_tags={"training": "a" * 12})
     stack = next(b for b in builds if b.template == "features").stack
     version = next(r for r in stack.resources if r.name == "featureset_customer_v1")
     settings = version.body["body"]["properties"]["materializationSettings"]
@@ -304,7 +305,8 @@ def test_azure_materializes_on_the_ingestion_schedule_and_refuses_a_cron() -> No
     data, store = _store(schedule="cron(0 3 * * ? *)")
     with pytest.raises(BlueprintError, match=r"groups\[0\].ingestion.schedule: 'cron\(0 3 \* \* \? \*\)': Azure ML "
                                              r"materializes feature sets on a recurrence only"):
-        Platform("churn", cloud="azure").add(data, store).synth(parse(AZURE_NAMESPACES)["dev"])
+        Platform("churn", cloud="azure").add(data, store).synth(parse(AZURE_NAMESPACES)["dev"],
+                                                                image_tags={"training": "a" * 12})
 
 
 def test_the_state_machine_runs_one_job_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:

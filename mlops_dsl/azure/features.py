@@ -7,10 +7,11 @@ A feature set's specification (FeaturesetSpec.yaml, written with its transformat
 at `featuresets/<group>/spec` in the offline zone and must be uploaded before the first apply.
 
 A group with `ingestion` is materialized on its schedule: Azure ML's recurrence trigger on the
-feature set version (`materializationSettings.schedule`), on serverless Spark. Its source and any
-checks are the spec's (the team's transformation code); the AWS job's row checks, quarantine and
-ledger are not rendered here, nor a run on new data (Event Grid): README, "Features: from raw
-data to the store and to training".
+feature set version (`materializationSettings.schedule`), on serverless Spark. What it
+materializes is the source its specification reads: `featuresets/<group>/source/` of the offline
+zone is where the ingestion (feature_ingestion.py: the row checks, the quarantine and the ledger
+of the AWS job, on a schedule and on new data through Event Grid) writes the checked rows as
+Parquet. README, "Features: from raw data to the store and to training".
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..context import StackContext
 from ..templates.features import FeatureGroup, FeatureStore
 from ..terraform import Block, Output, Resource
 from .common import WORKSPACE_API, azapi, grant, location, private_endpoint, schedule_trigger, tagged
+from .feature_ingestion import render_ingestion
 from .workspace import application_insights, outbound_rule, workspace
 
 DATA_TYPES = {"integral": "Long", "fractional": "Double", "string": "String"}  # ARM's FeatureDataType
@@ -181,6 +183,7 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
             }})
         feature_set_version.depends_on = (version, datastore)
         ctx.stack.add(entity, version, feature_set, feature_set_version)
+    render_ingestion(t, ctx, store)
     ctx.stack.add(
         Output("feature_store_id", store.attr("id"), description="The feature store workspace"),
         Output("feature_store_name", store.attr("name"), description="The feature store workspace's name"),

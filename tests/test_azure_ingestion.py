@@ -229,11 +229,18 @@ def test_new_data_reaches_the_job_through_event_grid_and_a_logic_app() -> None:
     text = str(action["body"])
     assert "SubscriptionValidationEvent" in text and "ManagedServiceIdentity" in text
     assert "/jobs/ingest-customer-" in text
+    created = action["body"].args[0]["else"]["actions"]  # every path answers Event Grid; a refusal ends Failed
+    assert created["accepted"]["inputs"]["statusCode"] == 202 and created["refused"]["inputs"]["statusCode"] == 500
+    assert created["refused"]["runAfter"] == {"create-job": ["Failed", "TimedOut"]}
+    assert created["failed"]["inputs"]["runStatus"] == "Failed"
     jobs = _of(stack, "azurerm_role_definition")["ingestion_jobs"]["permissions"].body["actions"]
     assert "Microsoft.MachineLearningServices/workspaces/jobs/write" in jobs and not any("*" in a for a in jobs)
     alerts = _of(stack, "azurerm_monitor_metric_alert")
     assert {a["criteria"].body["metric_name"] for a in alerts.values()} == {"QuarantinedRows", "Failed Runs",
                                                                            "RunsFailed"}
+    failed = next(a for a in alerts.values() if a["criteria"].body["metric_name"] == "Failed Runs")
+    assert failed["criteria"].body["dimension"].body == {"name": "ExperimentName", "operator": "Include",
+                                                         "values": ["churn-ingestion"]}
     without, _ = _features(on_new_data=False)
     assert not _of(without, "azurerm_eventgrid_system_topic") and not _of(without, "azurerm_logic_app_workflow")
 
@@ -246,3 +253,5 @@ def test_ingestion_fields_azure_cannot_honour_are_blueprint_errors() -> None:
     with pytest.raises(BlueprintError, match=r"groups\[0\]\.ingestion\.image: target 'sagemaker': the Azure ML job "
                                              r"runs the image's azureml stage"):
         _features(image=Image("training", target="sagemaker"))
+    with pytest.raises(BlueprintError, match=r"groups\[0\]\.ingestion\.concurrency: 16: on Azure each object's rows"):
+        _features(concurrency=16)

@@ -39,7 +39,8 @@ stack, which deploys after this one, so its id cannot be a scope here).
 
 Alerts, to a features action group (the namespace's alert e-mails): quarantined rows (the custom
 metric, any in an hour), failed runs of the feature store workspace (Azure ML's `Failed Runs`
-metric) and failed Logic App runs (`RunsFailed`).
+metric of the ingestion experiment) and failed Logic App runs (`RunsFailed`: the workflow answers
+500 and ends Failed when Azure ML refuses the job, so Event Grid retries the delivery).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from ..terraform import Block, Expr, Output, Resource, Value, interp, jsonencode
 from .common import ML_API, azapi, compact, location, registry_name, schedule_trigger, tagged, vm_size
 
 LEDGER_PREFIX = "ingestion-ledger"
+DEFAULT_CONCURRENCY = Ingestion.__dataclass_fields__["concurrency"].default
 QUARANTINE_PREFIX = "quarantine"
 METRICS_NAMESPACE = "MLOps/Ingestion"  # training/ingest_azure.py sends its counts here
 BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
@@ -69,6 +71,11 @@ JOBS_ACTIONS = ["Microsoft.MachineLearningServices/workspaces/read",
                 "Microsoft.MachineLearningServices/workspaces/computes/read",
                 "Microsoft.MachineLearningServices/workspaces/environments/read",
                 "Microsoft.MachineLearningServices/workspaces/environments/versions/read"]
+
+
+def experiment(ctx: StackContext) -> str:
+    """The Azure ML experiment of the ingestion jobs: what the failed-runs alert filters on."""
+    return f"{ctx.platform}-ingestion"
 
 
 def source_prefix(g: FeatureGroup) -> str:
@@ -118,6 +125,10 @@ def validate(t: FeatureStore, ctx: StackContext) -> None:
             continue
         field = f"groups[{index}].ingestion"
         vm_size(ctx, f"{field}.instance_type", ing.instance_type)
+        if ing.concurrency != DEFAULT_CONCURRENCY:
+            raise ctx.error(f"{field}.concurrency", f"{ing.concurrency}: on Azure each object's rows are written as "
+                                                    f"one Parquet file, there are no PutRecord calls to run at once; "
+                                                    f"leave the default")
         if ing.image.target not in (None, "azureml"):
             raise ctx.error(f"{field}.image", f"target {ing.image.target!r}: the Azure ML job runs the image's "
                                               f"azureml stage (Image({ing.image.repository!r}, target='azureml'))")
@@ -161,7 +172,7 @@ def job_definition(ctx: StackContext, t: FeatureStore, g: FeatureGroup, cluster:
     return {
         "jobType": "Command",
         "displayName": f"ingest-{g.name}",
-        "experimentName": f"{ctx.platform}-ingestion",
+        "experimentName": experiment(ctx),
         "computeId": cluster.attr("id"),
         "environmentId": environment.attr("id"),
         "command": command,
@@ -334,6 +345,19 @@ def _render_on_new_data(ctx: StackContext, t: FeatureStore, g: FeatureGroup, ing
                                "audience": "https://management.azure.com/"},
         },
     }
+    # A workflow with a Response action answers every call through one: 202 once the job is created,
+    # 500 when Azure ML refused it (Event Grid then retries the delivery with backoff), and the run is
+    # then terminated as Failed so that the failed-runs alert sees it.
+    created = {
+        "create-job": start,
+        "accepted": {"type": "Response", "runAfter": {"create-job": ["Succeeded"]},
+                     "inputs": {"statusCode": 202, "body": {"job": f"ingest-{g.name}-@{{workflow()['run']['name']}}"}}},
+        "refused": {"type": "Response", "runAfter": {"create-job": ["Failed", "TimedOut"]},
+                    "inputs": {"statusCode": 500, "body": {"error": "@{outputs('create-job')?['body']}"}}},
+        "failed": {"type": "Terminate", "runAfter": {"refused": ["Succeeded"]},
+                   "inputs": {"runStatus": "Failed", "runError": {"code": "JobNotCreated",
+                                                                  "message": "Azure ML refused the ingestion job"}}},
+    }
     action = Resource("azurerm_logic_app_action_custom", f"ingestion_{address}", {
         "name": "start-ingestion",
         "logic_app_id": workflow.attr("id"),
@@ -345,7 +369,7 @@ def _render_on_new_data(ctx: StackContext, t: FeatureStore, g: FeatureGroup, ing
                                                "Microsoft.EventGrid.SubscriptionValidationEvent"]}]},
             "actions": {"validation-response": {"type": "Response", "inputs": {
                 "statusCode": 200, "body": {"validationResponse": "@{triggerBody()[0]['data']['validationCode']}"}}}},
-            "else": {"actions": {"create-job": start}},
+            "else": {"actions": created},
         }),
     })
     subscription = Resource("azurerm_eventgrid_system_topic_event_subscription", f"ingestion_{address}", {
@@ -405,13 +429,16 @@ def _failed_runs_alert(ctx: StackContext, store: Resource, rg: Expr, group: Reso
         "name": f"{ctx.name}-features-failed-runs",
         "resource_group_name": rg,
         "scopes": [store.attr("id")],
-        "description": "A job of the feature store failed (an ingestion: exit 1 names the object; or a "
-                       "materialization)",
+        "description": "An ingestion job failed: its log names the object (the next run retries it)",
         "severity": 2,
         "frequency": "PT15M",
         "window_size": "PT1H",
+        # `Failed Runs` (Azure Monitor, supported metrics of Microsoft.MachineLearningServices/workspaces)
+        # by its ExperimentName dimension: the ingestion jobs' experiment, not the materializations.
         "criteria": Block({"metric_namespace": "Microsoft.MachineLearningServices/workspaces",
                            "metric_name": "Failed Runs", "aggregation": "Total", "operator": "GreaterThan",
-                           "threshold": 0}),
+                           "threshold": 0,
+                           "dimension": Block({"name": "ExperimentName", "operator": "Include",
+                                               "values": [experiment(ctx)]})}),
         "action": Block({"action_group_id": group.attr("id")}),
     })))

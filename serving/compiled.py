@@ -124,8 +124,10 @@ class CompiledPipeline:
             pick = self._pick
             numbers = np.array([pick(row) for row in rows] if pick is not None else
                                [[row[i] for i in self.numeric_idx] for row in rows], dtype=np.float64)
-            numbers = np.where(np.isnan(numbers), self.medians, numbers)
-            out[:, : len(self.numeric_idx)] = (numbers - self.mean) / self.scale
+            np.copyto(numbers, self.medians, where=np.isnan(numbers))  # in place: no temporaries per step
+            scaled = out[:, : len(self.numeric_idx)]
+            np.subtract(numbers, self.mean, out=scaled)
+            np.divide(scaled, self.scale, out=scaled)
         if self.categorical:
             hot = []
             for r, row in enumerate(rows):

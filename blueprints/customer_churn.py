@@ -21,6 +21,7 @@ from mlops_dsl import (
     ModelServing,
     MultiModel,
     Namespace,
+    OnlineFeatures,
     Platform,
     QualityGate,
     Resource,
@@ -140,6 +141,18 @@ fleet = ModelServing(
     autoscaling=None,
     monitoring_schedule=None,
 )
+# Requests that name only the customer (`{"customer_id": "C000042"}`): the champion's version, its
+# features read per request from the feature store's online store (README: Online features at inference).
+lookup = ModelServing(
+    training,
+    name="lookup",
+    features=features,
+    variants=[Variant(name, weight=weight, instance_type="ml.m5.large", initial_instance_count=1,
+                      online_features=OnlineFeatures(groups=["customer", "account"]))
+              for name, weight in (("champion", 0.9), ("challenger", 0.1))],
+    autoscaling=None,
+    monitoring_schedule=None,
+)
 
 # Escape hatches (README: Escape hatches): one generated value changed, and one resource added.
 data.override("aws_s3_bucket.raw", "tags.data-classification", "confidential")
@@ -163,4 +176,4 @@ serving.extend(count_tracebacks)
 # A template of this team's own, reading the data stack's outputs (README: Your own templates).
 arrivals = DataArrivals(data, zone="raw", prefix="incoming/")
 
-platform.add(data, features, training, serving, batch, serverless, fleet, arrivals)
+platform.add(data, features, training, serving, batch, serverless, fleet, lookup, arrivals)

@@ -27,11 +27,13 @@ moto 5.2.5, which pyproject pins for this reason:
   variants' weights, as SageMaker routes), the emulator reads that variant's model's ModelDataUrl
   from moto's SageMaker backend, its model.tar.gz from moto's S3, unpacks it to a scratch directory
   and starts this repository's server on it (`python -m serving serve` on a free 127.0.0.1 port, one
-  worker); once /ping answers, it forwards the body, Content-Type and Accept, and answers as
-  SageMaker does: the server's body and the invoked variant, or a ModelError (424) naming the
-  server's status and message. A model without a ModelDataUrl keeps moto's canned answer. The
-  servers stop with the emulator (atexit, and SIGTERM exits through it); their logs are
-  `serve.log` beside each unpacked model.
+  worker) with the container's Environment, as SageMaker passes it; AWS calls the server makes go
+  to this emulator (AWS_ENDPOINT_URL, with its credentials and region), so a variant with online
+  features reads them from the emulator's Feature Store runtime. Once /ping answers, it forwards
+  the body, Content-Type and Accept, and answers as SageMaker does: the server's body and the
+  invoked variant, or a ModelError (424) naming the server's status and message. A model without a
+  ModelDataUrl keeps moto's canned answer. The servers stop with the emulator (atexit, and SIGTERM
+  exits through it); their logs are `serve.log` beside each unpacked model.
 Nothing else of moto is changed, except that its development server answers with HTTP/1.0, one
 connection per request. Over keep-alive connections one full apply in four failed here with
 AlreadyExists on a CreateAlias that was sent once by Terraform and that the server had just
@@ -175,15 +177,39 @@ class _Served:
         import threading
 
         self.lock = threading.Lock()
-        self.servers: dict[str, tuple[Any, int, str]] = {}  # ModelDataUrl -> (process, port, directory)
+        # (ModelDataUrl, the container's Environment) -> (process, port, directory): one artifact
+        # served by two models of different environments (a plain and an online-features variant)
+        # runs as two servers, as on SageMaker.
+        self.servers: dict[tuple[str, str], tuple[Any, int, str]] = {}
 
-    def port(self, account: str, model_data_url: str) -> int:
+    def port(self, account: str, model_data_url: str, environment: dict[str, str] | None = None,
+             emulator_url: str | None = None) -> int:
+        import json
+
+        served = (model_data_url, json.dumps(environment or {}, sort_keys=True))
         with self.lock:  # one start per artifact, even when the first requests come together
-            if model_data_url not in self.servers:
-                self.servers[model_data_url] = self._start(account, model_data_url)
-            return self.servers[model_data_url][1]
+            if served not in self.servers:
+                self.servers[served] = self._start(account, model_data_url, environment or {}, emulator_url)
+            return self.servers[served][1]
 
-    def _start(self, account: str, model_data_url: str) -> tuple[Any, int, str]:
+    @staticmethod
+    def environment(container: dict[str, str], emulator_url: str | None) -> dict[str, str]:
+        """The server's environment: this process's, the container's Environment over it (SageMaker
+        passes it to the container), one worker, and AWS calls sent back to this emulator."""
+        import os
+
+        env = {**os.environ, **{str(k): str(v) for k, v in container.items()}, "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+        if emulator_url:
+            env["AWS_ENDPOINT_URL"] = emulator_url
+            env.setdefault("AWS_ACCESS_KEY_ID", "mlops-local")
+            env.setdefault("AWS_SECRET_ACCESS_KEY", "mlops-local")
+            env.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+            for specific in [k for k in env if k.startswith("AWS_ENDPOINT_URL_")]:
+                del env[specific]  # a developer's own service endpoints would win over AWS_ENDPOINT_URL
+        return env
+
+    def _start(self, account: str, model_data_url: str, container: dict[str, str],
+               emulator_url: str | None) -> tuple[Any, int, str]:
         import io
         import os
         import socket
@@ -206,7 +232,7 @@ class _Served:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         root = Path(__file__).resolve().parents[1]  # this repository: its `serving` package
-        env = {**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        env = {**self.environment(container, emulator_url),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
         log = open(Path(directory) / "serve.log", "wb")  # noqa: SIM115 - kept open for the process's life
         process = subprocess.Popen([sys.executable, "-m", "serving", "serve", "--model", directory,
@@ -300,8 +326,10 @@ def _patch_invoke() -> None:
         url = container.get("ModelDataUrl")
         if not url:
             return canned(self)
+        host = self.headers.get("Host")
         try:
-            port = SERVED.port(self.current_account, url)
+            port = SERVED.port(self.current_account, url, container.get("Environment") or {},
+                               f"http://{host}" if host else None)
         except RuntimeError as exc:
             return _model_error(500, f"variant {chosen['VariantName']}: {exc}")
         headers = {"Content-Type": self.headers.get("Content-Type") or "application/json"}

@@ -16,6 +16,7 @@ from .renderers import renderer_for
 from .templates.base import Spec, Template, location
 from .templates.image import Image
 from .terraform import Stack, check_references
+from .unique_names import clashes
 
 CLOUDS = ("aws", "azure")
 PLATFORM_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$")
@@ -186,6 +187,9 @@ class Platform:
             rendered[name] = stack
             reads = set(edges[name]) | set(ctx.reads())
             builds.append(StackBuild(name, stack, tuple(n for n in self.deploy_order() if n in reads)))
+        clashing = clashes(((b.template, b.stack) for b in builds), getattr(cloud, "UNIQUE_NAMES", {}))
+        if clashing:
+            raise BlueprintError([f"Platform '{self.name}' in {namespace.name}: {p}" for p in clashing])
         return builds
 
 

@@ -183,8 +183,8 @@ def test_serving_wiring() -> None:
     stack = _stacks(_platform(serving_kwargs=serving))["serving"].stack
     models = _resources(stack, "aws_sagemaker_model")
     # The pinned version and image are part of the name: a new pin is a new model, rolled out.
-    assert {m.body["name"] for m in models.values()} == {"churn-prod-champion-v7-cccccccc",
-                                                          "churn-prod-challenger-v7-cccccccc"}
+    assert {m.body["name"] for m in models.values()} == {"churn-prod-serving-champion-v7-cccccccc",
+                                                          "churn-prod-serving-challenger-v7-cccccccc"}
     container = models["variant_champion"].body["primary_container"].body
     assert _text(container["image"]) == '"${data.terraform_remote_state.training.outputs.repository_urls' \
                                         '["serving"]}:cccccccccccc"'
@@ -511,3 +511,34 @@ def test_a_schedule_that_cannot_start_the_pipeline_and_a_failed_execution_alert(
         "aws_sns_topic.alarms.arn"
     topic_policy = _text(_resources(stack, "aws_sns_topic_policy")["alarms"].body["policy"])
     assert '"events.amazonaws.com"' in topic_policy and '"cloudwatch.amazonaws.com"' in topic_policy
+
+
+def test_two_model_servings_serve_one_pin_as_two_models() -> None:
+    """A SageMaker model's name is the account's once: `lookup` beside `serving`, both serving the
+    champion's pin, must not render the same one (the second apply would fail on AWS; moto replaced)."""
+    data = DataInfrastructure()
+    features = FeatureStore(data, groups=[GROUP])
+    training = TrainingInfrastructure(data, features, dataset=DATASET)
+    one = [Variant("champion", 1.0)]
+    platform = Platform("churn", cloud="aws").add(
+        data, features, training, ModelServing(training, variants=one),
+        ModelServing(training, name="lookup", variants=one, monitoring_schedule=None))
+    stacks = _stacks(platform)
+    names = {t: [m.body["name"] for m in _resources(stacks[t].stack, "aws_sagemaker_model").values()]
+             for t in ("serving", "lookup")}
+    assert names == {"serving": ["churn-prod-serving-champion-v7-cccccccc"],
+                     "lookup": ["churn-prod-lookup-champion-v7-cccccccc"]}
+
+
+def test_a_name_two_stacks_render_is_a_blueprint_error_naming_both() -> None:
+    """Two ModelServing templates with drift jobs would both create the namespace's drift roles."""
+    data = DataInfrastructure()
+    features = FeatureStore(data, groups=[GROUP])
+    training = TrainingInfrastructure(data, features, dataset=DATASET)
+    one = [Variant("champion", 1.0)]
+    platform = Platform("churn", cloud="aws").add(
+        data, features, training, ModelServing(training, variants=one), ModelServing(training, name="lookup",
+                                                                                     variants=one))
+    with pytest.raises(BlueprintError) as refused:
+        _stacks(platform)
+    assert "templates 'serving' and 'lookup' both create aws_iam_role 'churn-prod-drift-job'" in str(refused.value)

@@ -348,3 +348,28 @@ def test_the_rendering_is_clean_for_checkov(rendered: Path) -> None:
     assert {"CKV_AWS_120", "CKV2_AWS_51", "CKV2_AWS_29", "CKV_AWS_370"} <= skipped
     readme = (ROOT / "README.md").read_text()
     assert [s for s in sorted(skipped) if s not in readme] == []
+
+
+def test_an_online_variants_capture_is_not_compared_with_the_baseline() -> None:
+    """Its captured requests hold record ids, not the features: the drift job takes the other variants only."""
+    serving = aws_stacks(_platform(api=None))["serving"].stack
+    assert "online: no drift job: it reads online_features, so its captured requests carry record ids, not the " \
+           "features the baseline holds" in serving.notes
+    rendered = json.dumps([r.body for r in serving.resources], default=str)
+    assert "/champion/" in rendered and "/online/" not in rendered  # the capture prefixes the drift job reads
+    data, features, training, served = _platform(api=None).templates
+    online = replace(served, variants=[served.variants[1]])
+    only_online = aws_stacks(Platform("churn", cloud="aws").add(data, features, training, online))["serving"].stack
+    assert online.monitoring_schedule and not [r for r in only_online.resources if r.type == "aws_sfn_state_machine"]
+
+
+def test_the_emulator_serves_a_model_with_its_environment_and_sends_its_aws_calls_back() -> None:
+    """As SageMaker passes a container its Environment; the online-feature reads go to the emulator's runtime."""
+    from mlops_dsl.emulator_server import SERVED
+
+    env = SERVED.environment({"ONLINE_FEATURES": '{"groups": []}', "SAGEMAKER_MODEL_SERVER_WORKERS": "4"},
+                             "http://127.0.0.1:4566")
+    assert env["ONLINE_FEATURES"] == '{"groups": []}' and env["SAGEMAKER_MODEL_SERVER_WORKERS"] == "1"
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    assert not [k for k in env if k.startswith("AWS_ENDPOINT_URL_")]
+    assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]

@@ -1,7 +1,7 @@
 """The models behind an endpoint, one per pinned variant, and the endpoint configuration that weighs them.
 
 Each model runs the namespace's serving image at the pinned tag over the pinned package's
-artifact; its name holds the version and the image, so a new pin is a new model and a new
+artifact; its name holds the template, the version and the image, so a new pin is a new model and a new
 endpoint configuration, rolled out by the endpoint's guarded update. The package ARN and the
 artifact's digest are tags on the model, so what serves is traceable to the registry.
 
@@ -36,11 +36,11 @@ def package_arn(ctx: StackContext, pin: Pin) -> str:
 
 def model(t: ModelServing, ctx: StackContext, p: Pinned) -> Resource:
     training, data = t.training, t.training.data
-    # A serverless copy of a variant serves the same pin slot beside the instance endpoint's: its
-    # model's name holds its template's too, so the two models' names differ.
-    owner = f"{t.name}-" if p.variant.serverless is not None else ""
+    # Models are named once per account and region, and two ModelServing templates may serve the
+    # same variant name and pin (`lookup` beside `serving`; a serverless copy): the name holds the
+    # template's, so theirs differ (mlops_dsl/unique_names.py checks it at synth).
     name = sagemaker_name(ctx, f"{p.field}.name",
-                          f"{ctx.name}-{owner}{p.variant.name}-v{p.pin.version}-{p.pin.image[:8]}")
+                          f"{ctx.name}-{t.name}-{p.variant.name}-v{p.pin.version}-{p.pin.image[:8]}")
     repository = ctx.upstream_output(training, "repository_urls")["serving"]
     serverless = p.variant.serverless is not None  # no VPC, no isolation (serving_serverless.py)
     return Resource("aws_sagemaker_model", f"variant_{p.variant.name.replace('-', '_')}", {

@@ -26,6 +26,13 @@ def render_monitoring(t: ModelServing, ctx: StackContext, endpoint: Resource, en
     """The drift job and its alarms; retraining and Model Monitor where the blueprint opts in."""
     if t.monitoring_schedule is None:
         return
+    for p in production:
+        if p.variant.online_features is not None:
+            ctx.stack.notes.append(f"{p.variant.name}: no drift job: it reads online_features, so its captured "
+                                   f"requests carry record ids, not the features the baseline holds")
+    production = [p for p in production if p.variant.online_features is None]
+    if not production:
+        return
     logs = log_group(ctx, ctx.upstream_output(t.training.data, "kms_key_arn"), t.log_retention_days)
     drift = render_drift(t, ctx, endpoint_name, production, topic, logs)
     if t.retrain_on_drift:

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "44f28083a3b9"
+  training_image_tag = "dbbecfefaa41"
 }
 
 resource "aws_iam_role" "feature_store" {

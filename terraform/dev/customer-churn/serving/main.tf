@@ -70,7 +70,7 @@ resource "aws_sns_topic_policy" "alarms" {
 }
 
 resource "aws_sagemaker_model" "variant_champion" {
-  name                     = "customer-churn-dev-champion-v5-7c4a8d09"
+  name                     = "customer-churn-dev-serving-champion-v5-7c4a8d09"
   execution_role_arn       = data.terraform_remote_state.training.outputs.hosting_role_arn
   enable_network_isolation = true
 
@@ -95,7 +95,7 @@ resource "aws_sagemaker_model" "variant_champion" {
 }
 
 resource "aws_sagemaker_model" "variant_challenger" {
-  name                     = "customer-churn-dev-challenger-v6-7c4a8d09"
+  name                     = "customer-churn-dev-serving-challenger-v6-7c4a8d09"
   execution_role_arn       = data.terraform_remote_state.training.outputs.hosting_role_arn
   enable_network_isolation = true
 

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_azureml_image_tag = "9e87a7a9275b"
+  training_azureml_image_tag = "6c08717b0083"
 }
 
 resource "azurerm_container_registry" "main" {

@@ -76,7 +76,7 @@ resource "aws_sns_topic_subscription" "email_0" {
 }
 
 resource "aws_sagemaker_model" "variant_champion" {
-  name                     = "customer-churn-prod-champion-v4-5d41402a"
+  name                     = "customer-churn-prod-serving-champion-v4-5d41402a"
   execution_role_arn       = data.terraform_remote_state.training.outputs.hosting_role_arn
   enable_network_isolation = true
 
@@ -101,7 +101,7 @@ resource "aws_sagemaker_model" "variant_champion" {
 }
 
 resource "aws_sagemaker_model" "variant_challenger" {
-  name                     = "customer-churn-prod-challenger-v5-5d41402a"
+  name                     = "customer-churn-prod-serving-challenger-v5-5d41402a"
   execution_role_arn       = data.terraform_remote_state.training.outputs.hosting_role_arn
   enable_network_isolation = true
 

@@ -76,7 +76,7 @@ resource "aws_sns_topic_subscription" "email_0" {
 }
 
 resource "aws_sagemaker_model" "variant_champion" {
-  name                     = "customer-churn-staging-champion-v5-7c4a8d09"
+  name                     = "customer-churn-staging-serving-champion-v5-7c4a8d09"
   execution_role_arn       = data.terraform_remote_state.training.outputs.hosting_role_arn
   enable_network_isolation = true
 
@@ -101,7 +101,7 @@ resource "aws_sagemaker_model" "variant_champion" {
 }
 
 resource "aws_sagemaker_model" "variant_challenger" {
-  name                     = "customer-churn-staging-challenger-v6-7c4a8d09"
+  name                     = "customer-churn-staging-serving-challenger-v6-7c4a8d09"
   execution_role_arn       = data.terraform_remote_state.training.outputs.hosting_role_arn
   enable_network_isolation = true
 

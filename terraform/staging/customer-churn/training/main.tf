@@ -2,8 +2,8 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "44f28083a3b9"
-  serving_image_tag  = "5c10567fbb8a"
+  training_image_tag = "dbbecfefaa41"
+  serving_image_tag  = "160f2c0352b9"
 }
 
 resource "aws_ecr_repository" "training" {

@@ -6,6 +6,7 @@ client data, served from a managed online endpoint with a champion and a challen
 
 from mlops_dsl import (
     AutoScaling,
+    BatchInference,
     DataInfrastructure,
     Dataset,
     Feature,
@@ -72,4 +73,10 @@ serving = ModelServing(
     autoscaling=AutoScaling(min_capacity=2, max_capacity=6),
 )
 
-platform.add(data, features, training, serving)
+# Nightly scores of the blue version over processed/batch/input/, to experiments/batch/predictions/<job>/:
+# an Azure ML command job on a schedule (README: Inference modes; batch endpoints cannot run here).
+batch = BatchInference(serving, variant="blue", schedule="cron(0 4 * * ? *)",
+                       input_zone="processed", input_prefix="batch/input/",
+                       output_zone="experiments", output_prefix="batch/predictions/")
+
+platform.add(data, features, training, serving, batch)

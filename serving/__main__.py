@@ -39,7 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     serve.add_argument("--port", type=int, default=os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"),
                        help="port (env SAGEMAKER_BIND_TO_PORT; default 8080)")
+    score = sub.add_parser("score", help="score every file of a folder into another, as a batch job does")
+    score.add_argument("--model", default=model.default_uri(), help="model directory, as for serve")
+    score.add_argument("--input", required=True, help="folder of input files (every file under it is scored)")
+    score.add_argument("--output", required=True, help="folder for <file>.out answers and <file>.error problems")
+    score.add_argument("--content-type", default="text/csv", help="of the input files (default text/csv)")
+    score.add_argument("--accept", default="text/csv", help="of the answers (default text/csv)")
+    score.add_argument("--max-payload-mb", type=int, default=6, help="largest chunk scored at once (default 6)")
     args = parser.parse_args(argv)
+    if args.command == "score":
+        from .batch_score import run
+
+        return run(args.model, args.input, args.output, args.content_type, args.accept, args.max_payload_mb)
     try:
         config = settings.load()
     except settings.SettingsError as exc:

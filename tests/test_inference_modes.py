@@ -141,12 +141,6 @@ def test_serverless_and_multi_model_are_clear_errors_on_azure() -> None:
                                                       build(training, None))
         with pytest.raises(BlueprintError, match=r"variants\[0\]\." + field):
             platform.synth(parse(AZURE)["dev"], image_tags=TAGS)
-    training = _training()
-    serving = ModelServing(training)
-    platform = Platform("fin", cloud="azure").add(training.data, training.features, training, serving,
-                                                  BatchInference(serving))
-    with pytest.raises(BlueprintError, match="BatchInference 'batch': schedule: batch inference on Azure is not"):
-        platform.synth(parse(AZURE)["dev"], image_tags=TAGS)
 
 
 # --- multi-model ----------------------------------------------------------------------------------

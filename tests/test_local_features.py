@@ -136,7 +136,10 @@ def test_raw_data_becomes_a_prediction_for_a_request_carrying_only_the_id(local_
     full = sample[sample["customer_id"].isin(ids)].drop(columns=["customer_id", "churned"])
     expected = _invoke(endpoint, endpoint_name("customer-churn", "local", "serving"), full.to_dict("records"))
     looked_up = _invoke(endpoint, endpoint_name("customer-churn", "local", "lookup"), [{"customer_id": i} for i in ids])
-    assert looked_up == expected and len(looked_up["predictions"]) == 5
+    # Labels identical; probabilities within the 1e-5 the two engines agree to (README: Serving), as
+    # a server answers from scikit-learn until its compiled path is built, then from ONNX Runtime.
+    assert looked_up["predictions"] == expected["predictions"] and len(looked_up["predictions"]) == 5
+    assert looked_up["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-5)
 
     # An id the online store does not hold is the client's mistake, naming the id.
     from botocore.exceptions import ClientError

@@ -136,8 +136,8 @@ def validate(t: FeatureStore, ctx: StackContext) -> None:
             schedule_trigger(ctx, f"{field}.schedule", ing.schedule)
 
 
-def _condition(reads: list[str], lists: list[str], writes: list[str]) -> str:
-    """An ABAC condition (version 2.0) over the ingestion role's data actions: each allowed only
+def blob_condition(reads: list[str], lists: list[str], writes: list[str]) -> str:
+    """An ABAC condition (version 2.0) over DATA_ACTIONS (a custom role of read, write and add): each allowed only
     under the given path prefixes; a list of blobs only for those prefixes."""
     def starts(attribute: str, prefixes: list[str]) -> str:
         if not prefixes:
@@ -265,9 +265,9 @@ def _render_group(ctx: StackContext, t: FeatureStore, g: FeatureGroup, ing: Inge
     ctx.stack.add(
         identity,
         _assignment(f"ingestion_{address}_raw", containers[t.raw_zone], role_id, principal,
-                    _condition(reads=[ing.prefix], lists=[ing.prefix], writes=[quarantine])),
+                    blob_condition(reads=[ing.prefix], lists=[ing.prefix], writes=[quarantine])),
         _assignment(f"ingestion_{address}_offline", containers[t.offline_zone], role_id, principal,
-                    _condition(reads=[ledger], lists=[ledger], writes=[ledger, source_prefix(g)])),
+                    blob_condition(reads=[ledger], lists=[ledger], writes=[ledger, source_prefix(g)])),
         Resource("azurerm_role_assignment", f"ingestion_{address}_metrics", {
             "scope": store.attr("id"), "role_definition_name": "Monitoring Metrics Publisher",
             "principal_id": principal, "principal_type": "ServicePrincipal",

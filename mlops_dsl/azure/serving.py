@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..azureml.naming import ASSET_ID, registry_name
 from ..context import StackContext
-from ..pins import path_for
+from ..pins import Pin, path_for
 from ..serving_pins import Pinned, pinned
 from ..templates.serving import ModelServing
 from ..terraform import Block, Lifecycle, Output, Resource, interp
@@ -27,7 +27,7 @@ from .scaling import autoscale
 from .serving_api import render_api
 from .training import environment_versions
 
-__all__ = ["METRICS", "deployment_name", "percentages", "render"]
+__all__ = ["METRICS", "check_pin", "deployment_name", "percentages", "render"]
 
 ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]")
 # "Traffic values need to sum to utmost 50" (OnlineEndpointProperties.mirrorTraffic, 2024-10-01; review A13).
@@ -80,14 +80,15 @@ def _deployment(ctx: StackContext, t: ModelServing, p: Pinned, endpoint: Resourc
                  lifecycle=Lifecycle(create_before_destroy=True, ignore_changes=("body.sku.capacity",)))
 
 
-def _check_pin(ctx: StackContext, p: Pinned) -> None:
-    match = ASSET_ID.fullmatch(p.pin.artifact)
+def check_pin(ctx: StackContext, field: str, variant: str, pin: Pin) -> None:
+    """An Azure pin names a version of this namespace's registry; anything else is the pin file's mistake."""
+    match = ASSET_ID.fullmatch(pin.artifact)
     expected = registry_name(ctx.platform, ctx.namespace.registry)
-    if match is None or match["registry"] != expected or int(match["version"]) != p.pin.version:
+    if match is None or match["registry"] != expected or int(match["version"]) != pin.version:
         source = path_for(Path(ctx.namespace.source), ctx.namespace.name)
-        raise ctx.error(p.field, f"{source}: {ctx.platform}.{p.variant.name} names {p.pin.artifact!r}; an "
-                                 f"Azure pin names azureml://registries/{expected}/models/<model>/versions/"
-                                 f"{p.pin.version} (mlops models promote writes it)")
+        raise ctx.error(field, f"{source}: {ctx.platform}.{variant} names {pin.artifact!r}; an "
+                               f"Azure pin names azureml://registries/{expected}/models/<model>/versions/"
+                               f"{pin.version} (mlops models promote writes it)")
 
 
 def _check_modes(t: ModelServing, ctx: StackContext) -> None:
@@ -136,7 +137,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     reader = registry_reader(ctx, data) if production else None
     deployments: dict[str, Resource] = {}
     for p in [*production, *([shadow] if shadow else [])]:
-        _check_pin(ctx, p)
+        check_pin(ctx, p.field, p.variant.name, p.pin)
         deployment = _deployment(ctx, t, p, endpoint, env_versions[p.pin.image])
         deployment.depends_on = (*deployment.depends_on, *((reader,) if reader else ()))
         deployments[p.variant.name] = deployment

@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "dbbecfefaa41"
-  serving_image_tag  = "160f2c0352b9"
+  serving_image_tag  = "3f47a8be2386"
 }
 
 resource "aws_ecr_repository" "training" {

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -139,7 +140,7 @@ def test_raw_data_becomes_a_prediction_for_a_request_carrying_only_the_id(local_
     # Labels identical; probabilities within the 1e-5 the two engines agree to (README: Serving), as
     # a server answers from scikit-learn until its compiled path is built, then from ONNX Runtime.
     assert looked_up["predictions"] == expected["predictions"] and len(looked_up["predictions"]) == 5
-    assert looked_up["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-5)
+    assert np.allclose(looked_up["probabilities"], expected["probabilities"], rtol=0, atol=1e-5)
 
     # An id the online store does not hold is the client's mistake, naming the id.
     from botocore.exceptions import ClientError

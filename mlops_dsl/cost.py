@@ -437,6 +437,23 @@ def _body(values: Mapping[str, Any]) -> Mapping[str, Any]:
     return body if isinstance(body, Mapping) else {}
 
 
+def _iso_hours(duration: str) -> float | None:
+    """Hours of an ISO 8601 duration of hours and minutes (`PT1H`, `PT240M`, `PT1H30M`); None otherwise."""
+    match = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?", duration)
+    if not match or not any(match.groups()):
+        return None
+    return int(match.group(1) or 0) + int(match.group(2) or 0) / 60
+
+
+def _azure_expression(trigger: Mapping[str, Any]) -> str | None:
+    """An Azure ML schedule trigger as an expression runs_per_month counts: its cron, or its recurrence."""
+    if trigger.get("triggerType") == "Cron":
+        return str(trigger.get("expression") or "") or None
+    if trigger.get("triggerType") == "Recurrence" and trigger.get("frequency") in ("minute", "hour", "day"):
+        return f"rate({_int(trigger.get('interval'), 1)} {trigger['frequency']})"
+    return None
+
+
 def _azure(resources: list[Mapping[str, Any]], p: _Pricer) -> None:
     scales = []
     for s in _by_type(resources, "azurerm_monitor_autoscale_setting"):
@@ -467,11 +484,26 @@ def _azure(resources: list[Mapping[str, Any]], p: _Pricer) -> None:
                   low * HOURS_PER_MONTH, "hour")
         schedules = [s for s in _by_type(resources, "azapi_resource")
                      if str(s["values"].get("type", "")).startswith(_SCHEDULE + "@")]
+        high = _int(settings.get("max_node_count"), 1)
         for s in schedules:
-            trigger = (_body(s["values"]).get("properties") or {}).get("trigger") or {}
-            p.out.notes.append(f"compute cluster {v.get('name')} (min {low} nodes): schedule "
-                               f"{s['values'].get('name')} ({trigger.get('expression', '?')}) starts jobs with no "
-                               "maximum runtime in the rendered config: their node-hours are not estimated")
+            properties = _body(s["values"]).get("properties") or {}
+            trigger = properties.get("trigger") or {}
+            job = (properties.get("action") or {}).get("jobDefinition") or {}
+            hours = _iso_hours(str((job.get("limits") or {}).get("timeout") or ""))
+            expression = _azure_expression(trigger)
+            if hours is None or expression is None:
+                p.out.notes.append(f"compute cluster {v.get('name')} (min {low} nodes): schedule "
+                                   f"{s['values'].get('name')} ({trigger.get('expression', '?')}) starts jobs with no "
+                                   "maximum runtime in the rendered config: their node-hours are not estimated")
+                continue
+            try:
+                runs = runs_per_month(expression)
+            except ValueError as exc:
+                p.out.missing.append(str(exc))
+                continue
+            p.add(f"jobs of {s['values'].get('name')} on {v.get('name')} ({expression}): {runs:.1f} runs x "
+                  f"<= {high} x {v.get('vm_size')} x <= {hours:g} h", f"azapi_resource.{s['name']}", "ml-compute-vm",
+                  f"{v.get('vm_size')}:{v.get('vm_priority', 'Dedicated')}", 0.0, runs * high * hours, "hour")
     for r in _by_type(resources, "azurerm_redis_cache"):
         v = r["values"]
         key = f"{v.get('sku_name')}_{v.get('family')}{v.get('capacity')}"

@@ -132,6 +132,10 @@ def test_azure_deployments_and_redis_on_the_financial_behavior_blueprint(repo) -
         ("Standard_D4s_v3", 3 * HOURS_PER_MONTH, 10 * HOURS_PER_MONTH)] * 2
     assert any(line.service == "redis" for line in costs["financial-behavior/features"].lines)
     assert any("not estimated" in note for note in costs["financial-behavior/training"].notes)
+    # The batch job's schedule bounds its node-hours: daily runs x 1 node x its 4 h timeout, 0 at least.
+    (batch,) = [line for line in costs["financial-behavior/batch"].lines if line.service == "ml-compute-vm"]
+    assert (batch.key, batch.quantity_min) == ("Standard_D2s_v3:Dedicated", 0.0)
+    assert batch.quantity_max == pytest.approx(runs_per_month("0 4 * * *") * 1 * 4)
 
 
 def test_an_unknown_price_is_a_clear_line_not_a_crash(repo) -> None:
@@ -251,7 +255,7 @@ def test_cost_command_json_and_user_errors() -> None:
     data = json.loads(ok.output)
     # every stack of the platform, in deploy order
     assert [s["stack"] for s in data["stacks"]] == [f"customer-churn/{t}" for t in (
-        "data", "features", "training", "serving", "batch", "serverless", "fleet", "arrivals")]
+        "data", "features", "training", "serving", "batch", "serverless", "fleet", "lookup", "arrivals")]
     assert data["total_min_usd"] >= 2.0 and data["complete"] is False and data["assumptions"]
     assert text.exit_code == 0 and "Assumptions:" in text.output and "GB/month" in text.output
     assert no_ns.exit_code == 2 and "no namespace 'nope'" in no_ns.output

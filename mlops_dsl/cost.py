@@ -489,6 +489,10 @@ def _azure(resources: list[Mapping[str, Any]], p: _Pricer) -> None:
             properties = _body(s["values"]).get("properties") or {}
             trigger = properties.get("trigger") or {}
             job = (properties.get("action") or {}).get("jobDefinition") or {}
+            compute = str(job.get("computeId") or "")
+            if "azurerm_machine_learning_compute_cluster." in compute and \
+                    f"azurerm_machine_learning_compute_cluster.{c['name']}." not in compute:
+                continue  # another cluster's schedule (ingestion renders one cluster and schedule per group)
             hours = _iso_hours(str((job.get("limits") or {}).get("timeout") or ""))
             expression = _azure_expression(trigger)
             if hours is None or expression is None:

@@ -351,3 +351,27 @@ def test_prod_data_stacks_render_a_budget_alerting_the_namespace(repo) -> None:
     assert azure.body["amount"] == 6000 and azure.body["resource_group_id"].text == "azurerm_resource_group.main.id"
     assert all(n.body["contact_emails"] == ["ml-oncall@example.com"] for n in azure.body["notification"])
     assert not _resource(repo, "dev", "customer-churn", "data", "aws_budgets_budget")  # dev sets no budget
+
+
+def test_each_azure_schedule_counts_on_the_cluster_its_jobs_run_on() -> None:
+    """Ingestion renders a cluster and a schedule per group: each schedule's node-hours are its own
+    cluster's, once, not every cluster's."""
+    def cluster(name: str, nodes: int) -> dict:
+        return {"type": "azurerm_machine_learning_compute_cluster", "name": name,
+                "values": {"name": name, "vm_size": "Standard_D2s_v3", "vm_priority": "Dedicated",
+                           "scale_settings": {"min_node_count": 0, "max_node_count": nodes}}}
+
+    def schedule(name: str, on: str, expression: str, timeout: str) -> dict:
+        job = {"computeId": "${azurerm_machine_learning_compute_cluster." + on + ".id}",
+               "limits": {"jobLimitsType": "Command", "timeout": timeout}}
+        trigger = {"triggerType": "Cron", "expression": expression, "timeZone": "UTC"}
+        return {"type": "azapi_resource", "name": name, "values": {
+            "type": "Microsoft.MachineLearningServices/workspaces/schedules@2024-10-01", "name": name,
+            "body": {"properties": {"trigger": trigger, "action": {"actionType": "CreateJob", "jobDefinition": job}}}}}
+
+    resources = [cluster("a", 1), cluster("b", 2), schedule("sa", "a", "0 4 * * *", "PT1H"),
+                 schedule("sb", "b", "0 * * * *", "PT30M")]
+    lines = estimate("p/features", "azure", "westeurope", resources, FlatBook()).lines
+    assert sorted((line.resource, line.quantity_max) for line in lines) == sorted([
+        ("azapi_resource.sa", pytest.approx(runs_per_month("0 4 * * *") * 1 * 1.0)),
+        ("azapi_resource.sb", pytest.approx(runs_per_month("0 * * * *") * 2 * 0.5))])

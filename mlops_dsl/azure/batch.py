@@ -32,9 +32,10 @@ from typing import Any
 from ..context import StackContext
 from ..pins import Pin, path_for
 from ..templates.batch import BatchInference
-from ..terraform import Block, Expr, Output, Resource, interp
+from ..terraform import Block, Output, Resource, interp
 from .common import azapi, compact, grant, location, schedule_trigger, tagged, vm_size
 from .feature_ingestion import DATA_ACTIONS, blob_condition
+from .job_alerts import email_group, failed_runs_alert
 from .registry import REGISTRY_READER, consumed_registry_id
 from .serving import check_pin
 from .training import environment
@@ -151,15 +152,10 @@ def render(t: BatchInference, ctx: StackContext) -> None:
             "trigger": schedule_trigger(ctx, "schedule", t.schedule),
             "action": {"actionType": "CreateJob", "jobDefinition": job},
         }})
-    group = Resource("azurerm_monitor_action_group", address, tagged(ctx, {
-        "name": f"ag-{ctx.name}-{t.name}",
-        "resource_group_name": rg,
-        "short_name": compact(f"{t.name}{ctx.namespace.name}")[:12],
-        **({"email_receiver": [Block({"name": f"email-{i}", "email_address": e, "use_common_alert_schema": True})
-                               for i, e in enumerate(ctx.namespace.alert_emails)]}
-           if ctx.namespace.alert_emails else {}),
-    }))
-    alert = _failed_runs_alert(ctx, t, workspace, rg, group)
+    group = email_group(ctx, address, f"ag-{ctx.name}-{t.name}", f"{t.name}{ctx.namespace.name}", rg)
+    alert = failed_runs_alert(ctx, f"{address}_failed_runs", f"{ctx.name}-{t.name}-failed-runs", workspace, rg, group,
+                              experiment(ctx, t), "A batch scoring job failed: its log and <file>.error outputs "
+                                                  "name what was not scored")
     ctx.stack.add(identity, role, *assignments,
                   grant(f"{address}_pull", rg_id, "AcrPull", principal),
                   grant(f"{address}_models", consumed_registry_id(ctx), REGISTRY_READER, principal),
@@ -167,25 +163,6 @@ def render(t: BatchInference, ctx: StackContext) -> None:
                   Output("job_experiment", experiment(ctx, t), description="Experiment of the scheduled scoring jobs"),
                   Output("output_uri", f"azureml://datastores/{t.output_zone.replace('-', '_')}/paths/"
                                        f"{t.output_prefix}", description="Each run writes <this><job name>/"))
-
-
-def _failed_runs_alert(ctx: StackContext, t: BatchInference, workspace: Expr, rg: Expr, group: Resource) -> Resource:
-    return Resource("azurerm_monitor_metric_alert", f"{t.name.replace('-', '_')}_failed_runs", tagged(ctx, {
-        "name": f"{ctx.name}-{t.name}-failed-runs",
-        "resource_group_name": rg,
-        "scopes": [workspace],
-        "description": "A batch scoring job failed: its log and <file>.error outputs name what was not scored",
-        "severity": 2,
-        "frequency": "PT15M",
-        "window_size": "PT1H",
-        # `Failed Runs` of Microsoft.MachineLearningServices/workspaces, by ExperimentName: this job's.
-        "criteria": Block({"metric_namespace": "Microsoft.MachineLearningServices/workspaces",
-                           "metric_name": "Failed Runs", "aggregation": "Total", "operator": "GreaterThan",
-                           "threshold": 0,
-                           "dimension": Block({"name": "ExperimentName", "operator": "Include",
-                                               "values": [experiment(ctx, t)]})}),
-        "action": Block({"action_group_id": group.attr("id")}),
-    }))
 
 
 __all__ = ["command", "job_definition", "render"]

@@ -53,7 +53,8 @@ from typing import Any
 from ..context import StackContext
 from ..templates.features import FeatureGroup, FeatureStore, Ingestion
 from ..terraform import Block, Expr, Output, Resource, Value, interp, jsonencode
-from .common import ML_API, azapi, compact, location, registry_name, schedule_trigger, tagged, vm_size
+from .common import ML_API, azapi, location, registry_name, schedule_trigger, tagged, vm_size
+from .job_alerts import email_group, failed_runs_alert
 
 LEDGER_PREFIX = "ingestion-ledger"
 DEFAULT_CONCURRENCY = Ingestion.__dataclass_fields__["concurrency"].default
@@ -216,14 +217,7 @@ def render_ingestion(t: FeatureStore, ctx: StackContext, store: Resource) -> Non
         "permissions": Block({"actions": JOBS_ACTIONS, "data_actions": []}),
         "assignable_scopes": [store.attr("id")],
     })
-    group = Resource("azurerm_monitor_action_group", "ingestion", tagged(ctx, {
-        "name": f"ag-{ctx.name}-features",
-        "resource_group_name": rg,
-        "short_name": compact(f"{ctx.name}feat")[:12],
-        **({"email_receiver": [Block({"name": f"email-{i}", "email_address": e, "use_common_alert_schema": True})
-                               for i, e in enumerate(ctx.namespace.alert_emails)]}
-           if ctx.namespace.alert_emails else {}),
-    }))
+    group = email_group(ctx, "ingestion", f"ag-{ctx.name}-features", f"{ctx.name}feat", rg)
     ctx.stack.add(role, group)
     topic = None
     if any(g.ingestion.on_new_data for _, g in ingested if g.ingestion is not None):
@@ -425,20 +419,7 @@ def _quarantine_alert(ctx: StackContext, g: FeatureGroup, store: Resource, rg: E
 
 
 def _failed_runs_alert(ctx: StackContext, store: Resource, rg: Expr, group: Resource) -> None:
-    ctx.stack.add(Resource("azurerm_monitor_metric_alert", "ingestion_failed_runs", tagged(ctx, {
-        "name": f"{ctx.name}-features-failed-runs",
-        "resource_group_name": rg,
-        "scopes": [store.attr("id")],
-        "description": "An ingestion job failed: its log names the object (the next run retries it)",
-        "severity": 2,
-        "frequency": "PT15M",
-        "window_size": "PT1H",
-        # `Failed Runs` (Azure Monitor, supported metrics of Microsoft.MachineLearningServices/workspaces)
-        # by its ExperimentName dimension: the ingestion jobs' experiment, not the materializations.
-        "criteria": Block({"metric_namespace": "Microsoft.MachineLearningServices/workspaces",
-                           "metric_name": "Failed Runs", "aggregation": "Total", "operator": "GreaterThan",
-                           "threshold": 0,
-                           "dimension": Block({"name": "ExperimentName", "operator": "Include",
-                                               "values": [experiment(ctx)]})}),
-        "action": Block({"action_group_id": group.attr("id")}),
-    })))
+    # The ingestion jobs' experiment, not the feature store's materializations.
+    ctx.stack.add(failed_runs_alert(ctx, "ingestion_failed_runs", f"{ctx.name}-features-failed-runs", store.attr("id"),
+                                    rg, group, experiment(ctx), "An ingestion job failed: its log names the object "
+                                                                "(the next run retries it)"))

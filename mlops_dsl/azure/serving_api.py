@@ -13,10 +13,12 @@ with Entra ID tokens (`authMode: AADToken`). Its scoring URI is exported (`scori
   (authentication-managed-identity), which a custom role allows only the endpoint's score action.
   Gateway logs go to the platform's Log Analytics workspace.
 
-Refused with a blueprint error rather than half-built: `Variant(online_features=...)`. The feature
-store's online store (Azure Cache for Redis, features.py) is materialized, but the server reads
-online features only from SageMaker's Feature Store runtime; the Redis layout is the
-azureml-featurestore SDK's, which the serving image does not carry.
+Refused with a blueprint error rather than half-built: `Variant(online_features=...)`. The server
+reads online features only from SageMaker's Feature Store runtime. The Azure ML feature store's
+online store (Azure Cache for Redis, features.py) keys each record by the feature set spec's
+`schema_version` and an `onlineMaterializationVersion` the service assigns, neither known to the
+blueprint, and the azureml-featurestore SDK (1.0.0 to 1.2.2) reaches Redis with access keys only,
+which this cache disables (README: Online features at inference).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ def render_api(t: ModelServing, ctx: StackContext, endpoint: Resource) -> None:
     for i, v in enumerate([*t.variants, *([t.shadow] if t.shadow else [])]):
         if v.online_features is not None:
             field = f"variants[{i}].online_features" if i < len(t.variants) else "shadow.online_features"
-            raise ctx.error(field, "online features at inference are served on AWS only: on Azure the online store "
-                                   "(Azure Cache for Redis) is materialized, but the serving image has no reader of "
-                                   "its layout; send every feature in the request, or serve this platform on AWS")
+            raise ctx.error(field, "online features at inference are served on AWS only: the serving image has "
+                                   "no reader of the Azure ML online store, whose keys depend on versions the "
+                                   "service assigns (README: Online features at inference); send every feature in "
+                                   "the request, or serve this platform on AWS")
     api = t.api
     if api is None:
         return

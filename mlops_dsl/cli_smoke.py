@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .cli_models import Target
     from .pins import Pin
     from .smoke import Example
+    from .templates.serving import Variant
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 REQUEST_TIMEOUT_S = 30.0
@@ -45,20 +46,22 @@ def _targets(wanted: str, platforms: tuple[str, ...], blueprints: tuple[Path, ..
     return model_targets(wanted, platforms, blueprints, namespaces_file, every=every)
 
 
-def _served(target: Target) -> list[tuple[str, Pin, bool]]:
-    """(variant, pin, is_shadow) for every pinned variant of the platform's ModelServing, in declaration order."""
+def _declared(target: Target) -> list[tuple[Variant, bool]]:
+    """(variant, is_shadow) of the platform's ModelServing, in declaration order."""
     serving = target.serving
     if serving is None:
         return []
+    return [(v, False) for v in serving.variants] + ([(serving.shadow, True)] if serving.shadow else [])
+
+
+def _served(target: Target) -> list[tuple[str, Pin, bool]]:
+    """(variant, pin, is_shadow) for every pinned variant of the platform's ModelServing, in declaration order."""
     pins = target.namespace.pins.get(target.platform.name, {})
-    declared = [(v.name, False) for v in serving.variants] + ([(serving.shadow.name, True)] if serving.shadow else [])
-    return [(name, pins[name], shadow) for name, shadow in declared if name in pins]
+    return [(v.name, pins[v.name], shadow) for v, shadow in _declared(target) if v.name in pins]
 
 
 def _reads_online_features(target: Target, variant: str) -> bool:
-    serving = target.serving
-    declared = [*serving.variants, *([serving.shadow] if serving.shadow else [])] if serving else []
-    return any(v.name == variant and v.online_features is not None for v in declared)
+    return any(v.name == variant and v.online_features is not None for v, _ in _declared(target))
 
 
 def aws_endpoint(target: Target) -> str:

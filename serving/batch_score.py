@@ -29,7 +29,6 @@ from . import formats
 from .model import LoadedModel
 
 SPLITTABLE = ("text/csv", "application/jsonlines")
-SUFFIXES = {"text/csv": ".csv", "application/jsonlines": ".jsonl", "application/json": ".json"}
 
 
 @dataclass
@@ -40,13 +39,12 @@ class Report:
 
 
 def _header(line: bytes, loaded: LoadedModel) -> bool:
-    """The server's rule (formats.parse_csv): a first row that names a column is a header."""
-    names = {c.name for c in loaded.columns}
+    """The server's rule (formats.names_a_column) on a file's first line."""
     try:
         cells = next(csv.reader(io.StringIO(line.decode("utf-8-sig"))), [])
     except (UnicodeDecodeError, csv.Error):
         return False
-    return any(cell in names for cell in cells)
+    return formats.names_a_column(cells, loaded.columns)
 
 
 def chunks(path: Path, content_type: str, loaded: LoadedModel, max_payload: int) -> Iterator[bytes]:
@@ -129,8 +127,8 @@ def run(model_uri: str, source: str, target: str, content_type: str, accept: str
         print(f"Error: --input {source}: not a directory", file=sys.stderr)
         return 2
     for flag, kind in (("--content-type", content_type), ("--accept", accept)):
-        if kind not in SUFFIXES:
-            print(f"Error: {flag} {kind!r}: give one of {', '.join(SUFFIXES)}", file=sys.stderr)
+        if kind not in formats.OUTPUTS:  # the three types the server reads and writes
+            print(f"Error: {flag} {kind!r}: give one of {', '.join(formats.OUTPUTS)}", file=sys.stderr)
             return 2
     try:
         loaded = load(model_uri)

@@ -343,6 +343,12 @@ def parse_jsonlines(body: bytes, columns: list[Column], charset: str | None = No
     return to_rows(rows, columns)
 
 
+def names_a_column(cells: list[str], columns: list[Column]) -> bool:
+    """A CSV's first row is a header when a cell of it names a column (MLflow's `to_csv` header)."""
+    names = {c.name for c in columns}
+    return any(cell in names for cell in cells)
+
+
 def parse_csv(body: bytes, columns: list[Column], charset: str | None = None) -> Rows:
     """Without a header, fields in signature order (SageMaker's CSV); with one, mapped by name in
     any order, as MLflow's scoring server reads `DataFrame.to_csv(index=False)`."""
@@ -351,8 +357,7 @@ def parse_csv(body: bytes, columns: list[Column], charset: str | None = None) ->
         rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
     except csv.Error as exc:
         raise ClientError(400, f"malformed CSV: {exc}") from None
-    names = {c.name for c in columns}
-    if rows and any(cell in names for cell in rows[0]):  # a header: a row that names a column
+    if rows and names_a_column(rows[0], columns):
         order = _check_names(rows[0], columns)
         width = len(rows[0])
         for r, row in enumerate(rows[1:], 1):

@@ -99,7 +99,7 @@ def render(t: BatchInference, ctx: StackContext) -> None:
         ctx.stack.notes.append(f"{t.variant}: no model version pinned ({source}), so no batch job runs")
         return
     check_pin(ctx, "variant", t.variant, pin)
-    schedule_trigger(ctx, "schedule", t.schedule)  # a cron Azure ML cannot take fails before anything renders
+    trigger = schedule_trigger(ctx, "schedule", t.schedule)  # one Azure ML cannot take fails before any resource
     rg = ctx.upstream_output(data, "resource_group_name")
     rg_id = ctx.upstream_output(data, "resource_group_id")
     lake = ctx.upstream_output(data, "storage_account_id")
@@ -119,14 +119,14 @@ def render(t: BatchInference, ctx: StackContext) -> None:
         "assignable_scopes": [lake],
     })
     role_id = role.attr("role_definition_resource_id")
-    prefixes: dict[str, dict[str, list[str]]] = {}
-    prefixes.setdefault(t.input_zone, {"reads": [], "writes": []})["reads"].append(t.input_prefix)
-    prefixes.setdefault(t.output_zone, {"reads": [], "writes": []})["writes"].append(t.output_prefix)
-    assignments = [Resource("azurerm_role_assignment", f"{address}_{zone.replace('-', '_')}", {
-        "scope": containers[zone], "role_definition_id": role_id, "principal_id": principal,
-        "principal_type": "ServicePrincipal", "skip_service_principal_aad_check": True,
-        "condition": blob_condition(reads=p["reads"], lists=p["reads"], writes=p["writes"]),
-        "condition_version": "2.0"}) for zone, p in sorted(prefixes.items())]
+    assignments = []
+    for zone in sorted({t.input_zone, t.output_zone}):  # one container when both prefixes share a zone
+        reads = [t.input_prefix] if zone == t.input_zone else []
+        writes = [t.output_prefix] if zone == t.output_zone else []
+        assignments.append(Resource("azurerm_role_assignment", f"{address}_{zone.replace('-', '_')}", {
+            "scope": containers[zone], "role_definition_id": role_id, "principal_id": principal,
+            "principal_type": "ServicePrincipal", "skip_service_principal_aad_check": True,
+            "condition": blob_condition(reads=reads, lists=reads, writes=writes), "condition_version": "2.0"}))
     cluster = Resource("azurerm_machine_learning_compute_cluster", address, tagged(ctx, {
         "name": cluster_name(ctx, t),
         "location": location(ctx),
@@ -149,7 +149,7 @@ def render(t: BatchInference, ctx: StackContext) -> None:
         "properties": {
             "displayName": f"Score {t.variant} v{pin.version} ({ctx.namespace.name})",
             "isEnabled": True,
-            "trigger": schedule_trigger(ctx, "schedule", t.schedule),
+            "trigger": trigger,
             "action": {"actionType": "CreateJob", "jobDefinition": job},
         }})
     group = email_group(ctx, address, f"ag-{ctx.name}-{t.name}", f"{t.name}{ctx.namespace.name}", rg)

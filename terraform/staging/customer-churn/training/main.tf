@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "dbbecfefaa41"
-  serving_image_tag  = "3f47a8be2386"
+  serving_image_tag  = "59e09263ab75"
 }
 
 resource "aws_ecr_repository" "training" {

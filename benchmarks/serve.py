@@ -6,8 +6,9 @@ sending a 1-row JSON request; requests/s, p50 and p99. The servers:
 
 * `mlflow models serve` with one worker;
 * this server with one worker, with two (SAGEMAKER_MODEL_SERVER_WORKERS), and with scikit-learn only;
-* the ceiling: a bare ASGI app on the same uvicorn (httptools, uvloop, one worker, no access log)
-  that reads the body and answers a constant one. No server on this stack can be faster.
+* the ceiling: a bare ASGI app on uvicorn with its own protocol (httptools, uvloop, one worker, no
+  access log) that reads the body and answers a constant one. This server runs on the same uvicorn
+  with serving/protocol.py in place of uvicorn's, which answers a scoring request without ASGI.
 
 Then `/ping`'s latency (one worker) while 6 MB JSON bodies are parsed and scored. Predictions of
 the servers on the same 200 rows must be identical. Needs the ml extra and wrk (`apt-get install wrk`).

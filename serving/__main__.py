@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ["MODEL_URI"] = args.model  # read by create_app in each worker process
     uvicorn.run("serving.app:create_app", factory=True, host=args.host, port=args.port, workers=config.workers,
+                http="serving.protocol:Connection", interface="asgi3", proxy_headers=False,
                 access_log=False, log_config=log_config(), log_level="warning", lifespan="on")
     return 0
 

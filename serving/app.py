@@ -1,5 +1,9 @@
 """The inference server as a plain ASGI app: no framework between the socket and the model.
 
+In the image it runs under uvicorn with this package's own HTTP/1.1 protocol (serving/protocol.py),
+which answers a small scoring request from the pieces below (`quick`, `output_for`, `read_rows`, the
+batcher) without an ASGI task, and hands every other request to this app with its body read.
+
 Routes follow the SageMaker contract (`GET`/`HEAD /ping`, `POST /invocations`, and Batch
 Transform's `GET /execution-parameters`); on Azure ML set LIVENESS_ROUTE, READINESS_ROUTE and
 SCORING_ROUTE. Readiness turns healthy only once the model is loaded and a warm-up prediction
@@ -169,6 +173,29 @@ class Server:
         return {"MaxConcurrentTransforms": self.settings.workers, "BatchStrategy": self.settings.batch_strategy,
                 "MaxPayloadInMB": self.settings.max_payload_mb}
 
+    def quick(self, method: str, path: str, size: int) -> bool:
+        """Whether serving/protocol.py may score this request itself, from the parser's callback and
+        without an ASGI task: a small POST to the scoring route of a loaded model that reads no online
+        features. Its answers are the same as through __call__ (the same pieces below, tested)."""
+        return (method == "POST" and path == self.scoring and size <= OFF_LOOP_BYTES and self.model is not None
+                and self.batcher is not None and self.online is None)
+
+    def output_for(self, content_type: str, accept: str) -> str:
+        """The answer's media type: what Accept asks for, else the request's own kind (JSON Lines answer
+        JSON Lines), else JSON. 406 when Accept names nothing the server writes."""
+        if not accept and content_type == "application/json":  # the common request
+            return "application/json"
+        kind = formats.media_type(content_type)[0]
+        output = formats.choose(accept, "application/jsonlines" if kind in formats.JSONLINES_TYPES
+                                else "application/json")
+        if output is None:
+            raise formats.ClientError(406, f"cannot answer in {accept!r}; accept {', '.join(formats.OUTPUTS)}")
+        return output
+
+    def unavailable(self) -> str:
+        """Why there is no model to score with (the 503's message)."""
+        return "the model is not loaded yet" if self.error is None else f"the model failed to load: {self.error}"
+
     async def invocations(self, scope: Scope, receive: Receive, reply: _Reply) -> None:
         content_type, accept, length = "application/json", "", ""
         for key, value in scope["headers"]:  # the three headers used, in one pass (the last one wins)
@@ -189,19 +216,9 @@ class Server:
                 body = await self.read_body(length, receive)
                 reading = False
                 if self.model is None or self.batcher is None:
-                    await reply.error(503, "the model is not loaded yet" if self.error is None else
-                                      f"the model failed to load: {self.error}")
+                    await reply.error(503, self.unavailable())
                     return
-                if accept or content_type != "application/json":
-                    kind = formats.media_type(content_type)[0]
-                    output = formats.choose(accept, "application/jsonlines"
-                                            if kind in formats.JSONLINES_TYPES else "application/json")
-                else:  # the common request: no Accept, plain JSON in, JSON out
-                    output = "application/json"
-                if output is None:
-                    raise formats.ClientError(406, f"cannot answer in {accept!r}; accept "
-                                                   f"{', '.join(formats.OUTPUTS)}")
-                await self.score(body, content_type, output, reply)
+                await self.score(body, content_type, self.output_for(content_type, accept), reply)
             finally:
                 expired = self.deadlines.finish(task)
         except formats.ClientError as exc:
@@ -214,8 +231,11 @@ class Server:
             if reading:
                 await reply.error(408, f"the body did not arrive within {self.settings.timeout:g} s")
             else:
-                await reply.error(504, f"no answer within the timeout of {self.settings.timeout:g} s "
-                                       "(SAGEMAKER_MODEL_SERVER_TIMEOUT)")
+                await reply.error(504, self.late())
+
+    def late(self) -> str:
+        """The 504's message."""
+        return f"no answer within the timeout of {self.settings.timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT)"
 
     async def read_body(self, content_length: str, receive: Receive) -> bytes:
         limit = self.settings.max_body
@@ -245,6 +265,14 @@ class Server:
         rows = formats.parse(body, content_type, self.model.columns)
         return rows, self.model.unseen(rows)
 
+    def count_unseen(self, unseen: dict[str, int]) -> str:
+        """Adds a request's unseen categories to the totals /ping reports; the access log's note."""
+        if not unseen:
+            return ""
+        for name, count in unseen.items():
+            self.unseen[name] = self.unseen.get(name, 0) + count
+        return "unseen=" + ",".join(unseen)
+
     async def score(self, body: bytes, content_type: str, output: str, reply: _Reply) -> None:
         assert self.model is not None and self.batcher is not None
         if self.online is not None:  # ids in the request, the rest from the store (serving/online_features.py)
@@ -254,19 +282,21 @@ class Server:
             rows, unseen = await asyncio.to_thread(self.read_rows, body, content_type)
         else:
             rows, unseen = self.read_rows(body, content_type)
-        if unseen:
-            reply.note = "unseen=" + ",".join(unseen)
-            for name, count in unseen.items():
-                self.unseen[name] = self.unseen.get(name, 0) + count
+        reply.note = self.count_unseen(unseen)
         try:
             labels, proba = await self.batcher.submit(rows)
-        except Exception as exc:  # checked rows the model itself rejects are still the client's input
-            raise formats.ClientError(400, f"the model could not score the input: {exc}") from None
+        except Exception as exc:
+            raise unscorable(exc) from None
         if len(rows) > OFF_LOOP_ROWS:
             payload, answer_type = await asyncio.to_thread(formats.answer, labels, proba, output)
         else:
             payload, answer_type = formats.answer(labels, proba, output)
         await reply.send(200, payload, answer_type)
+
+
+def unscorable(exc: Exception) -> formats.ClientError:
+    """Checked rows the model itself rejects are still the client's input: a 400 naming the model's reason."""
+    return formats.ClientError(400, f"the model could not score the input: {exc}")
 
 
 class Deadlines:
@@ -275,21 +305,33 @@ class Deadlines:
     asyncio.timeout arms and cancels a loop timer per request (8 us on uvloop, a tenth of this
     server's whole per-request work). The timeout is the same for every request, so deadlines
     expire in the order requests started: they are kept in an insertion-ordered dict, and one timer
-    runs at the earliest deadline, cancels each task past its own and re-arms at the next. A
-    cancellation it caused is told apart from any other with `Task.uncancel`, as asyncio.timeout does.
+    runs at the earliest deadline, expires each entry past its own and re-arms at the next.
+
+    A task (the ASGI path) is cancelled, and a cancellation it caused is told apart from any other
+    with `Task.uncancel`, as asyncio.timeout does. Any other waiter (serving/protocol.py's requests,
+    which have no task) has its `expire()` called.
     """
 
     def __init__(self, timeout: float):
         self.timeout = timeout
-        self.active: dict[asyncio.Task[Any], tuple[float, int]] = {}  # task -> (deadline, cancelling() at start)
+        self.active: dict[Any, tuple[float, int | None]] = {}  # task -> (deadline, cancelling() at start)
         self.fired: dict[asyncio.Task[Any], int] = {}  # tasks this cancelled -> cancelling() at start
         self.handle: asyncio.TimerHandle | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, task: asyncio.Task[Any]) -> None:
-        loop = task.get_loop()
+        self._arm(task, task.cancelling(), task.get_loop())
+
+    def watch(self, waiter: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """Calls `waiter.expire()` once the timeout has passed, unless `drop(waiter)` comes first."""
+        self._arm(waiter, None, loop)
+
+    def drop(self, waiter: Any) -> None:
+        self.active.pop(waiter, None)
+
+    def _arm(self, key: Any, cancelling: int | None, loop: asyncio.AbstractEventLoop) -> None:
         deadline = loop.time() + self.timeout
-        self.active[task] = (deadline, task.cancelling())
+        self.active[key] = (deadline, cancelling)
         if self.handle is None or self.loop is not loop:
             self.loop, self.handle = loop, loop.call_at(deadline, self._fire)
 
@@ -304,15 +346,21 @@ class Deadlines:
         self.handle = None
         now = self.loop.time()
         late = []
-        for task, (deadline, cancelling) in self.active.items():
+        for key, (deadline, cancelling) in self.active.items():
             if deadline > now:
                 self.handle = self.loop.call_at(deadline, self._fire)
                 break
-            late.append((task, cancelling))
-        for task, cancelling in late:
-            del self.active[task]
-            self.fired[task] = cancelling
-            task.cancel()
+            late.append((key, cancelling))
+        for key, cancelling in late:
+            del self.active[key]
+            if cancelling is None:
+                try:
+                    key.expire()
+                except Exception:  # a bug of ours in one waiter must not keep the others past their deadline
+                    log.exception("expiring a request failed")
+            else:
+                self.fired[key] = cancelling
+                key.cancel()
 
 
 class _Reply:
@@ -336,8 +384,12 @@ class _Reply:
         await self._send({"type": "http.response.body", "body": body})
 
     async def error(self, status: int, message: str, error_code: str | None = None) -> None:
-        body = {"error_code": error_code or ERROR_CODES.get(status, "BAD_REQUEST"), "message": message}
-        await self.send(status, json.dumps(body).encode(), "application/json")
+        await self.send(status, error_body(status, message, error_code), "application/json")
+
+
+def error_body(status: int, message: str, error_code: str | None = None) -> bytes:
+    """MLflow's error body."""
+    return json.dumps({"error_code": error_code or ERROR_CODES.get(status, "BAD_REQUEST"), "message": message}).encode()
 
 
 def _freeze() -> None:

@@ -24,12 +24,22 @@ import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 Predict = Callable[[list[list[Any]]], tuple[np.ndarray, np.ndarray | None]]
-Item = tuple[list[list[Any]], "asyncio.Future[Any]"]
+
+
+class Waiter(Protocol):
+    """What a batch answers: an asyncio.Future, or a request that writes its own response."""
+
+    def done(self) -> bool: ...
+    def set_result(self, result: Any) -> None: ...
+    def set_exception(self, exception: BaseException) -> None: ...
+
+
+Item = tuple[list[list[Any]], Waiter]
 
 
 class Batcher:
@@ -71,11 +81,16 @@ class Batcher:
         task did, at a third of the cost per request)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.pending.append((rows, future))
+        self.enqueue(rows, future, loop)
+        return future
+
+    def enqueue(self, rows: list[list[Any]], waiter: Waiter, loop: asyncio.AbstractEventLoop) -> None:
+        """Queues rows for the next model call; the answer goes to `waiter`, a future or anything with
+        its three methods (serving/protocol.py writes the response from `set_result`: no future to await)."""
+        self.pending.append((rows, waiter))
         if not self.scheduled and self.task is None:
             self.scheduled = True
             loop.call_soon(self._flush)
-        return future
 
     def _next_batch(self) -> list[Item]:
         """Up to max_rows rows of queued requests (at least one request), without those that gave up."""
@@ -167,7 +182,7 @@ class Batcher:
             self.busy_since = None
 
 
-def _settle(future: asyncio.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
+def _settle(future: Waiter, result: Any = None, exc: BaseException | None = None) -> None:
     if future.done():  # the request gave up (timeout, disconnect)
         return
     if exc is not None:

@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "dbbecfefaa41"
-  serving_image_tag  = "59e09263ab75"
+  serving_image_tag  = "f1138f5e8e00"
 }
 
 resource "aws_ecr_repository" "training" {

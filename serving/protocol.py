@@ -52,7 +52,8 @@ class Request:
     """One request of a connection, from its first byte to its response. It is also what the batcher
     answers (serving/batching.py's Waiter) and what the deadlines expire."""
 
-    __slots__ = ("accept", "answered", "began", "body", "connection", "content_type", "error", "expect", "headers",
+    __slots__ = ("accept", "answered", "began", "body", "connection", "content_type", "continue_due", "error",
+                 "expect", "headers",
                  "keep_alive", "length", "method", "note", "output", "over", "path", "query", "reading",
                  "request_id", "rows", "size", "url", "version")
 
@@ -65,7 +66,7 @@ class Request:
         self.accept = self.request_id = self.length = self.note = self.method = self.path = ""
         self.query = b""
         self.version = "1.1"
-        self.expect = self.over = False
+        self.expect = self.over = self.continue_due = False
         self.keep_alive = True
         self.reading = True  # until the body is complete: a deadline then is a 408, later a 504
         self.answered = False
@@ -133,6 +134,7 @@ class Connection(asyncio.Protocol):
         self.closing = False  # close once the current response is written
         self.write_paused = False
         self.read_paused = False
+        self._advancing = False  # _next's loop is running
         self.idle_timer: asyncio.TimerHandle | None = None
         self.last_answer = 0.0
         self._defaults_from: Any = None
@@ -165,10 +167,18 @@ class Connection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:  # no upgrade is supported: the request is answered, then close
+        except httptools.HttpParserUpgrade:  # refused in on_headers_complete; should it still come: close
             self.closing = True
+            if self.current is None and not self.waiting and self.transport is not None:
+                self.transport.close()
         except httptools.HttpParserError as exc:
-            if self.parser is not None:  # else a callback already failed the connection and stopped the parser
+            if self.parser is None:  # a callback already failed the connection and stopped the parser
+                return
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(exc, httptools.HttpParserCallbackError) and cause is not None:
+                log.error("a parser callback failed", exc_info=cause)  # a bug of ours, not the client's
+                self.fail(500, "the server failed on this request; see its log")
+            else:
                 self.fail(400, f"malformed HTTP request: {_reason(exc)}")
 
     def pause_writing(self) -> None:
@@ -182,7 +192,8 @@ class Connection(asyncio.Protocol):
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: close now if idle, else after the response in progress."""
         self.closing = True
-        if self.current is None and self.request is None and self.transport is not None:
+        reading = self.request is not None and self.request.method != ""  # its headers are in: let it finish
+        if self.current is None and not reading and self.transport is not None:
             self.transport.close()
 
     # httptools callbacks
@@ -207,6 +218,10 @@ class Connection(asyncio.Protocol):
         request.method = parser.get_method().decode("ascii")
         request.version = parser.get_http_version()
         request.keep_alive = request.version != "1.0" and parser.should_keep_alive()
+        if parser.should_upgrade():  # httptools would skip the body and hand us the new protocol's bytes
+            self.fail(400, "protocol upgrades and CONNECT are not supported: send plain HTTP/1.1 "
+                           "(without Upgrade in the Connection header)")
+            raise _Stopped
         for name, value in request.headers:  # the headers used here, in one pass (the last one wins)
             if name == b"content-type":
                 request.content_type = value.decode("latin-1")
@@ -214,16 +229,19 @@ class Connection(asyncio.Protocol):
                 request.accept = value.decode("latin-1")
             elif name == b"content-length":
                 request.length = value.decode("latin-1")
-            elif name == b"x-request-id":
+            elif name == b"x-request-id" and not request.request_id:  # the first, as the app reads it
                 request.request_id = value.decode("latin-1")
             elif name == b"expect":
                 request.expect = value.lower() == b"100-continue"
         target = request.url
-        if target[:1] == b"/" and b"?" not in target and b"%" not in target and target.isascii():
+        if target[:1] == b"/" and b"?" not in target and b"%" not in target and b"#" not in target \
+                and target.isascii():
             request.path = target.decode("ascii")  # the common target: nothing to split or unquote
         else:
             try:
                 url = httptools.parse_url(target)
+                if url.path is None:  # an absolute URL without a path, or a CONNECT authority
+                    raise httptools.HttpParserInvalidURLError("no path")
                 path = url.path.decode("ascii")
             except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
                 request.error = (400, "the request target is not a valid URL")
@@ -236,8 +254,11 @@ class Connection(asyncio.Protocol):
             if length > 4 * self.limit or request.expect:  # not worth reading, or not yet sent: answer, then close
                 self.fail(413, self._over())
                 raise _Stopped
-        if request.expect and self.transport is not None:
-            self.transport.write(CONTINUE)
+        if request.expect and request.version != "1.0" and self.transport is not None:
+            if self.current is None and not self.waiting:
+                self.transport.write(CONTINUE)
+            else:  # a 100 now would come before the responses still due: written after them (_next)
+                request.continue_due = True
 
     def on_body(self, body: bytes) -> None:
         request = self.request
@@ -368,16 +389,29 @@ class Connection(asyncio.Protocol):
         self._next()
 
     def _next(self) -> None:
+        """The current request is answered: start the waiting ones in turn. A loop, not a call from
+        each answer to the next: a long pipeline of requests answered at once would recurse."""
         self.current = None
-        if self.waiting:
-            self.dispatch(self.waiting.popleft())
-            self._flow()
+        if self._advancing:  # called from an answer inside the loop below: it goes on
             return
-        if self.closing and self.request is None and self.transport is not None:
+        self._advancing = True
+        try:
+            while self.current is None and self.waiting:
+                self.dispatch(self.waiting.popleft())
+        finally:
+            self._advancing = False
+        self._flow()
+        if self.current is not None or self.transport is None:
+            return
+        if self.closing and self.request is None:
             self.transport.close()
             return
+        request = self.request
+        if request is not None and request.continue_due:  # its 100 waited for the responses before it
+            request.continue_due = False
+            self.transport.write(CONTINUE)
         self.last_answer = self.loop.time()
-        if self.idle_timer is None and self.request is None:
+        if self.idle_timer is None and request is None:
             self._arm_idle()
 
     async def _asgi(self, request: Request, body: bytes) -> None:

@@ -350,3 +350,59 @@ def test_a_client_gone_mid_request_or_a_bug_of_ours_leaves_the_server_serving(li
                                          "message": "the server failed on this request; see its log"}
     monkeypatch.undo()
     assert served.run(served.exchange(good))[0][0][0] == 200
+
+
+def test_a_long_pipeline_answered_at_once_is_answered_whole_and_in_order(listening) -> None:
+    served, x = listening
+    bad = request("POST", "/invocations", b"x", {"Content-Type": "application/json"})
+    data = request("POST", "/invocations", _good(x), {"Content-Type": "application/json"}) + bad * 400
+    answers, closed = served.run(served.exchange(data, count=401))
+    assert [a[0] for a in answers] == [200] + [400] * 400 and not closed
+    assert not served.server.deadlines.active  # every request's deadline ended with its answer
+
+
+def test_100_continue_comes_after_the_responses_due_before_it(listening, monkeypatch) -> None:
+    served, x = listening
+    batcher = served.server.batcher
+    assert batcher is not None
+    slow = batcher.predict
+
+    def slower(rows):
+        time.sleep(0.3)
+        return slow(rows)
+
+    monkeypatch.setattr(batcher, "predict", slower)
+    monkeypatch.setattr(batcher, "inline", None)
+    body = _good(x)
+
+    async def scenario() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        writer.write(request("POST", "/invocations", body, {"Content-Type": "application/json"})
+                     + request("POST", "/invocations", b"", {"Content-Type": "application/json",
+                                                             "Expect": "100-continue",
+                                                             "Content-Length": str(len(body))}))
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.close()
+        return first
+
+    assert served.run(scenario()).startswith(b"HTTP/1.1 200 OK")  # not the second request's 100
+
+
+def test_request_targets_and_headers_read_as_the_app_reads_them(listening) -> None:
+    served, x = listening
+    twice = request("GET", "/ping").replace(b"Host: test", b"Host: test\r\nX-Request-Id: first\r\nX-Request-Id: second")
+    scoring = request("POST", "/invocations", _good(x), {"Content-Type": "application/json"}).replace(
+        b"Host: test", b"Host: test\r\nX-Request-Id: first\r\nX-Request-Id: second")
+    answers, _ = served.run(served.exchange(twice + scoring, count=2))
+    assert [a[1][b"x-request-id"] for a in answers] == [b"first", b"first"]  # the app and the quick path agree
+    answers, _ = served.run(served.exchange(request("POST", "/invocations#part", _good(x),
+                                                    {"Content-Type": "application/json"})))
+    assert answers[0][0] == 200  # a fragment is not part of the path
+    answers, closed = served.run(served.exchange(b"GET http://host HTTP/1.1\r\nHost: host\r\n\r\n"))
+    assert answers[0][0] == 400 and "not a valid URL" in json.loads(answers[0][2])["message"]
+    h2c = {"Content-Type": "application/json", "Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c",
+           "HTTP2-Settings": "AAMAAABkAAQAAP__"}
+    for upgrade in (request("POST", "/invocations", _good(x), h2c),
+                    b"CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\n"):
+        answers, closed = served.run(served.exchange(upgrade))
+        assert answers[0][0] == 400 and closed and "upgrades" in json.loads(answers[0][2])["message"]

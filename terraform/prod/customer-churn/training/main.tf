@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "dbbecfefaa41"
-  serving_image_tag  = "f1138f5e8e00"
+  serving_image_tag  = "e6ab4d0a32c8"
 }
 
 resource "aws_ecr_repository" "training" {

@@ -226,4 +226,6 @@ def test_duplicates_running_at_the_same_time_start_one_pipeline_execution(cloud:
     assert statuses == ["SUCCEEDED", "SUCCEEDED"]
     outcomes = sorted(json.loads(sfn.describe_execution(executionArn=a)["output"])["Outcome"] for a in arns)
     assert outcomes in (["started", "started"], ["cooldown", "started"])
-    assert len(executions(cloud)) == 1 and len(running_cooldowns(cloud)) == 1
+    # One cooldown *name*: Step Functions refuses, or returns, a second execution of a running name.
+    # moto checks the name without a lock, so two racing starts can both be listed (seen once under load).
+    assert len(executions(cloud)) == 1 and len({e["name"] for e in running_cooldowns(cloud)}) == 1

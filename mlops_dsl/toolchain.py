@@ -59,4 +59,9 @@ def cli_config(mirror: Path, plugin_cache: Path) -> str:
         "  }\n"
         "}\n"
         f'plugin_cache_dir = "{plugin_cache}"\n'
+        # Without this, every `init` of a stack whose fresh lock file has no checksums yet installs
+        # the provider into the cache again (Terraform >= 1.4), replacing the files another stack's
+        # plan is running from at that moment: "there is no package ... cached in .terraform/providers".
+        # With it, the first init fills the cache and the others link to it; the mirror is the only source.
+        "plugin_cache_may_break_dependency_lock_file = true\n"
     )

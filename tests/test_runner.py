@@ -429,3 +429,26 @@ def _emulator_fixes_hold(endpoint: str) -> None:
         sm.update_endpoint(EndpointName="e", EndpointConfigName="c-none")
     with pytest.raises(ClientError, match="Could not find endpoint"):
         sm.update_endpoint(EndpointName="none", EndpointConfigName="c-m1")
+
+
+def test_a_second_stack_s_init_links_the_cached_provider_and_does_not_reinstall_it(tmp_path: Path) -> None:
+    """Stacks are planned in parallel: an init that re-installed the provider into the shared cache
+    replaced the files another stack's plan was running from (seen in CI: "there is no package for
+    registry.terraform.io/hashicorp/aws 5.100.0 cached in .terraform/providers")."""
+    binary, mirror = toolchain.find_binary(), toolchain.find_mirror("aws")
+    if binary is None or mirror is None:
+        pytest.skip("needs a terraform binary and a local mirror of hashicorp/aws")
+    rc = tmp_path / "terraformrc"
+    rc.write_text(toolchain.cli_config(mirror, tmp_path / "cache"))
+    outputs = []
+    for name in ("first", "second"):
+        stack = tmp_path / name
+        stack.mkdir()
+        (stack / "main.tf").write_text('terraform {\n  required_providers {\n'
+                                       '    aws = { source = "hashicorp/aws" }\n  }\n}\n')
+        outputs.append(subprocess.run([binary, "init", "-input=false", "-no-color"], cwd=stack, capture_output=True,
+                                      text=True, check=True, timeout=300,
+                                      env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                           "TF_CLI_CONFIG_FILE": str(rc), "CHECKPOINT_DISABLE": "1"}).stdout)
+    assert "Installed hashicorp/aws" in outputs[0]
+    assert "from the shared cache directory" in outputs[1] and "Installing hashicorp/aws" not in outputs[1]

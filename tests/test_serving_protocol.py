@@ -131,6 +131,20 @@ def _good(x, n: int = 1) -> bytes:
     return json.dumps({"dataframe_records": _records(x, n)}).encode()
 
 
+def _slow_model(served: Listening, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Every model call takes `seconds` more, in the model thread, as a long call runs."""
+    batcher = served.server.batcher
+    assert batcher is not None
+    predict = batcher.predict
+
+    def slow(rows):
+        time.sleep(seconds)
+        return predict(rows)
+
+    monkeypatch.setattr(batcher, "predict", slow)
+    monkeypatch.setattr(batcher, "inline", None)
+
+
 HEADER_VALUE = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=30)
 
 
@@ -255,16 +269,7 @@ def test_a_request_slower_than_the_timeout_is_408_and_a_stuck_model_504(trained,
         answers, closed = served.run(served.exchange([head, b'{"dataframe'], pause=1.0))
         assert answers[0][0] == 408 and closed and time.monotonic() - began < 3
         assert "did not arrive within 0.3 s" in json.loads(answers[0][2])["message"]
-        batcher = served.server.batcher
-        assert batcher is not None
-        slow = batcher.predict
-
-        def stuck(rows):
-            time.sleep(0.8)
-            return slow(rows)
-
-        monkeypatch.setattr(batcher, "predict", stuck)
-        monkeypatch.setattr(batcher, "inline", None)  # in the model thread, as a long call runs
+        _slow_model(served, monkeypatch, 0.8)
         answers, closed = served.run(served.exchange(request("POST", "/invocations", _good(x),
                                                              {"Content-Type": "application/json"})))
         assert answers[0][0] == 504 and not closed
@@ -363,16 +368,7 @@ def test_a_long_pipeline_answered_at_once_is_answered_whole_and_in_order(listeni
 
 def test_100_continue_comes_after_the_responses_due_before_it(listening, monkeypatch) -> None:
     served, x = listening
-    batcher = served.server.batcher
-    assert batcher is not None
-    slow = batcher.predict
-
-    def slower(rows):
-        time.sleep(0.3)
-        return slow(rows)
-
-    monkeypatch.setattr(batcher, "predict", slower)
-    monkeypatch.setattr(batcher, "inline", None)
+    _slow_model(served, monkeypatch, 0.3)
     body = _good(x)
 
     async def scenario() -> bytes:

@@ -46,6 +46,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 OFF_LOOP_BYTES = 64 * 1024  # bodies above this are parsed in a thread, so /ping stays responsive
 OFF_LOOP_ROWS = 2000  # answers above this are serialised in a thread
+FAILED = "the server failed on this request; see its log"  # the 500's message: a bug of ours
 ERROR_CODES = {400: "BAD_REQUEST", 404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST", 408: "DEADLINE_EXCEEDED",
                413: "BAD_REQUEST", 415: "BAD_REQUEST", 500: "INTERNAL_ERROR", 503: "TEMPORARILY_UNAVAILABLE",
                504: "DEADLINE_EXCEEDED"}
@@ -106,21 +107,24 @@ class Server:
         if scope["type"] != "http":
             return
         began = time.perf_counter()
-        request_id = _header(scope, b"x-request-id")
-        if not request_id or not REQUEST_ID.fullmatch(request_id):  # echoed in a header and the log: no odd bytes
-            request_id = self.new_id()
+        request_id = self.request_id(_header(scope, b"x-request-id"))
         reply = _Reply(send, request_id)
         try:
             await self.route(scope, receive, reply)
         except Exception:  # a bug of ours: say so as JSON, log it, keep serving
             log.exception("request %s failed", request_id)
             if not reply.started:
-                await reply.error(500, "the server failed on this request; see its log")
+                await reply.error(500, FAILED)
         self.access.write(request_id, scope["method"], scope["path"], reply.status,
                           (time.perf_counter() - began) * 1000, reply.note)
 
     def new_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+    def request_id(self, given: str) -> str:
+        """The client's X-Request-Id if it is one (it is echoed in a header and the log: no odd bytes),
+        else a new one."""
+        return given if given and REQUEST_ID.fullmatch(given) else self.new_id()
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -294,7 +298,7 @@ class Server:
         await reply.send(200, payload, answer_type)
 
 
-def unscorable(exc: Exception) -> formats.ClientError:
+def unscorable(exc: BaseException) -> formats.ClientError:
     """Checked rows the model itself rejects are still the client's input: a 400 naming the model's reason."""
     return formats.ClientError(400, f"the model could not score the input: {exc}")
 

@@ -33,7 +33,7 @@ from typing import Any
 import httptools
 
 from . import formats
-from .app import OFF_LOOP_ROWS, REQUEST_ID, Server, error_body, unscorable
+from .app import FAILED, OFF_LOOP_ROWS, Server, error_body, unscorable
 
 log = logging.getLogger("serving")
 
@@ -53,9 +53,8 @@ class Request:
     answers (serving/batching.py's Waiter) and what the deadlines expire."""
 
     __slots__ = ("accept", "answered", "began", "body", "connection", "content_type", "continue_due", "error",
-                 "expect", "headers",
-                 "keep_alive", "length", "method", "note", "output", "over", "path", "query", "reading",
-                 "request_id", "rows", "size", "url", "version")
+                 "expect", "headers", "keep_alive", "length", "method", "note", "output", "over", "path", "query",
+                 "reading", "request_id", "rows", "size", "url", "version")
 
     def __init__(self, connection: Connection):
         self.connection = connection
@@ -90,19 +89,19 @@ class Request:
             payload, kind = formats.answer(labels, proba, self.output)
         except Exception:
             log.exception("request %s failed", self.request_id)
-            self.connection.answer_error(self, 500, "the server failed on this request; see its log")
+            self.connection.answer_error(self, 500, FAILED)
             return
         self.connection.answer(self, 200, payload, kind)
 
     def _serialised(self, future: asyncio.Future[tuple[bytes, str]]) -> None:
         if future.cancelled() or future.exception() is not None:
             log.error("request %s failed: %r", self.request_id, None if future.cancelled() else future.exception())
-            self.connection.answer_error(self, 500, "the server failed on this request; see its log")
+            self.connection.answer_error(self, 500, FAILED)
             return
         self.connection.answer(self, 200, *future.result())
 
     def set_exception(self, exception: BaseException) -> None:
-        error = unscorable(exception) if isinstance(exception, Exception) else formats.ClientError(400, str(exception))
+        error = unscorable(exception)
         self.connection.answer_error(self, error.status, error.message, error.error_code)
 
     # serving/app.py's Deadlines
@@ -177,7 +176,7 @@ class Connection(asyncio.Protocol):
             cause = exc.__cause__ or exc.__context__
             if isinstance(exc, httptools.HttpParserCallbackError) and cause is not None:
                 log.error("a parser callback failed", exc_info=cause)  # a bug of ours, not the client's
-                self.fail(500, "the server failed on this request; see its log")
+                self.fail(500, FAILED)
             else:
                 self.fail(400, f"malformed HTTP request: {_reason(exc)}")
 
@@ -298,7 +297,7 @@ class Connection(asyncio.Protocol):
             self._start(request)
         except Exception:  # a bug of ours: say so as JSON, log it, keep serving
             log.exception("request %s %s failed", request.method, request.path)
-            self.answer_error(request, 500, "the server failed on this request; see its log")
+            self.answer_error(request, 500, FAILED)
 
     def _start(self, request: Request) -> None:
         if request.error is not None:
@@ -318,8 +317,7 @@ class Connection(asyncio.Protocol):
     def _score(self, request: Request, body: bytes) -> None:
         server = self.server
         assert server.batcher is not None
-        if not request.request_id or not REQUEST_ID.fullmatch(request.request_id):
-            request.request_id = server.new_id()
+        request.request_id = server.request_id(request.request_id)  # before the batch: its errors log it
         try:
             request.output = server.output_for(request.content_type, request.accept)
             rows, unseen = server.read_rows(body, request.content_type)
@@ -348,7 +346,6 @@ class Connection(asyncio.Protocol):
         self.parser = None
         self.server.deadlines.drop(request)
         request.reading, request.error, request.keep_alive = False, (status, message), False
-        request.answered = False
         if self.current is None:
             self.dispatch(request)
         else:
@@ -365,15 +362,13 @@ class Connection(asyncio.Protocol):
             return
         request.answered = True
         self.server.deadlines.drop(request)
-        if not request.request_id or not REQUEST_ID.fullmatch(request.request_id):
-            request.request_id = self.server.new_id()
-        if headers is None:
+        status_line = STATUS_LINES.get(status) or _status_line(status)
+        if headers is None:  # ours: the app's responses carry their own content type, length and id
+            request.request_id = self.server.request_id(request.request_id)
             head = b"%scontent-type: %s\r\ncontent-length: %d\r\nx-request-id: %s\r\n" % (
-                STATUS_LINES.get(status) or _status_line(status), content_type.encode("latin-1"), len(body),
-                request.request_id.encode("latin-1"))
+                status_line, content_type.encode("latin-1"), len(body), request.request_id.encode("latin-1"))
         else:
-            head = STATUS_LINES.get(status) or _status_line(status)
-            head += b"".join(b"%s: %s\r\n" % pair for pair in headers)
+            head = status_line + b"".join(b"%s: %s\r\n" % pair for pair in headers)
         close = self.closing or not request.keep_alive
         head += self._default_headers() + (b"connection: close\r\n\r\n" if close else b"\r\n")
         if self.transport is not None:
@@ -450,7 +445,7 @@ class Connection(asyncio.Protocol):
         except Exception:  # a bug of ours the app did not catch: say so as JSON, keep serving
             log.exception("request %s %s failed", request.method, request.path)
         if not request.answered:
-            self.answer_error(request, 500, "the server failed on this request; see its log")
+            self.answer_error(request, 500, FAILED)
 
     # connection state
     def _flow(self) -> None:

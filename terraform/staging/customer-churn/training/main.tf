@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "dbbecfefaa41"
-  serving_image_tag  = "e6ab4d0a32c8"
+  serving_image_tag  = "208e23fb1e42"
 }
 
 resource "aws_ecr_repository" "training" {

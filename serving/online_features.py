@@ -19,6 +19,10 @@ checks the result exactly as a request carrying every column (serving/formats.py
   (one attempt each: a slow store should not be hit twice per request; the client or SageMaker's
   caller retries).
 
+On Azure (`"store": "azureml"`) the same requests read the Azure ML feature store's online store
+in Redis instead (serving/online_store_azureml.py, whose keys are below); the answers and statuses
+are the same.
+
 The runtime client is boto3's, with botocore's connect and read timeouts set to `timeout_ms` and a
 single attempt. Its endpoint is the regional one, which the VPC's interface endpoint for
 `sagemaker.featurestore-runtime` answers through private DNS; `AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME`
@@ -52,11 +56,19 @@ class StoreError(Exception):
         self.message = message
 
 
+STORES = ("sagemaker", "azureml")
+# `"store": "azureml"` adds, beside groups (each also with `version`, `version_id` and `encoded`):
+AZURE_KEYS = ("redis_host", "identity_client_id", "identity_object_id", "feature_store_guid")
+
+
 @dataclass(frozen=True)
 class Group:
     name: str
     record_id: str
     features: tuple[str, ...]
+    version: str = ""  # azureml: the feature set version, its ARM id, and the features stored msgpack-encoded
+    version_id: str = ""
+    encoded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,8 @@ class Config:
     groups: tuple[Group, ...]
     region: str | None
     timeout_ms: int
+    store: str = "sagemaker"
+    azure: tuple[tuple[str, str], ...] = ()  # the AZURE_KEYS' values, and redis_port
 
 
 def parse_config(raw: str) -> Config:
@@ -83,20 +97,47 @@ def parse_config(raw: str) -> Config:
             raise SettingsError(f"{VARIABLE}: groups[{i}] needs 'name', 'record_id' (strings) and 'features' "
                                 f"(a non-empty list of names); got {g!r}")
         groups.append(Group(g["name"], g["record_id"], tuple(g["features"])))
+    store = doc.get("store", "sagemaker")
+    if store not in STORES:
+        raise SettingsError(f"{VARIABLE}: store must be one of {', '.join(STORES)}; got {store!r}")
+    azure: list[tuple[str, str]] = []
+    if store == "azureml":
+        for key in AZURE_KEYS:
+            if not isinstance(doc.get(key), str) or not doc[key]:
+                raise SettingsError(f"{VARIABLE}: {key} is required (a string) with store azureml; "
+                                    f"got {doc.get(key)!r}")
+            azure.append((key, doc[key]))
+        port = doc.get("redis_port", 6380)
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise SettingsError(f"{VARIABLE}: redis_port must be a port number; got {port!r}")
+        azure.append(("redis_port", str(port)))
+        for i, (raw, g) in enumerate(zip(doc["groups"], groups, strict=True)):
+            encoded = raw.get("encoded", [])
+            ok = isinstance(raw.get("version"), str) and raw["version"] and \
+                isinstance(raw.get("version_id"), str) and raw["version_id"].startswith("/subscriptions/") and \
+                isinstance(encoded, list) and all(isinstance(f, str) for f in encoded)
+            if not ok:
+                raise SettingsError(f"{VARIABLE}: groups[{i}] needs 'version', 'version_id' (the feature set "
+                                    f"version's ARM id) and 'encoded' (a list of names) with store azureml; "
+                                    f"got {raw!r}")
+            groups[i] = Group(g.name, g.record_id, g.features, raw["version"], raw["version_id"], tuple(encoded))
     timeout = doc.get("timeout_ms", DEFAULT_TIMEOUT_MS)
     if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= 60000:
         raise SettingsError(f"{VARIABLE}: timeout_ms must be an integer from 1 to 60000; got {timeout!r}")
     region = doc.get("region")
     if region is not None and not isinstance(region, str):
         raise SettingsError(f"{VARIABLE}: region must be a string; got {region!r}")
-    return Config(tuple(groups), region, timeout)
+    return Config(tuple(groups), region, timeout, store, tuple(azure))
 
 
 Fetch = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
 
 def runtime_client(config: Config) -> Fetch:
-    """boto3's BatchGetRecord with bounded timeouts and a single attempt (no retry storm on a slow store)."""
+    """boto3's BatchGetRecord with bounded timeouts and a single attempt (no retry storm on a slow store);
+    on Azure the online store's reader, which answers in BatchGetRecord's shape."""
+    if config.store == "azureml":
+        return azureml_reader(config)
     import boto3
     from botocore.config import Config as BotoConfig
 
@@ -104,6 +145,18 @@ def runtime_client(config: Config) -> Fetch:
     client = boto3.client("sagemaker-featurestore-runtime", region_name=config.region, config=BotoConfig(
         connect_timeout=seconds, read_timeout=seconds, retries={"total_max_attempts": 1, "mode": "standard"}))
     return lambda identifiers: client.batch_get_record(Identifiers=identifiers)
+
+
+def azureml_reader(config: Config) -> Fetch:
+    from .online_store_azureml import AzureMLOnlineStore, FeatureSet, Store
+
+    azure = dict(config.azure)
+    return AzureMLOnlineStore(Store(
+        host=azure["redis_host"], port=int(azure["redis_port"]), client_id=azure["identity_client_id"],
+        object_id=azure["identity_object_id"], feature_store_guid=azure["feature_store_guid"],
+        feature_sets={g.name: FeatureSet(g.name, g.version, g.version_id, g.record_id, frozenset(g.encoded))
+                      for g in config.groups},
+        timeout_ms=config.timeout_ms))
 
 
 class OnlineFeatures:
@@ -203,6 +256,8 @@ class OnlineFeatures:
         return found
 
     def _call(self, identifiers: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.config.store == "azureml":
+            return self.fetch(identifiers)  # its reader answers StoreError itself (online_store_azureml.py)
         from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
         try:

@@ -263,7 +263,10 @@ def test_an_online_group_gets_a_private_redis_online_store() -> None:
     stack = _stacks(_platform(group=online))["features"]
     cache = _by(stack, "azurerm_redis_cache")["online"].body
     assert cache["public_network_access_enabled"] is False and cache["non_ssl_port_enabled"] is False
-    assert cache["minimum_tls_version"] == "1.2" and cache["access_keys_authentication_enabled"] is False
+    # Access keys on: Azure ML's online materialization connects with the key it lists (features.py)
+    assert cache["minimum_tls_version"] == "1.2" and cache["access_keys_authentication_enabled"] is True
+    assert cache["redis_configuration"].body["active_directory_authentication_enabled"] is True
+    assert "materialization_redis" not in _by(stack, "azurerm_redis_cache_access_policy_assignment")
     store = _by(stack, "azapi_resource")["features"].body["body"]["properties"]["featureStoreSettings"]
     assert store["onlineStoreConnectionName"] == "online-store"
     azapi = {r.name: r.body for r in stack.resources if r.type == "azapi_resource"}

@@ -286,9 +286,59 @@ def test_azure_exports_the_private_scoring_uri_and_refuses_what_it_does_not_rend
     assert _text(uri.value) == "azapi_resource.endpoint.output.properties.scoringUri"
     with pytest.raises(BlueprintError, match=r"api\.audience: a public API on Azure checks each caller's Entra ID"):
         azure(Api(access="public"))
-    with pytest.raises(BlueprintError, match=r"variants\[1\]\.online_features: online features at inference are "
-                                             r"served on AWS only"):
-        azure(None, online=True)
+
+
+def test_azure_online_features_reach_the_online_store_with_the_endpoint_identity() -> None:
+    """The deployment's ONLINE_FEATURES (serving/online_store_azureml.py), the workspace's private route to
+    Redis, and the identity's two grants: HMGET on this store's keys, reading its feature sets."""
+    data = DataInfrastructure()
+    group = FeatureGroup("customer", record_id="id", event_time="ts", features=[
+        Feature("id", "string"), Feature("ts", "fractional"), Feature("tenure", "integral"),
+        Feature("plan", "string"), Feature("charges", "fractional")])
+    features = FeatureStore(data, groups=[group])
+    training = TrainingInfrastructure(data, features, dataset=Dataset(
+        target="churned", id_column="id", numeric=["tenure", "calls", "charges"], categorical=["plan"]))
+    served = ModelServing(training, features=features, variants=[
+        Variant("blue", 0.9), Variant("green", 0.1, online_features=OnlineFeatures(["customer"], timeout_ms=150))])
+    stacks = test_azure._stacks(Platform("fin", cloud="azure").add(data, features, training, served))
+    deployments = {r.name: r.body["body"]["properties"] for r in stacks["serving"].resources
+                   if r.name.startswith("deployment_")}
+    assert "environmentVariables" not in deployments["deployment_blue"]
+    encoded = deployments["deployment_green"]["environmentVariables"]["ONLINE_FEATURES"]
+    assert encoded.name == "jsonencode"
+    config = encoded.args[0]
+    assert config["store"] == "azureml" and config["timeout_ms"] == 150
+    for key, output in (("redis_host", "online_store_hostname"), ("redis_port", "online_store_ssl_port"),
+                        ("identity_client_id", "endpoint_identity_client_id"),
+                        ("identity_object_id", "endpoint_identity_principal_id"),
+                        ("feature_store_guid", "feature_store_guid")):
+        assert _text(config[key]).endswith(f"outputs.{output}"), key
+    [entry] = config["groups"]
+    assert entry["name"] == "customer" and entry["version"] == "1" and entry["record_id"] == "id"
+    assert _text(entry["version_id"]).endswith('outputs.feature_set_version_ids["customer"]')
+    assert entry["features"] == ["tenure", "plan", "charges"] and entry["encoded"] == ["charges"]
+    # The same keys the server's settings take: what the renderer writes, the image reads.
+    from serving.online_features import AZURE_KEYS
+
+    assert set(AZURE_KEYS) | {"redis_port", "store", "groups", "timeout_ms"} == set(config)
+    workspace = next(r for r in stacks["training"].resources
+                     if r.type == "azapi_resource" and r.name == "training").body["body"]["properties"]
+    rule = workspace["managedNetwork"]["outboundRules"]["online-store"]["destination"]
+    assert rule["subresourceTarget"] == "redisCache" and "online_store_id" in _text(rule["serviceResourceId"])
+    store = stacks["features"]
+    policy = _by(store, "azurerm_redis_cache_access_policy")["endpoint_read"].body
+    assert _text(policy["permissions"]) == \
+        '"+@connection +hmget ~featurestore:${lower(azapi_resource.features.output.properties.workspaceId)}:*"'
+    assignment = _by(store, "azurerm_redis_cache_access_policy_assignment")["endpoint_redis"].body
+    assert _text(assignment["access_policy_name"]) == "azurerm_redis_cache_access_policy.endpoint_read.name"
+    reader = _by(store, "azurerm_role_definition")["feature_set_reader"].body["permissions"].body["actions"]
+    assert reader == ["Microsoft.MachineLearningServices/workspaces/read",
+                      "Microsoft.MachineLearningServices/workspaces/featuresets/read"]
+    # Materialization connects with the access key, as the SDK does: keys on, and only read + listKeys.
+    cache = _by(store, "azurerm_redis_cache")["online"].body
+    assert cache["access_keys_authentication_enabled"] is True
+    keys = _by(store, "azurerm_role_definition")["online_store_keys"].body["permissions"].body["actions"]
+    assert keys == ["Microsoft.Cache/redis/read", "Microsoft.Cache/redis/listKeys/action"]
 
 
 BLUEPRINT = textwrap.dedent("""\

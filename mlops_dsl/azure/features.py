@@ -20,7 +20,7 @@ from typing import Any
 
 from ..context import StackContext
 from ..templates.features import FeatureGroup, FeatureStore
-from ..terraform import Block, Output, Resource
+from ..terraform import Block, Expr, Output, Resource, interp
 from .common import WORKSPACE_API, azapi, grant, location, private_endpoint, schedule_trigger, tagged
 from .feature_ingestion import render_ingestion
 from .workspace import application_insights, outbound_rule, workspace
@@ -48,6 +48,9 @@ def materialization_settings(ctx: StackContext, g: FeatureGroup, index: int) -> 
                                    "spark.executor.cores": "4", "spark.executor.memory": "28g",
                                    "spark.executor.instances": "1"}}
 OFFLINE_CONNECTION = "offline-store"
+CACHE_KEY_ACTIONS = ("Microsoft.Cache/redis/read", "Microsoft.Cache/redis/listKeys/action")
+FEATURE_SET_READ_ACTIONS = ("Microsoft.MachineLearningServices/workspaces/read",
+                            "Microsoft.MachineLearningServices/workspaces/featuresets/read")
 ONLINE_CONNECTION = "online-store"
 
 
@@ -69,11 +72,17 @@ def _connection(ctx: StackContext, t: FeatureStore, name: str, category: str, ta
 
 
 def _online_store(ctx: StackContext, t: FeatureStore) -> list[Resource]:
-    """A Premium cache reachable only privately, with Entra ID instead of access keys.
+    """A Premium cache reachable only privately, written with its access key, read with Entra ID.
 
-    With Entra ID authentication, Azure RBAC roles do not reach the data: a data access policy
-    assignment does (azurerm_redis_cache_access_policy_assignment; review A11). Materialization
-    writes as the materialization identity, the endpoints read as theirs.
+    Azure ML's online materialization reaches Redis only with the cache's access key: the
+    azureml-featurestore SDK it runs (1.0.0 to 1.2.2, `online/_redis_client_pool.py`) calls the
+    management plane's `listKeys` as the materialization identity and connects with
+    `rediss://:<primary key>@<host>:6380`; the SDK's own setup grants that identity Contributor on
+    the cache for it (azure-ai-ml `feature_store_role_assignments.json`). So access keys stay on,
+    and the identity gets a custom role with the two actions the SDK calls (read and listKeys)
+    instead of Contributor. The endpoints read with their identity's Entra ID token: with Entra ID
+    authentication, Azure RBAC roles do not reach the data, a data access policy assignment does
+    (azurerm_redis_cache_access_policy_assignment; review A11), Data Reader here.
     """
     rg = ctx.upstream_output(t.data, "resource_group_name")
     cache = Resource("azurerm_redis_cache", "online", tagged(ctx, {
@@ -87,20 +96,61 @@ def _online_store(ctx: StackContext, t: FeatureStore) -> list[Resource]:
         "minimum_tls_version": "1.2",
         "non_ssl_port_enabled": False,
         "public_network_access_enabled": False,
-        "access_keys_authentication_enabled": False,
+        "access_keys_authentication_enabled": True,  # materialization's only way in (docstring)
         "redis_configuration": Block({"active_directory_authentication_enabled": True}),
     }))
     zones = ctx.upstream_output(t.data, "private_dns_zone_ids")
     endpoint = private_endpoint(ctx, "online_store", rg, cache.attr("id"), "redisCache",
                                 ctx.upstream_output(t.data, "endpoints_subnet_id"), zones["redisCache"])
-    policies = [Resource("azurerm_redis_cache_access_policy_assignment", f"{who}_redis", {
-        "name": who,
+    keys_role = Resource("azurerm_role_definition", "online_store_keys", {
+        "name": f"{ctx.name} online store materialization (keys)",
+        "scope": cache.attr("id"),
+        "description": "Read the cache and list its access keys, what Azure ML's online materialization calls",
+        "permissions": Block({"actions": list(CACHE_KEY_ACTIONS), "data_actions": []}),
+        "assignable_scopes": [cache.attr("id")],
+    })
+    keys = Resource("azurerm_role_assignment", "materialization_online_keys", {
+        "scope": cache.attr("id"), "role_definition_id": keys_role.attr("role_definition_resource_id"),
+        "principal_id": ctx.upstream_output(t.data, "materialization_identity_principal_id"),
+        "principal_type": "ServicePrincipal", "skip_service_principal_aad_check": True})
+    return [cache, endpoint, keys_role, keys]
+
+
+def _online_reader(ctx: StackContext, t: FeatureStore, cache: Resource, store: Resource) -> list[Resource]:
+    """The endpoints' Redis user: HMGET on this feature store's keys and the connection commands, no
+    other command and no other key (a custom data access policy: Redis ACL syntax, `~` a key pattern;
+    every key of the store begins with its lower-cased guid, serving/online_store_azureml.py)."""
+    raw = store.attr("output.properties.workspaceId")
+    guid = Expr(f"lower({raw.text})", raw.refs)
+    policy = Resource("azurerm_redis_cache_access_policy", "endpoint_read", {
+        "name": "online-features-read",
         "redis_cache_id": cache.attr("id"),
-        "access_policy_name": policy,
-        "object_id": ctx.upstream_output(t.data, f"{who}_identity_principal_id"),
-        "object_id_alias": who,
-    }) for who, policy in (("materialization", "Data Contributor"), ("endpoint", "Data Reader"))]
-    return [cache, endpoint, *policies]
+        "permissions": interp("+@connection +hmget ~featurestore:", guid, ":*"),
+    })
+    return [policy, Resource("azurerm_redis_cache_access_policy_assignment", "endpoint_redis", {
+        "name": "endpoint",
+        "redis_cache_id": cache.attr("id"),
+        "access_policy_name": policy.attr("name"),
+        "object_id": ctx.upstream_output(t.data, "endpoint_identity_principal_id"),
+        "object_id_alias": "endpoint",
+    })]
+
+
+def _feature_set_reader(ctx: StackContext, t: FeatureStore, store: Resource) -> list[Resource]:
+    """The endpoints' identity may read the feature sets (their online materialization version,
+    serving/online_store_azureml.py) and the workspace, nothing else: the individual actions
+    Microsoft lists for a feature store consumer (how-to-setup-access-control-feature-store)."""
+    role = Resource("azurerm_role_definition", "feature_set_reader", {
+        "name": f"{ctx.name} feature set reader",
+        "scope": store.attr("id"),
+        "description": "Read the feature store and its feature sets (online features at inference)",
+        "permissions": Block({"actions": list(FEATURE_SET_READ_ACTIONS), "data_actions": []}),
+        "assignable_scopes": [store.attr("id")],
+    })
+    return [role, Resource("azurerm_role_assignment", "endpoint_feature_sets", {
+        "scope": store.attr("id"), "role_definition_id": role.attr("role_definition_resource_id"),
+        "principal_id": ctx.upstream_output(t.data, "endpoint_identity_principal_id"),
+        "principal_type": "ServicePrincipal", "skip_service_principal_aad_check": True})]
 
 
 def render(t: FeatureStore, ctx: StackContext) -> None:
@@ -130,7 +180,11 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
                           "AllowInternetOutbound", outbound, extra_identities=(materialization,),
                           protect=t.protect_from_destroy)
     store = resources[0]
+    # The immutable workspace id is the feature store guid of every online-store key.
+    store.body["response_export_values"] = ["properties.workspaceId"]
     ctx.stack.add(insights, *resources, *online_store)
+    if online:
+        ctx.stack.add(*_online_reader(ctx, t, online_store[0], store), *_feature_set_reader(ctx, t, store))
     # The SDK's feature_store_role_assignments.json and how-to-setup-access-control-feature-store: the
     # materialization identity has AzureML Data Scientist on the feature store and Storage Blob Data
     # Contributor on the offline store, nothing else.
@@ -160,7 +214,7 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
         "service_data_identity": "WorkspaceUserAssignedIdentity",
     })
     ctx.stack.add(datastore)
-    entities = {}
+    entities, versions = {}, {}
     for index, g in enumerate(t.groups):
         types = {f.name: f.type for f in g.features}
         entity = azapi(ctx, f"entity_{g.name.replace('-', '_')}", "workspaces/featurestoreEntities", g.name,
@@ -182,6 +236,7 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
                 "materializationSettings": materialization_settings(ctx, g, index),
             }})
         feature_set_version.depends_on = (version, datastore)
+        versions[g.name] = feature_set_version
         ctx.stack.add(entity, version, feature_set, feature_set_version)
     render_ingestion(t, ctx, store)
     ctx.stack.add(
@@ -189,4 +244,13 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
         Output("feature_store_name", store.attr("name"), description="The feature store workspace's name"),
         Output("entity_ids", {n: e.attr("id") for n, e in entities.items()},
                description="Feature-store entity of each declared group"),
+        Output("feature_set_version_ids", {n: v.attr("id") for n, v in versions.items()},
+               description="The feature set version of each group (its materialization state)"),
+        Output("feature_store_guid", store.attr("output.properties.workspaceId"),
+               description="The feature store's immutable id, the first part of every online-store key"),
     )
+    if online:
+        ctx.stack.add(
+            Output("online_store_id", online_store[0].attr("id"), description="The online store (Redis)"),
+            Output("online_store_hostname", online_store[0].attr("hostname"), description="Its host name"),
+            Output("online_store_ssl_port", online_store[0].attr("ssl_port"), description="Its TLS port"))

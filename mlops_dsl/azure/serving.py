@@ -25,6 +25,7 @@ from .registry import registry_reader
 from .rollout import render_rollout
 from .scaling import autoscale
 from .serving_api import render_api
+from .serving_online_features import online_features_environment
 from .training import environment_versions
 
 __all__ = ["METRICS", "check_pin", "deployment_name", "percentages", "render"]
@@ -56,6 +57,7 @@ def _deployment(ctx: StackContext, t: ModelServing, p: Pinned, endpoint: Resourc
     # rate is a property of each collection: DataCollector has none (review A5).
     rate = t.data_capture_percent / 100
     collection = {"dataCollectionMode": "Enabled", "samplingRate": rate}
+    environment = online_features_environment(t, ctx, p)  # serving_online_features.py
     return azapi(ctx, f"deployment_{v.name.replace('-', '_')}", "workspaces/onlineEndpoints/deployments",
                  deployment_name(p), endpoint.attr("id"), {
                      "sku": {"name": "Default", "capacity": v.initial_instance_count},
@@ -72,6 +74,7 @@ def _deployment(ctx: StackContext, t: ModelServing, p: Pinned, endpoint: Resourc
                          "readinessProbe": {"initialDelay": "PT10S", "period": "PT10S"},
                          "appInsightsEnabled": True,
                          "dataCollector": {"collections": {"request": collection, "response": collection}},
+                         **({"environmentVariables": environment} if environment else {}),
                      },
                  }, location=location(ctx),
                  # A new version or image is a new deployment, created before the old one goes (its
@@ -152,7 +155,7 @@ def render(t: ModelServing, ctx: StackContext) -> None:
     served = replace(t, variants=[p.variant for p in production]) if production else None
     ctx.stack.add(*(autoscale(served, ctx, name, rg, deployments) if served else ()), *alert_resources)
     render_dashboard(t, ctx, name, rg, endpoint, deployments, production, shadow)
-    render_api(t, ctx, endpoint)  # ModelServing(api=...), online features: serving_api.py
+    render_api(t, ctx, endpoint)  # ModelServing(api=...): serving_api.py
     ctx.stack.add(
         Output("endpoint_id", endpoint.attr("id"), description="The managed online endpoint"),
         Output("endpoint_name", name, description="Its name"),

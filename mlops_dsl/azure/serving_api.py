@@ -1,4 +1,4 @@
-"""ModelServing(api=...) and online features on Azure: what the managed online endpoint offers applications.
+"""ModelServing(api=...) on Azure: what the managed online endpoint offers applications.
 
 The endpoint is private (`publicNetworkAccess: Disabled`, serving.py) and authenticates callers
 with Entra ID tokens (`authMode: AADToken`). Its scoring URI is exported (`scoring_uri`).
@@ -13,12 +13,7 @@ with Entra ID tokens (`authMode: AADToken`). Its scoring URI is exported (`scori
   (authentication-managed-identity), which a custom role allows only the endpoint's score action.
   Gateway logs go to the platform's Log Analytics workspace.
 
-Refused with a blueprint error rather than half-built: `Variant(online_features=...)`. The server
-reads online features only from SageMaker's Feature Store runtime. The Azure ML feature store's
-online store (Azure Cache for Redis, features.py) keys each record by the feature set spec's
-`schema_version` and an `onlineMaterializationVersion` the service assigns, neither known to the
-blueprint, and the azureml-featurestore SDK (1.0.0 to 1.2.2) reaches Redis with access keys only,
-which this cache disables (README: Online features at inference).
+Online features at inference are the deployments' own (serving_online_features.py).
 """
 
 from __future__ import annotations
@@ -35,14 +30,7 @@ from .common import compact, location, tagged
 
 
 def render_api(t: ModelServing, ctx: StackContext, endpoint: Resource) -> None:
-    """The scoring URI, API Management for a public API; a blueprint error for online features."""
-    for i, v in enumerate([*t.variants, *([t.shadow] if t.shadow else [])]):
-        if v.online_features is not None:
-            field = f"variants[{i}].online_features" if i < len(t.variants) else "shadow.online_features"
-            raise ctx.error(field, "online features at inference are served on AWS only: the serving image has "
-                                   "no reader of the Azure ML online store, whose keys depend on versions the "
-                                   "service assigns (README: Online features at inference); send every feature in "
-                                   "the request, or serve this platform on AWS")
+    """The scoring URI, and API Management for a public API."""
     api = t.api
     if api is None:
         return

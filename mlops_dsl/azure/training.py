@@ -118,6 +118,11 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
     if t.features is not None:
         outbound["feature-store"] = outbound_rule(ctx.upstream_output(t.features, "feature_store_id"),
                                                   "amlworkspace")
+        if any(g.online for g in t.features.groups):
+            # The online deployments of this workspace that read online features reach the online
+            # store's Redis (serving/online_store_azureml.py) through the managed network.
+            outbound["online-store"] = outbound_rule(ctx.upstream_output(t.features, "online_store_id"),
+                                                     "redisCache")
     resources = workspace(ctx, data, "training", "Default", insights, {
         "containerRegistry": registry.attr("id"),
         # The registry is private: images are built on the workspace's own compute.

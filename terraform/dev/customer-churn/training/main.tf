@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "dbbecfefaa41"
-  serving_image_tag  = "208e23fb1e42"
+  serving_image_tag  = "8f4bcbfb483f"
 }
 
 resource "aws_ecr_repository" "training" {

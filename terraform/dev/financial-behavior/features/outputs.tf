@@ -17,3 +17,30 @@ output "entity_ids" {
     client = azapi_resource.entity_client.id
   }
 }
+
+output "feature_set_version_ids" {
+  description = "The feature set version of each group (its materialization state)"
+  value = {
+    client = azapi_resource.featureset_client_v1.id
+  }
+}
+
+output "feature_store_guid" {
+  description = "The feature store's immutable id, the first part of every online-store key"
+  value       = azapi_resource.features.output.properties.workspaceId
+}
+
+output "online_store_id" {
+  description = "The online store (Redis)"
+  value       = azurerm_redis_cache.online.id
+}
+
+output "online_store_hostname" {
+  description = "Its host name"
+  value       = azurerm_redis_cache.online.hostname
+}
+
+output "online_store_ssl_port" {
+  description = "Its TLS port"
+  value       = azurerm_redis_cache.online.ssl_port
+}

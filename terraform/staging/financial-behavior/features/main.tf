@@ -106,7 +106,8 @@ resource "azapi_resource" "features" {
       }
     }
   }
-  depends_on = [azurerm_role_assignment.features_workspace_insights]
+  response_export_values = ["properties.workspaceId"]
+  depends_on             = [azurerm_role_assignment.features_workspace_insights]
 
   lifecycle {
     prevent_destroy = true
@@ -171,7 +172,7 @@ resource "azurerm_redis_cache" "online" {
   minimum_tls_version                = "1.2"
   non_ssl_port_enabled               = false
   public_network_access_enabled      = false
-  access_keys_authentication_enabled = false
+  access_keys_authentication_enabled = true
 
   redis_configuration {
     active_directory_authentication_enabled = true
@@ -217,20 +218,63 @@ resource "azurerm_private_endpoint" "online_store" {
   }
 }
 
-resource "azurerm_redis_cache_access_policy_assignment" "materialization_redis" {
-  name               = "materialization"
-  redis_cache_id     = azurerm_redis_cache.online.id
-  access_policy_name = "Data Contributor"
-  object_id          = data.terraform_remote_state.data.outputs.materialization_identity_principal_id
-  object_id_alias    = "materialization"
+resource "azurerm_role_definition" "online_store_keys" {
+  name        = "financial-behavior-staging online store materialization (keys)"
+  scope       = azurerm_redis_cache.online.id
+  description = "Read the cache and list its access keys, what Azure ML's online materialization calls"
+
+  permissions {
+    actions      = ["Microsoft.Cache/redis/read", "Microsoft.Cache/redis/listKeys/action"]
+    data_actions = []
+  }
+
+  assignable_scopes = [azurerm_redis_cache.online.id]
+}
+
+resource "azurerm_role_assignment" "materialization_online_keys" {
+  scope                            = azurerm_redis_cache.online.id
+  role_definition_id               = azurerm_role_definition.online_store_keys.role_definition_resource_id
+  principal_id                     = data.terraform_remote_state.data.outputs.materialization_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+}
+
+resource "azurerm_redis_cache_access_policy" "endpoint_read" {
+  name           = "online-features-read"
+  redis_cache_id = azurerm_redis_cache.online.id
+  permissions    = "+@connection +hmget ~featurestore:${lower(azapi_resource.features.output.properties.workspaceId)}:*"
 }
 
 resource "azurerm_redis_cache_access_policy_assignment" "endpoint_redis" {
   name               = "endpoint"
   redis_cache_id     = azurerm_redis_cache.online.id
-  access_policy_name = "Data Reader"
+  access_policy_name = azurerm_redis_cache_access_policy.endpoint_read.name
   object_id          = data.terraform_remote_state.data.outputs.endpoint_identity_principal_id
   object_id_alias    = "endpoint"
+}
+
+resource "azurerm_role_definition" "feature_set_reader" {
+  name        = "financial-behavior-staging feature set reader"
+  scope       = azapi_resource.features.id
+  description = "Read the feature store and its feature sets (online features at inference)"
+
+  permissions {
+    actions = [
+      "Microsoft.MachineLearningServices/workspaces/read",
+      "Microsoft.MachineLearningServices/workspaces/featuresets/read",
+    ]
+    data_actions = []
+  }
+
+  assignable_scopes = [azapi_resource.features.id]
+}
+
+resource "azurerm_role_assignment" "endpoint_feature_sets" {
+  scope                            = azapi_resource.features.id
+  role_definition_id               = azurerm_role_definition.feature_set_reader.role_definition_resource_id
+  principal_id                     = data.terraform_remote_state.data.outputs.endpoint_identity_principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
 }
 
 resource "azurerm_role_assignment" "materialization_store" {

@@ -179,6 +179,14 @@ resource "azapi_resource" "training" {
               sparkEnabled      = false
             }
           }
+          online-store = {
+            type = "PrivateEndpoint"
+            destination = {
+              serviceResourceId = data.terraform_remote_state.features.outputs.online_store_id
+              subresourceTarget = "redisCache"
+              sparkEnabled      = false
+            }
+          }
         }
       }
       provisionNetworkNow = true

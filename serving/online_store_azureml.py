@@ -33,8 +33,8 @@ an unreachable cache or Resource Manager is a 503 (serving/online_features.py).
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 import json
 import threading
 import time
@@ -130,7 +130,7 @@ def redis_client(store: Store, password: str) -> Any:
 
 def arm_get(url: str, token: str, timeout: float) -> dict[str, Any]:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (a fixed https URL)
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
         return json.loads(answer.read())
 
 

@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "dbbecfefaa41"
-  serving_image_tag  = "8f4bcbfb483f"
+  serving_image_tag  = "9f404e3aec3b"
 }
 
 resource "aws_ecr_repository" "training" {

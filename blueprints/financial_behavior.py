@@ -13,6 +13,7 @@ from mlops_dsl import (
     FeatureGroup,
     FeatureStore,
     Image,
+    Ingestion,
     ModelServing,
     Platform,
     QualityGate,
@@ -43,6 +44,9 @@ features = FeatureStore(data, groups=[
             Feature("campaign_contacts", "integral"),
             Feature("previous_outcome", "string"),
         ],
+        # The CRM's CSV exports land under raw/clients/: ingested hourly and on arrival (Event Grid),
+        # by the training image's Azure ML stage.
+        ingestion=Ingestion("clients/", image=Image("training", target="azureml")),
     ),
 ])
 

@@ -105,7 +105,19 @@ def test_data_infrastructure_is_private_and_on_its_own_key() -> None:
     assert set(_by(data, "azurerm_storage_container")) == {"raw", "processed", "models", "experiments"}
     endpoints = _by(data, "azurerm_private_endpoint")
     assert {e.body["private_service_connection"].body["subresource_names"][0] for e in endpoints.values()} == \
-        {"blob", "dfs", "file", "vault"}
+        {"blob", "dfs", "file", "vault", "registry"}
+    # The container registry is here, the first stack: the features stack's ingestion pulls from it too.
+    registry = _by(data, "azurerm_container_registry")["main"]
+    assert registry.body["sku"] == "Premium" and registry.body["admin_enabled"] is False
+    assert registry.body["anonymous_pull_enabled"] is False and registry.body["public_network_access_enabled"] is False
+    assert registry.body["quarantine_policy_enabled"] is False and registry.body["retention_policy_in_days"] == 30
+    assert {d.address for d in registry.depends_on} == {"time_sleep.key_users"}  # it reads the key at creation
+    pulls = {r.body["principal_id"].text for r in _by(data, "azurerm_role_assignment").values()
+             if r.body["scope"].text == "azurerm_container_registry.main.id"
+             and r.body["role_definition_name"] == "AcrPull"}
+    assert pulls == {"azurerm_user_assigned_identity.workload.principal_id",
+                     "azurerm_user_assigned_identity.endpoint.principal_id"}
+    assert {o.name for o in data.outputs} >= {"container_registry_id", "registry_login_server"}
     subnets, associations = _by(data, "azurerm_subnet"), _by(data, "azurerm_subnet_network_security_group_association")
     assert set(subnets) == set(associations)  # every subnet has an NSG
     assert all(r.body["tags"]["team"] == "ml" for r in data.resources if "tags" in r.body)
@@ -129,11 +141,9 @@ def test_feature_store_workspace_and_its_azapi_pieces() -> None:
 
 def test_training_registry_workspace_compute_and_schedule() -> None:
     stack = _stacks(_platform(training={"spot": True}))["training"]
-    registry = _by(stack, "azurerm_container_registry")["main"].body
-    assert registry["sku"] == "Premium" and registry["admin_enabled"] is False
-    assert registry["anonymous_pull_enabled"] is False and registry["public_network_access_enabled"] is False
-    assert registry["quarantine_policy_enabled"] is False and registry["retention_policy_in_days"] == 30
+    assert not _by(stack, "azurerm_container_registry")  # the data stack's (container_registry.py)
     ml = _by(stack, "azapi_resource")["training"].body["body"]["properties"]
+    assert ml["containerRegistry"].text == "data.terraform_remote_state.data.outputs.container_registry_id"
     key = ml["encryption"]["keyVaultProperties"]["keyIdentifier"]
     assert key.text == "data.terraform_remote_state.data.outputs.key_version_id"
     assert ml["publicNetworkAccess"] == "Disabled"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 
 import pandas as pd
 import pytest
+from azure.storage.blob import BlobLeaseClient
 
 from tests.test_drift_job import azurite  # noqa: F401  (the module's Azurite fixture, reused)
 from tests.test_ingestion import FEATURES
@@ -97,6 +99,67 @@ def test_a_raw_csv_becomes_typed_parquet_of_the_source_path_and_its_bad_rows_are
     assert sorted(f["monthly_charges"].tolist()[0] for f in _parquet(offline, "featuresets/").values()) == [70.5, 71.5]
 
 
+def test_a_run_ends_at_once_while_another_run_of_the_group_holds_its_lease(lake: dict[str, Any], capsys) -> None:
+    """Two runs of a group never work at once: the second finds the lease on the lock blob beside the
+    ledger, ends with 0 and writes nothing; once the lease is gone a run ingests."""
+    raw, offline = lake["raw"], lake["offline"]
+    raw.upload_blob("customers/2026-01-01.csv", CSV)
+    lock = offline.get_blob_client("ingestion-ledger/customer/run.lock")
+    lock.upload_blob(b"")
+    held = lock.acquire_lease(lease_duration=60)  # another run, in the middle of its work
+    code, out, err = _run(lake, capsys)
+    assert code == 0, err
+    assert "ingestion-ledger/customer/run.lock is leased by another run of customer: this one ends" in out
+    assert not _parquet(offline, "featuresets/") and not list(offline.list_blobs(
+        name_starts_with="ingestion-ledger/customer/customers/"))
+    held.release()
+    code, out, err = _run(lake, capsys)
+    assert code == 0 and "3 rows, 2 written" in out, err
+    # the run let go of its lease: another could take it at once
+    lock.acquire_lease(lease_duration=15).release()
+
+
+def test_the_lock_holder_lists_again_for_what_arrived_while_it_worked(lake: dict[str, Any], capsys,
+                                                                      monkeypatch) -> None:
+    """An object that lands during a run (whose own run ended on the lock) is ingested by the holder's
+    second listing, not left for the schedule."""
+    from training import ingest_run
+
+    raw = lake["raw"]
+    raw.upload_blob("customers/a.csv", CSV)
+    real, passes = ingest_run.run, []
+
+    def run_while_b_arrives(*args, **kwargs):
+        summary = real(*args, **kwargs)
+        if not passes:
+            raw.upload_blob("customers/b.csv", CSV)  # arrives after the first listing
+        passes.append(len(summary.results))
+        return summary
+
+    monkeypatch.setattr(ingest_run, "run", run_while_b_arrives)
+    code, out, err = _run(lake, capsys)
+    assert code == 0, err
+    assert passes == [1, 1] and "listing again for objects that arrived during the run" in out
+    assert "/raw/customers/b.csv: 3 rows, 2 written" in out
+    assert len(_parquet(lake["offline"], "featuresets/customer/source/")) == 2
+
+
+def test_a_lost_renewal_is_reported_and_the_run_goes_on(lake: dict[str, Any]) -> None:
+    from training.run_lock import LockHeld, RunLock
+
+    offline = lake["offline"]
+    with RunLock(offline, "ingestion-ledger/customer/run.lock", renew_every=0.2) as lock:
+        with pytest.raises(LockHeld), RunLock(offline, "ingestion-ledger/customer/run.lock"):
+            pass
+        time.sleep(0.5)  # renewed: still ours
+        assert lock.lost is None
+        assert offline.get_blob_client("ingestion-ledger/customer/run.lock").get_blob_properties().lease.state == \
+            "leased"
+        BlobLeaseClient(offline.get_blob_client("ingestion-ledger/customer/run.lock")).break_lease(lease_break_period=0)
+        time.sleep(0.5)
+        assert lock.lost is not None and "Lease" in lock.lost
+
+
 def test_parquet_input_and_a_broken_object_that_is_retried_next_run(lake: dict[str, Any], capsys) -> None:
     raw, offline = lake["raw"], lake["offline"]
     (lake["tmp"] / "spec.json").write_text(json.dumps(spec_document(format="parquet")))
@@ -112,7 +175,7 @@ def test_parquet_input_and_a_broken_object_that_is_retried_next_run(lake: dict[s
     assert "1 new objects ingested" in out and "1 failed" in out
     [frame] = _parquet(offline, "featuresets/").values()
     assert frame["customer_id"].tolist() == ["P1"] and frame["tenure_months"].tolist() == [4]
-    markers = [b.name for b in offline.list_blobs(name_starts_with="ingestion-ledger/")]
+    markers = [b.name for b in offline.list_blobs(name_starts_with="ingestion-ledger/") if b.name.endswith(".json")]
     assert len(markers) == 1 and markers[0].startswith("ingestion-ledger/customer/customers/a.parquet/")
     code, out, _ = _run(lake, capsys)  # only the broken one is tried again
     assert code == 1 and "customers/a.parquet" not in out and "customers/b.parquet: not ingested" in out
@@ -198,6 +261,36 @@ def test_each_ingested_group_runs_the_azure_job_on_a_schedule_of_the_feature_sto
     assert cluster["local_auth_enabled"] is False and cluster["identity"].body["type"] == "UserAssigned"
 
 
+def test_the_ingestion_cluster_reaches_and_may_pull_from_the_platform_registry_only() -> None:
+    """The registry takes no public traffic: without a managed-network rule to it the cluster cannot pull
+    the job's image; AcrPull is on the registry, not on the resource group."""
+    stack, _ = _features()
+    registry = "data.terraform_remote_state.data.outputs.container_registry_id"
+    pull = _of(stack, "azurerm_role_assignment")["ingestion_customer_pull"]
+    assert (pull["role_definition_name"], pull["scope"].text) == ("AcrPull", registry)
+    rules = _of(stack, "azapi_resource")["features"]["body"]["properties"]["managedNetwork"]["outboundRules"]
+    rule = rules["container-registry"]
+    assert rule["type"] == "PrivateEndpoint" and rule["destination"]["subresourceTarget"] == "registry"
+    assert rule["destination"]["serviceResourceId"].text == registry
+    # the image the environment names is on that registry's host
+    image = _of(stack, "azapi_resource")["ingestion_customer_environment_version"]["body"]["properties"]["image"]
+    assert image.parts[0] == "crchurndev.azurecr.io/churn-dev/training-azureml:"  # what `mlops images` pushes
+
+
+def test_a_feature_store_without_ingestion_has_no_registry_rule() -> None:
+    from mlops_dsl import DataInfrastructure, Feature, FeatureGroup, FeatureStore, Platform
+    from mlops_dsl.namespaces import parse
+    from tests.test_azure import NAMESPACES
+
+    data = DataInfrastructure()
+    store = FeatureStore(data, groups=[FeatureGroup("customer", record_id="id", event_time="ts", features=[
+        Feature("id", "string"), Feature("ts", "fractional"), Feature("tenure", "integral")])])
+    builds = Platform("churn", cloud="azure").add(data, store).synth(parse(NAMESPACES)["dev"], image_tags={})
+    stack = next(b for b in builds if b.template == "features").stack
+    rules = _of(stack, "azapi_resource")["features"]["body"]["properties"]["managedNetwork"]["outboundRules"]
+    assert "container-registry" not in rules and not _of(stack, "azurerm_machine_learning_compute_cluster")
+
+
 def test_the_job_identity_is_held_to_its_prefixes_by_conditions() -> None:
     stack, _ = _features()
     grants = _of(stack, "azurerm_role_assignment")
@@ -251,7 +344,10 @@ def test_ingestion_fields_azure_cannot_honour_are_blueprint_errors() -> None:
     with pytest.raises(BlueprintError, match=r"groups\[0\]\.ingestion\.instance_type: 'ml\.p3\.2xlarge' has no Azure"):
         _features(instance_type="ml.p3.2xlarge")
     with pytest.raises(BlueprintError, match=r"groups\[0\]\.ingestion\.image: target 'sagemaker': the Azure ML job "
-                                             r"runs the image's azureml stage"):
+                                             r"runs the image's azureml stage, which has the Azure SDKs"):
         _features(image=Image("training", target="sagemaker"))
+    with pytest.raises(BlueprintError, match=r"groups\[0\]\.ingestion\.image: no target \(the Dockerfile's last stage, "
+                                             r"the SageMaker image\): .*give Image\('training', target='azureml'\)"):
+        _features(image=Image("training"))
     with pytest.raises(BlueprintError, match=r"groups\[0\]\.ingestion\.concurrency: 16: on Azure each object's rows"):
         _features(concurrency=16)

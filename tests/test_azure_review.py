@@ -99,7 +99,7 @@ def test_a6_no_email_receiver_block_without_emails() -> None:
 
 
 def test_a7_the_registry_does_not_quarantine_pushed_images() -> None:
-    registry = _by(_stacks(_platform())["training"], "azurerm_container_registry")["main"]
+    registry = _by(_stacks(_platform())["data"], "azurerm_container_registry")["main"]
     assert registry.body["quarantine_policy_enabled"] is False
     assert "CKV_AZURE_166" in {s.check_id for s in registry.skips}
 
@@ -207,9 +207,10 @@ def test_b1_workspaces_act_as_their_own_identity_with_microsofts_roles() -> None
     assert {("workspace_storage", "Contributor"), ("workspace_vault", "Contributor"),
             ("workspace_vault_admin", "Key Vault Administrator"),
             ("workspace_network", "Azure AI Enterprise Network Connection Approver")} <= roles
+    assert ("workspace_registry", "Contributor") in roles  # the container registry is the data stack's
     training_roles = {r.body["role_definition_name"]
                       for r in _by(stacks["training"], "azurerm_role_assignment").values()}
-    assert {"Contributor", "AcrPull", "AzureML Metrics Writer (preview)"} <= training_roles
+    assert {"Contributor", "AzureML Metrics Writer (preview)"} <= training_roles
 
 
 def test_b2_cosmos_db_reaches_the_key_and_workspace_encryption_takes_the_versioned_key() -> None:

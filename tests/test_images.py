@@ -160,7 +160,7 @@ def test_azure_platforms_push_to_their_registry(tmp_path: Path) -> None:
                         "--subscription 22222222-2222-2222-2222-222222222222")
     assert f"docker push crfinancialbehaviorstaging.azurecr.io/financial-behavior-staging/serving:{tag}" in lines
     # the registry and repository the Terraform declares
-    main = (ROOT / "terraform/staging/financial-behavior/training/main.tf").read_text()
+    main = (ROOT / "terraform/staging/financial-behavior/data/main.tf").read_text()
     assert 'name                          = "crfinancialbehaviorstaging"' in main
 
 

@@ -287,14 +287,15 @@ def test_aws_renders_a_least_privilege_ingestion_per_group() -> None:
 
 
 def test_azure_materializes_on_the_ingestion_schedule_and_refuses_a_cron() -> None:
-    from mlops_dsl import BlueprintError, Platform
+    from mlops_dsl import BlueprintError, Image, Platform
     from mlops_dsl.namespaces import parse
 
     from .test_azure import NAMESPACES as AZURE_NAMESPACES
 
-    data, store = _store(schedule="rate(2 hours)")
+    azureml = Image("training", target="azureml")
+    data, store = _store(schedule="rate(2 hours)", image=azureml)
     builds = Platform("churn", cloud="azure").add(data, store).synth(parse(AZURE_NAMESPACES)["dev"],
-                                                                     image_tags={"training": "a" * 12})
+                                                                     image_tags={"training:azureml": "a" * 12})
     stack = next(b for b in builds if b.template == "features").stack
     version = next(r for r in stack.resources if r.name == "featureset_customer_v1")
     settings = version.body["body"]["properties"]["materializationSettings"]
@@ -302,11 +303,11 @@ def test_azure_materializes_on_the_ingestion_schedule_and_refuses_a_cron() -> No
     assert settings["resource"] == {"instanceType": "standard_e4s_v3"}
     other = next(r for r in stack.resources if r.name == "featureset_account_v1")
     assert "schedule" not in other.body["body"]["properties"]["materializationSettings"]
-    data, store = _store(schedule="cron(0 3 * * ? *)")
+    data, store = _store(schedule="cron(0 3 * * ? *)", image=azureml)
     with pytest.raises(BlueprintError, match=r"groups\[0\].ingestion.schedule: 'cron\(0 3 \* \* \? \*\)': Azure ML "
                                              r"materializes feature sets on a recurrence only"):
         Platform("churn", cloud="azure").add(data, store).synth(parse(AZURE_NAMESPACES)["dev"],
-                                                                image_tags={"training": "a" * 12})
+                                                                image_tags={"training:azureml": "a" * 12})
 
 
 def test_the_state_machine_runs_one_job_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:

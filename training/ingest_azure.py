@@ -20,6 +20,9 @@ otherwise `DefaultAzureCredential`, which in an Azure ML job is the compute's us
 metrics of that resource (namespace `--metrics-namespace`), where the stack's alert on quarantined
 rows reads them.
 
+One run of a group at a time (run_lock.py): a run that finds another holding the group's lease
+ends at once with exit code 0, and the holder lists the prefix again before it lets go.
+
 Exit codes: 0 every new object was processed (refused rows are quarantined, not a failure); 1 an
 object could not be read or written (the others are still processed; the failed one is not
 marked, so the next run retries it), or the metrics could not be sent; 2 a bad spec or arguments.
@@ -42,6 +45,7 @@ import pandas as pd
 from . import ingest_run
 from .ingest import IngestionSpec, Prepared, SpecError, parse_time
 from .ingest_run import Item, Summary
+from .run_lock import LOCK_NAME, LockHeld, RunLock
 
 CONNECTION_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 MONITOR_SCOPE = "https://monitoring.azure.com/.default"
@@ -161,6 +165,22 @@ def send_metrics(bodies: list[dict[str, Any]], region: str, resource: str, token
             answer.read()
 
 
+def locked_run(spec: IngestionSpec, store: BlobObjects, sink: ParquetSink) -> Summary:
+    """The run under the group's lock (run_lock.py), with one more listing when it ingested anything:
+    objects that arrived while it worked, whose own runs ended on the lock. Raises LockHeld."""
+    with RunLock(store.service.get_container_client(spec.ledger_bucket), spec.ledger_prefix + LOCK_NAME) as lock:
+        summary = ingest_run.run(spec, store, sink)
+        if summary.done:  # not for failures alone: those wait for the next run
+            print("listing again for objects that arrived during the run")
+            again = ingest_run.run(spec, store, sink)
+            retried = {r.key for r in again.results}  # an object that failed above is tried again here
+            summary = Summary([r for r in summary.results if r.key not in retried] + again.results)
+    if lock.lost:
+        print(f"Warning: the run lost its lock on {spec.ledger_prefix + LOCK_NAME} ({lock.lost}); another run may "
+              f"have repeated some of its writes, which is harmless", file=sys.stderr)
+    return summary
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.ingest_azure", description=__doc__.split("\n")[0])
     p.add_argument("--spec", required=True, help="The group's ingestion spec (JSON file).")
@@ -184,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
-    summary = ingest_run.run(spec, store, sink)
+    try:
+        summary = locked_run(spec, store, sink)
+    except LockHeld:
+        print(f"{store.url(spec.ledger_bucket, spec.ledger_prefix + LOCK_NAME)} is leased by another run of "
+              f"{spec.feature_group}: this one ends, and that run lists the prefix again before it finishes")
+        return 0
     if args.metrics_resource:
         try:
             from azure.identity import DefaultAzureCredential

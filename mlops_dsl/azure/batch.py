@@ -101,7 +101,6 @@ def render(t: BatchInference, ctx: StackContext) -> None:
     check_pin(ctx, "variant", t.variant, pin)
     trigger = schedule_trigger(ctx, "schedule", t.schedule)  # one Azure ML cannot take fails before any resource
     rg = ctx.upstream_output(data, "resource_group_name")
-    rg_id = ctx.upstream_output(data, "resource_group_id")
     lake = ctx.upstream_output(data, "storage_account_id")
     containers = ctx.upstream_output(data, "container_ids")
     workspace = ctx.upstream_output(training, "workspace_id")
@@ -157,7 +156,7 @@ def render(t: BatchInference, ctx: StackContext) -> None:
                               experiment(ctx, t), "A batch scoring job failed: its log and <file>.error outputs "
                                                   "name what was not scored")
     ctx.stack.add(identity, role, *assignments,
-                  grant(f"{address}_pull", rg_id, "AcrPull", principal),
+                  grant(f"{address}_pull", ctx.upstream_output(data, "container_registry_id"), "AcrPull", principal),
                   grant(f"{address}_models", consumed_registry_id(ctx), REGISTRY_READER, principal),
                   cluster, *env, schedule, group, alert,
                   Output("job_experiment", experiment(ctx, t), description="Experiment of the scheduled scoring jobs"),

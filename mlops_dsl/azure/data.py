@@ -1,8 +1,9 @@
 """DataInfrastructure on Azure: a private data lake encrypted with the platform's own key, the
-workspaces' default storage, the identities of the platform, its VNet and private DNS zones.
+workspaces' default storage, the identities of the platform, its VNet and private DNS zones, and
+its container registry (container_registry.py: every later stack pulls from it).
 
-No public network access anywhere: the storage accounts, the Key Vault and (downstream) the
-registry and the workspaces are reached through private endpoints in the platform's VNet. The
+No public network access anywhere: the storage accounts, the Key Vault, the container registry and
+(downstream) the model registry and the workspaces are reached through private endpoints in the platform's VNet. The
 stack itself touches control planes only (the key through ARM, storage with the provider's data-
 plane calls switched off, see provider.py), so its first apply needs no network path; the
 downstream stacks' first applies neither. Operators and the image push need a runner whose VNet
@@ -16,6 +17,7 @@ from ..templates.data import DataInfrastructure
 from ..terraform import Block, Output, Resource, interp
 from . import budget
 from .common import grant, location, private_endpoint, tagged
+from .container_registry import render_container_registry
 from .keys import ROLE_PROPAGATION, key_uri, key_uri_with_version, vault_and_key
 from .network import DNS_ZONES, vnet_and_zones
 from .storage import STORAGE_SKIPS, account, lake_lifecycle, lake_zones
@@ -59,6 +61,10 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
                          zones["file"].attr("id")),
         private_endpoint(ctx, "vault", rg, vault.attr("id"), "vault", endpoints, zones["vault"].attr("id")),
     )
+    registry_resources = render_container_registry(ctx, rg, ids, key_uri(key), key_users, endpoints,
+                                                   zones["registry"].attr("id"))
+    registry = registry_resources[0]
+    ctx.stack.add(*registry_resources)
     principal = {n: i.attr("principal_id") for n, i in ids.items()}
     for zone, container in containers.items():
         z = zone.replace("-", "_")
@@ -135,4 +141,6 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
         Output("private_dns_zone_ids", {k: z.attr("id") for k, z in zones.items()},
                description="Private DNS zone of each private-link service"),
         Output("log_analytics_workspace_id", logs.attr("id"), description="Log Analytics workspace"),
+        Output("container_registry_id", registry.attr("id"), description="The platform's container registry"),
+        Output("registry_login_server", registry.attr("login_server"), description="Its host"),
     )

@@ -23,10 +23,11 @@ What starts it:
   batches to a Consumption Logic App's HTTP trigger; the workflow answers Event Grid's validation
   handshake and otherwise PUTs the command job (`jobs/ingest-<group>-<run id>`) with the
   workflow's user-assigned identity, which may create jobs in the feature store and nothing else.
-  A batch starts one job; two deliveries close together may start two, whose runs write the same
-  files (named by object and ETag) and the same markers: the cost is compute, not correctness. A
-  lost event (Event Grid retries for a day) waits for the schedule, since every run lists the
-  prefix against the ledger.
+  A batch starts one job; two deliveries close together (or a delivery and the schedule) may start
+  two, and only one works: the run takes a lease on `ingestion-ledger/<group>/run.lock` and a run
+  that finds it held ends at once, while the holder lists the prefix once more before it lets go
+  (training/run_lock.py). A lost event (Event Grid retries for a day) waits for the schedule,
+  since every run lists the prefix against the ledger.
 
 Access, one identity per job: Azure RBAC conditions on the blob path (ABAC, condition version
 2.0) keep the ingestion role (a custom role with the blob read, write and add data actions only:
@@ -34,8 +35,8 @@ no container management, no delete) to reading and listing the raw prefix, writi
 `quarantine/<group>/` of the raw zone, and reading, listing and writing `ingestion-ledger/<group>/`
 and the source path in the offline zone. It may publish metrics on the feature store (Monitoring
 Metrics Publisher: the job's RecordsWritten, QuarantinedRows and FailedObjects custom metrics)
-and pull images of the platform's resource group (AcrPull; the registry belongs to the training
-stack, which deploys after this one, so its id cannot be a scope here).
+and pull images from the platform's container registry (AcrPull on it; the data stack's, reached
+through the feature store's managed-network rule `container-registry`, features.py).
 
 Alerts, to a features action group (the namespace's alert e-mails): quarantined rows (the custom
 metric, any in an hour), failed runs of the feature store workspace (Azure ML's `Failed Runs`
@@ -130,9 +131,14 @@ def validate(t: FeatureStore, ctx: StackContext) -> None:
             raise ctx.error(f"{field}.concurrency", f"{ing.concurrency}: on Azure each object's rows are written as "
                                                     f"one Parquet file, there are no PutRecord calls to run at once; "
                                                     f"leave the default")
-        if ing.image.target not in (None, "azureml"):
-            raise ctx.error(f"{field}.image", f"target {ing.image.target!r}: the Azure ML job runs the image's "
-                                              f"azureml stage (Image({ing.image.repository!r}, target='azureml'))")
+        # The default stage is the SageMaker image, without azure-storage-blob and azure-identity
+        # (training/requirements-azureml.txt): `python -m training.ingest_azure` would not start.
+        if ing.image.target != "azureml":
+            given = "no target (the Dockerfile's last stage, the SageMaker image)" if ing.image.target is None \
+                else f"target {ing.image.target!r}"
+            raise ctx.error(f"{field}.image", f"{given}: the Azure ML job runs the image's azureml stage, which "
+                                              f"has the Azure SDKs: give Image({ing.image.repository!r}, "
+                                              f"target='azureml')")
         if ing.schedule is not None:
             schedule_trigger(ctx, f"{field}.schedule", ing.schedule)
 
@@ -198,7 +204,7 @@ def render_ingestion(t: FeatureStore, ctx: StackContext, store: Resource) -> Non
     assert azure is not None
     data = t.data
     rg = ctx.upstream_output(data, "resource_group_name")
-    rg_id = ctx.upstream_output(data, "resource_group_id")
+    registry = ctx.upstream_output(data, "container_registry_id")
     lake = ctx.upstream_output(data, "storage_account_id")
     account = ctx.upstream_output(data, "storage_account_name")
     containers = ctx.upstream_output(data, "container_ids")
@@ -236,7 +242,7 @@ def render_ingestion(t: FeatureStore, ctx: StackContext, store: Resource) -> Non
         assert ing is not None
         address = g.name.replace("-", "_")
         jobs[g.name] = _render_group(ctx, t, g, ing, index, address, store, role, jobs_role, group, topic, rg,
-                                     rg_id, account, containers, repository)
+                                     registry, account, containers, repository)
     _failed_runs_alert(ctx, store, rg, group)
     ctx.stack.add(Output("ingestion_specs", {g.name: json.dumps(spec_document(t, g), sort_keys=True)
                                              for _, g in ingested},
@@ -247,7 +253,7 @@ def render_ingestion(t: FeatureStore, ctx: StackContext, store: Resource) -> Non
 
 def _render_group(ctx: StackContext, t: FeatureStore, g: FeatureGroup, ing: Ingestion, index: int, address: str,
                   store: Resource, role: Resource, jobs_role: Resource, group: Resource, topic: Resource | None,
-                  rg: Expr, rg_id: Expr, account: Expr, containers: Expr, repository: str) -> Expr:
+                  rg: Expr, registry: Expr, account: Expr, containers: Expr, repository: str) -> Expr:
     identity = Resource("azurerm_user_assigned_identity", f"ingestion_{address}", tagged(ctx, {
         "name": f"id-{ctx.name}-ingest-{g.name}",
         "resource_group_name": rg,
@@ -267,7 +273,7 @@ def _render_group(ctx: StackContext, t: FeatureStore, g: FeatureGroup, ing: Inge
             "principal_id": principal, "principal_type": "ServicePrincipal",
             "skip_service_principal_aad_check": True}),
         Resource("azurerm_role_assignment", f"ingestion_{address}_pull", {
-            "scope": rg_id, "role_definition_name": "AcrPull", "principal_id": principal,
+            "scope": registry, "role_definition_name": "AcrPull", "principal_id": principal,
             "principal_type": "ServicePrincipal", "skip_service_principal_aad_check": True}),
     )
     cluster = Resource("azurerm_machine_learning_compute_cluster", f"ingestion_{address}", tagged(ctx, {

@@ -173,6 +173,11 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
                 "lake-blob": outbound_rule(lake, "blob", spark=True)}
     if online:
         outbound["online-store"] = outbound_rule(online_store[0].attr("id"), "redisCache", spark=True)
+    if any(g.ingestion is not None for g in t.groups):
+        # The ingestion clusters pull the training image from the platform's registry, which takes no
+        # public traffic: through a private endpoint of this managed network (feature_ingestion.py).
+        outbound["container-registry"] = outbound_rule(ctx.upstream_output(t.data, "container_registry_id"),
+                                                       "registry")
     materialization = ctx.upstream_output(t.data, "materialization_identity_id")
     # The materialization identity is attached to the feature store, as the SDK expects it
     # (`feature_store.materialization_identity = identity.user_assigned_identities[...]`; review B5).

@@ -1,5 +1,6 @@
-"""TrainingInfrastructure on Azure: registry, workspace, compute that scales to zero, and the
-scheduled training job, which runs the same training image as SageMaker does.
+"""TrainingInfrastructure on Azure: workspace, compute that scales to zero, and the scheduled
+training job, which runs the same training image as SageMaker does, from the data stack's
+container registry (container_registry.py).
 
 The job runs `python -m training train --config <this platform's configuration>`: the document
 the AWS pipeline reads too (training_config.py), rendered from the blueprint's dataset, gate and
@@ -16,22 +17,13 @@ import shlex
 from ..aws.training_config import document
 from ..context import StackContext
 from ..templates.training import TrainingInfrastructure
-from ..terraform import Block, CheckovSkip, Expr, Lifecycle, Output, Resource, interp
-from .common import azapi, grant, location, private_endpoint, registry_name, schedule_trigger, tagged, vm_size
+from ..terraform import Block, Expr, Lifecycle, Output, Resource, interp
+from .common import azapi, grant, location, schedule_trigger, tagged, vm_size
 from .notebooks import render_notebooks
 from .registry import consumed_registry_id, render_registry
 from .workspace import application_insights, outbound_rule, workspace
 
 CLUSTER = "train-cluster"
-REGISTRY_SKIPS = (
-    CheckovSkip("CKV_AZURE_164", "Docker Content Trust is being retired by Azure; images are pinned by "
-                                 "content-hash tags"),
-    CheckovSkip("CKV_AZURE_166", "quarantine blocks every pull until a scanner marks the image Passed, and no "
-                                 "scanner runs here: the compute and the endpoints could pull nothing"),
-    CheckovSkip("CKV_AZURE_165", "geo-replication needs a second region; opt in per platform"),
-)
-
-
 def environment(ctx: StackContext, name: str, workspace_id: object, image: object, tag: Expr,
                 extra: dict[str, object] | None = None) -> list[Resource]:
     """An Azure ML environment whose versions are the image's content-hash tags.
@@ -69,42 +61,9 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
         raise ctx.error("dataset", "the scheduled training job trains on this platform's configuration, "
                                    "rendered from the dataset (target, id_column, numeric and categorical "
                                    "columns): set dataset=Dataset(...)")
-    rg = ctx.upstream_output(data, "resource_group_name")
-    zones = ctx.upstream_output(data, "private_dns_zone_ids")
-    endpoints = ctx.upstream_output(data, "endpoints_subnet_id")
 
-    registry = Resource("azurerm_container_registry", "main", tagged(ctx, {
-        "name": registry_name(ctx.platform, ctx.namespace.name),
-        "resource_group_name": rg,
-        "location": location(ctx),
-        "sku": "Premium",
-        "admin_enabled": False,
-        "anonymous_pull_enabled": False,
-        "public_network_access_enabled": False,
-        "network_rule_bypass_option": "AzureServices",
-        "export_policy_enabled": False,
-        # Quarantine hides every pushed image until something marks it Passed ("any images without being
-        # marked as good will be blocked for pull", Azure/acr docs/preview/quarantine; review A7).
-        "quarantine_policy_enabled": False,
-        "retention_policy_in_days": 30,
-        "zone_redundancy_enabled": True,
-        "data_endpoint_enabled": True,
-        # azurerm's `encryption` needs a user-assigned identity's client id (identity_client_id is Required
-        # in container_registry_resource.go), so the registry reads the key as the cmk identity.
-        "identity": Block({"type": "UserAssigned", "identity_ids": [ctx.upstream_output(data, "cmk_identity_id")]}),
-        "encryption": Block({
-            "key_vault_key_id": ctx.upstream_output(data, "key_id"),
-            "identity_client_id": ctx.upstream_output(data, "cmk_identity_client_id"),
-        }),
-    }), skips=REGISTRY_SKIPS)
-    ctx.stack.add(registry, private_endpoint(ctx, "registry", rg, registry.attr("id"), "registry", endpoints,
-                                             zones["registry"]),
-                  grant("workload_pull", registry.attr("id"), "AcrPull",
-                        ctx.upstream_output(data, "workload_identity_principal_id")),
-                  grant("endpoint_pull", registry.attr("id"), "AcrPull",
-                        ctx.upstream_output(data, "endpoint_identity_principal_id")))
-    registry_role = grant("workspace_registry", registry.attr("id"), "Contributor",
-                          ctx.upstream_output(data, "workspace_identity_principal_id"))
+    registry_id = ctx.upstream_output(data, "container_registry_id")
+    login_server = ctx.upstream_output(data, "registry_login_server")
 
     insights = application_insights(ctx, data, "training")
     # The managed network reaches the lake's dfs endpoint (the ADLS Gen2 datastores) and the feature
@@ -124,13 +83,12 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
             outbound["online-store"] = outbound_rule(ctx.upstream_output(t.features, "online_store_id"),
                                                      "redisCache")
     resources = workspace(ctx, data, "training", "Default", insights, {
-        "containerRegistry": registry.attr("id"),
+        "containerRegistry": registry_id,
         # The registry is private: images are built on the workspace's own compute.
         "imageBuildCompute": CLUSTER,
     }, "AllowOnlyApprovedOutbound", outbound)
     ml = resources[0]
-    ml.depends_on = (*ml.depends_on, registry_role)
-    ctx.stack.add(registry_role, insights, *resources,
+    ctx.stack.add(insights, *resources,
                   grant("endpoint_metrics", ml.attr("id"), "AzureML Metrics Writer (preview)",
                         ctx.upstream_output(data, "endpoint_identity_principal_id")))
     workload = ctx.upstream_output(data, "workload_identity_id")
@@ -163,7 +121,7 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
 
     repository = f"{ctx.platform}-{ctx.namespace.name}"
     tag = ctx.image_tag(t.image)
-    training_image = interp("", registry.attr("login_server"), f"/{repository}/{t.image.repository}:", tag)
+    training_image = interp("", login_server, f"/{repository}/{t.image.repository}:", tag)
     env = environment(ctx, "training", ml.attr("id"), training_image, tag)
     ctx.stack.add(*env)
     data_zone = "processed" if "processed" in data.zones else data.zones[0]
@@ -197,7 +155,7 @@ def render(t: TrainingInfrastructure, ctx: StackContext) -> None:
         }))
     ctx.stack.add(
         Output("workspace_id", ml.attr("id"), description="The training workspace"),
-        Output("registry_login_server", registry.attr("login_server"), description="Container registry host"),
+        Output("registry_login_server", login_server, description="Container registry host (the data stack's)"),
         Output("registry_repository", repository, description="Repository prefix of this namespace's images"),
         Output("cluster_id", cluster.attr("id"), description="Training compute (scales to zero)"),
     )

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "dbbecfefaa41"
+  training_image_tag = "470d261e2fc7"
 }
 
 resource "aws_iam_role" "feature_store" {

@@ -793,6 +793,97 @@ resource "azurerm_private_endpoint" "vault" {
   }
 }
 
+resource "azurerm_container_registry" "main" {
+  # checkov:skip=CKV_AZURE_164:Docker Content Trust is being retired by Azure; images are pinned by content-hash tags
+  # checkov:skip=CKV_AZURE_166:quarantine blocks every pull until a scanner marks the image Passed, and no scanner runs here: the compute and the endpoints could pull nothing
+  # checkov:skip=CKV_AZURE_165:geo-replication needs a second region; opt in per platform
+  name                          = "crfinancialbehaviordev"
+  resource_group_name           = azurerm_resource_group.main.name
+  location                      = "westeurope"
+  sku                           = "Premium"
+  admin_enabled                 = false
+  anonymous_pull_enabled        = false
+  public_network_access_enabled = false
+  network_rule_bypass_option    = "AzureServices"
+  export_policy_enabled         = false
+  quarantine_policy_enabled     = false
+  retention_policy_in_days      = 30
+  zone_redundancy_enabled       = true
+  data_endpoint_enabled         = true
+
+  identity {
+    type         = "UserAssigned"
+    identity_ids = [azurerm_user_assigned_identity.cmk.id]
+  }
+
+  encryption {
+    key_vault_key_id   = azapi_resource.cmk.output.properties.keyUri
+    identity_client_id = azurerm_user_assigned_identity.cmk.client_id
+  }
+
+  tags = {
+    cost-center     = "ml-platform"
+    environment     = "dev"
+    managed-by      = "mlops-dsl"
+    mlops-namespace = "dev"
+    mlops-platform  = "financial-behavior"
+    mlops-template  = "data"
+  }
+  depends_on = [time_sleep.key_users]
+}
+
+resource "azurerm_private_endpoint" "registry" {
+  name                = "pe-financial-behavior-dev-registry"
+  location            = "westeurope"
+  resource_group_name = azurerm_resource_group.main.name
+  subnet_id           = azurerm_subnet.endpoints.id
+
+  private_service_connection {
+    name                           = "psc-registry"
+    private_connection_resource_id = azurerm_container_registry.main.id
+    subresource_names              = ["registry"]
+    is_manual_connection           = false
+  }
+
+  private_dns_zone_group {
+    name                 = "default"
+    private_dns_zone_ids = [azurerm_private_dns_zone.registry.id]
+  }
+
+  tags = {
+    cost-center     = "ml-platform"
+    environment     = "dev"
+    managed-by      = "mlops-dsl"
+    mlops-namespace = "dev"
+    mlops-platform  = "financial-behavior"
+    mlops-template  = "data"
+  }
+}
+
+resource "azurerm_role_assignment" "workload_pull" {
+  scope                            = azurerm_container_registry.main.id
+  role_definition_name             = "AcrPull"
+  principal_id                     = azurerm_user_assigned_identity.workload.principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+}
+
+resource "azurerm_role_assignment" "endpoint_pull" {
+  scope                            = azurerm_container_registry.main.id
+  role_definition_name             = "AcrPull"
+  principal_id                     = azurerm_user_assigned_identity.endpoint.principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+}
+
+resource "azurerm_role_assignment" "workspace_registry" {
+  scope                            = azurerm_container_registry.main.id
+  role_definition_name             = "Contributor"
+  principal_id                     = azurerm_user_assigned_identity.workspace.principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+}
+
 resource "azurerm_role_assignment" "workload_raw" {
   scope                            = azurerm_storage_container.raw.id
   role_definition_name             = "Storage Blob Data Contributor"
@@ -926,6 +1017,9 @@ resource "time_sleep" "roles" {
   depends_on = [
     azurerm_role_assignment.cmk_key_user,
     azurerm_role_assignment.cosmos_db_key_user,
+    azurerm_role_assignment.workload_pull,
+    azurerm_role_assignment.endpoint_pull,
+    azurerm_role_assignment.workspace_registry,
     azurerm_role_assignment.workload_raw,
     azurerm_role_assignment.workspace_raw,
     azurerm_role_assignment.workload_processed,

@@ -149,3 +149,13 @@ output "log_analytics_workspace_id" {
   description = "Log Analytics workspace"
   value       = azurerm_log_analytics_workspace.main.id
 }
+
+output "container_registry_id" {
+  description = "The platform's container registry"
+  value       = azurerm_container_registry.main.id
+}
+
+output "registry_login_server" {
+  description = "Its host"
+  value       = azurerm_container_registry.main.login_server
+}

@@ -53,7 +53,7 @@ resource "azurerm_role_assignment" "batch_processed" {
 }
 
 resource "azurerm_role_assignment" "batch_pull" {
-  scope                            = data.terraform_remote_state.data.outputs.resource_group_id
+  scope                            = data.terraform_remote_state.data.outputs.container_registry_id
   role_definition_name             = "AcrPull"
   principal_id                     = azurerm_user_assigned_identity.batch.principal_id
   principal_type                   = "ServicePrincipal"

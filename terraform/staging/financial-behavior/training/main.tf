@@ -2,99 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_azureml_image_tag = "6c08717b0083"
-}
-
-resource "azurerm_container_registry" "main" {
-  # checkov:skip=CKV_AZURE_164:Docker Content Trust is being retired by Azure; images are pinned by content-hash tags
-  # checkov:skip=CKV_AZURE_166:quarantine blocks every pull until a scanner marks the image Passed, and no scanner runs here: the compute and the endpoints could pull nothing
-  # checkov:skip=CKV_AZURE_165:geo-replication needs a second region; opt in per platform
-  name                          = "crfinancialbehaviorstaging"
-  resource_group_name           = data.terraform_remote_state.data.outputs.resource_group_name
-  location                      = "westeurope"
-  sku                           = "Premium"
-  admin_enabled                 = false
-  anonymous_pull_enabled        = false
-  public_network_access_enabled = false
-  network_rule_bypass_option    = "AzureServices"
-  export_policy_enabled         = false
-  quarantine_policy_enabled     = false
-  retention_policy_in_days      = 30
-  zone_redundancy_enabled       = true
-  data_endpoint_enabled         = true
-
-  identity {
-    type         = "UserAssigned"
-    identity_ids = [data.terraform_remote_state.data.outputs.cmk_identity_id]
-  }
-
-  encryption {
-    key_vault_key_id   = data.terraform_remote_state.data.outputs.key_id
-    identity_client_id = data.terraform_remote_state.data.outputs.cmk_identity_client_id
-  }
-
-  tags = {
-    cost-center     = "ml-platform"
-    environment     = "staging"
-    managed-by      = "mlops-dsl"
-    mlops-namespace = "staging"
-    mlops-platform  = "financial-behavior"
-    mlops-template  = "training"
-  }
-}
-
-resource "azurerm_private_endpoint" "registry" {
-  name                = "pe-financial-behavior-staging-registry"
-  location            = "westeurope"
-  resource_group_name = data.terraform_remote_state.data.outputs.resource_group_name
-  subnet_id           = data.terraform_remote_state.data.outputs.endpoints_subnet_id
-
-  private_service_connection {
-    name                           = "psc-registry"
-    private_connection_resource_id = azurerm_container_registry.main.id
-    subresource_names              = ["registry"]
-    is_manual_connection           = false
-  }
-
-  private_dns_zone_group {
-    name = "default"
-    private_dns_zone_ids = [
-      data.terraform_remote_state.data.outputs.private_dns_zone_ids["registry"],
-    ]
-  }
-
-  tags = {
-    cost-center     = "ml-platform"
-    environment     = "staging"
-    managed-by      = "mlops-dsl"
-    mlops-namespace = "staging"
-    mlops-platform  = "financial-behavior"
-    mlops-template  = "training"
-  }
-}
-
-resource "azurerm_role_assignment" "workload_pull" {
-  scope                            = azurerm_container_registry.main.id
-  role_definition_name             = "AcrPull"
-  principal_id                     = data.terraform_remote_state.data.outputs.workload_identity_principal_id
-  principal_type                   = "ServicePrincipal"
-  skip_service_principal_aad_check = true
-}
-
-resource "azurerm_role_assignment" "endpoint_pull" {
-  scope                            = azurerm_container_registry.main.id
-  role_definition_name             = "AcrPull"
-  principal_id                     = data.terraform_remote_state.data.outputs.endpoint_identity_principal_id
-  principal_type                   = "ServicePrincipal"
-  skip_service_principal_aad_check = true
-}
-
-resource "azurerm_role_assignment" "workspace_registry" {
-  scope                            = azurerm_container_registry.main.id
-  role_definition_name             = "Contributor"
-  principal_id                     = data.terraform_remote_state.data.outputs.workspace_identity_principal_id
-  principal_type                   = "ServicePrincipal"
-  skip_service_principal_aad_check = true
+  training_azureml_image_tag = "a4a55de51348"
 }
 
 resource "azurerm_application_insights" "training" {
@@ -200,14 +108,11 @@ resource "azapi_resource" "training" {
           keyIdentifier = data.terraform_remote_state.data.outputs.key_version_id
         }
       }
-      containerRegistry = azurerm_container_registry.main.id
+      containerRegistry = data.terraform_remote_state.data.outputs.container_registry_id
       imageBuildCompute = "train-cluster"
     }
   }
-  depends_on = [
-    azurerm_role_assignment.training_workspace_insights,
-    azurerm_role_assignment.workspace_registry,
-  ]
+  depends_on = [azurerm_role_assignment.training_workspace_insights]
 }
 
 resource "azurerm_role_assignment" "training_workspace_insights" {
@@ -341,7 +246,7 @@ resource "azapi_resource" "training_environment_version" {
   parent_id = azapi_resource.training_environment.id
   body = {
     properties = {
-      image  = "${azurerm_container_registry.main.login_server}/financial-behavior-staging/training-azureml:${local.training_azureml_image_tag}"
+      image  = "${data.terraform_remote_state.data.outputs.registry_login_server}/financial-behavior-staging/training-azureml:${local.training_azureml_image_tag}"
       osType = "Linux"
     }
   }

@@ -7,8 +7,8 @@ output "workspace_id" {
 }
 
 output "registry_login_server" {
-  description = "Container registry host"
-  value       = azurerm_container_registry.main.login_server
+  description = "Container registry host (the data stack's)"
+  value       = data.terraform_remote_state.data.outputs.registry_login_server
 }
 
 output "registry_repository" {

@@ -203,7 +203,8 @@ def _stack(cdktn: Any, scope: Any, stack: Stack) -> None:
 
 
 def synth(stacks: Iterable[tuple[str, Stack]], out: Path) -> list[Path]:
-    """Write `<out>/<path>/cdk.tf.json` for each (path, stack); returns the files written.
+    """Write `<out>/<path>/cdk.tf.json` for each (path, stack), and the stack's files beside it;
+    returns the cdk.tf.json files written.
 
     cdktn writes into a temporary directory first; the files are moved into place only once
     every stack synthesized, so a failure leaves `out` as it was.
@@ -219,12 +220,16 @@ def synth(stacks: Iterable[tuple[str, Stack]], out: Path) -> list[Path]:
             _stack(cdktn, cdktn.TerraformStack(app, stack_id), stack)
         app.synth()
         written = []
-        for path, stack_id in ids.items():
-            source = Path(tmp) / "stacks" / stack_id / OUTPUT
+        for path, stack in stacks:
+            source = Path(tmp) / "stacks" / ids[path] / OUTPUT
             target = out / path / OUTPUT
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             written.append(target)
+            for name, text in stack.files.items():  # what steps other than Terraform read, as the native writer
+                beside = out / path / name
+                beside.parent.mkdir(parents=True, exist_ok=True)
+                beside.write_text(text, encoding="utf-8")
     return written
 
 

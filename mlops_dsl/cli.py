@@ -20,6 +20,7 @@ from .cli_azure_rollout import update_online_endpoint
 from .cli_common import InputError, blueprint_option, namespaces_option, user_errors
 from .cli_cost import cost
 from .cli_endpoint import update_endpoint
+from .cli_featuresets import featuresets
 from .cli_init import init
 from .cli_models import models
 from .cli_release import release
@@ -568,6 +569,7 @@ main.add_command(smoke)
 main.add_command(loadtest)
 main.add_command(release)
 main.add_command(init)
+main.add_command(featuresets)
 
 
 if __name__ == "__main__":

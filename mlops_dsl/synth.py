@@ -147,7 +147,7 @@ def render_tree(platforms: list[Platform], namespaces: list[Namespace], fmt: str
             stacks = {}
             for build in builds:
                 build.stack.header = header(platform, ns.name, build.template)
-                files = render(build.stack, fmt)
+                files = {**render(build.stack, fmt), **build.stack.files}  # the Terraform, and files beside it
                 base = f"{ns.name}/{platform.name}/{build.template}"
                 for name, text in files.items():
                     out.files[f"{base}/{name}"] = text

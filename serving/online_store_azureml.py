@@ -11,8 +11,8 @@ materialization script `_online_feature_materialization/v1/`): one hash per reco
 (lower-cased up to the record id column, trailing ':' of the prefix dropped), one field per feature
 plus the event timestamp. Strings and integers are stored as text (`str()` of the Spark value, so a
 null is "None"), doubles as base64 of their msgpack encoding. That is schema 1 of a feature set
-specification, the SDK's default; schema 2 (md5 of the prefix, struct-packed values) is refused in
-the blueprint's README, not read here.
+specification, the SDK's default and the one mlops_dsl/azure/featureset_spec.py renders; schema 2
+(md5 of the prefix, struct-packed values) is not read here.
 
 What the layout needs that the blueprint cannot know is the online materialization version: Azure
 ML records it on the feature set version (`properties.properties.onlineMaterializationVersion`)
@@ -23,11 +23,12 @@ for `VERSION_SECONDS`, and re-reads it sooner when none of a request's ids is fo
 whose online store was re-enabled gets a new version, and its old keys expire).
 
 Redis takes the identity's Entra ID token as the password and its object id as the user name
-(Azure Cache for Redis, "Use Microsoft Entra ID for cache authentication"; the cache's data access
-policy gives the endpoint's identity Data Reader). A token lives about an hour and the cache closes
-connections whose token expired, so the client is rebuilt with a fresh token `RENEW_SECONDS` before
-expiry. One attempt per call, bounded by `timeout_ms`: past it the request is a 504; a refusal or
-an unreachable cache or Resource Manager is a 503 (serving/online_features.py).
+(Azure Cache for Redis, "Use Microsoft Entra ID for cache authentication"; the cache's custom data
+access policy lets the endpoint's identity run HMGET on this store's keys, features.py). A token
+lives about an hour and the cache closes connections whose token expired, so the client is rebuilt
+with a fresh token `RENEW_SECONDS` before expiry. One attempt per call, bounded by `timeout_ms`:
+past it the request is a 504; a refusal or an unreachable cache or Resource Manager is a 503
+(serving/online_features.py).
 """
 
 from __future__ import annotations

@@ -139,9 +139,45 @@ def test_the_lock_holder_lists_again_for_what_arrived_while_it_worked(lake: dict
     monkeypatch.setattr(ingest_run, "run", run_while_b_arrives)
     code, out, err = _run(lake, capsys)
     assert code == 0, err
-    assert passes == [1, 1] and "listing again for objects that arrived during the run" in out
+    # a pass that ingested something is followed by another listing, until one finds nothing new
+    assert passes == [1, 1, 0] and out.count("listing again for objects that arrived during the run") == 2
     assert "/raw/customers/b.csv: 3 rows, 2 written" in out
     assert len(_parquet(lake["offline"], "featuresets/customer/source/")) == 2
+
+
+@pytest.mark.parametrize("create_status", [409, 412])
+def test_a_first_run_racing_another_for_the_lock_blob_ends_on_the_lock(create_status: int) -> None:
+    """Real Azure answers a create over a leased blob 412 LeaseIdMissing, where Azurite says 409
+    (Azure/Azurite#2637): both mean another run made the lock first, and the acquire decides."""
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    from training.run_lock import LockHeld, RunLock
+
+    def refusal(status: int) -> HttpResponseError:
+        error = HttpResponseError(message=str(status))
+        error.status_code = status
+        return error
+
+    calls: list[str] = []
+
+    class Blob:
+        def acquire_lease(self, lease_duration: int):
+            calls.append("acquire")
+            if len(calls) == 1:
+                raise ResourceNotFoundError("BlobNotFound")
+            raise refusal(409)  # LeaseAlreadyPresent: the other run holds it
+
+        def upload_blob(self, body: bytes, overwrite: bool):
+            calls.append(f"create overwrite={overwrite}")
+            raise refusal(create_status)
+
+    class Container:
+        def get_blob_client(self, key: str) -> Blob:
+            return Blob()
+
+    with pytest.raises(LockHeld), RunLock(Container(), "ingestion-ledger/customer/run.lock"):
+        pass
+    assert calls == ["acquire", "create overwrite=False", "acquire"]
 
 
 def test_a_lost_renewal_is_reported_and_the_run_goes_on(lake: dict[str, Any]) -> None:
@@ -274,7 +310,9 @@ def test_the_ingestion_cluster_reaches_and_may_pull_from_the_platform_registry_o
     assert rule["destination"]["serviceResourceId"].text == registry
     # the image the environment names is on that registry's host
     image = _of(stack, "azapi_resource")["ingestion_customer_environment_version"]["body"]["properties"]["image"]
-    assert image.parts[0] == "crchurndev.azurecr.io/churn-dev/training-azureml:"  # what `mlops images` pushes
+    assert image.parts[0] == ""
+    assert image.parts[1].text == "data.terraform_remote_state.data.outputs.registry_login_server"
+    assert image.parts[2] == "/churn-dev/training-azureml:"  # the repository `mlops images` pushes to
 
 
 def test_a_feature_store_without_ingestion_has_no_registry_rule() -> None:

@@ -21,7 +21,8 @@ metrics of that resource (namespace `--metrics-namespace`), where the stack's al
 rows reads them.
 
 One run of a group at a time (run_lock.py): a run that finds another holding the group's lease
-ends at once with exit code 0, and the holder lists the prefix again before it lets go.
+ends at once with exit code 0, and the holder lists the prefix again until a listing brings nothing
+new (at most MAX_PASSES) before it lets go.
 
 Exit codes: 0 every new object was processed (refused rows are quarantined, not a failure); 1 an
 object could not be read or written (the others are still processed; the failed one is not
@@ -48,6 +49,7 @@ from .ingest_run import Item, Summary
 from .run_lock import LOCK_NAME, LockHeld, RunLock
 
 CONNECTION_ENV = "AZURE_STORAGE_CONNECTION_STRING"
+MAX_PASSES = 10  # listings of one run (locked_run)
 MONITOR_SCOPE = "https://monitoring.azure.com/.default"
 PANDAS_TYPES = {"integral": "Int64", "fractional": "Float64", "string": "string"}
 
@@ -166,15 +168,20 @@ def send_metrics(bodies: list[dict[str, Any]], region: str, resource: str, token
 
 
 def locked_run(spec: IngestionSpec, store: BlobObjects, sink: ParquetSink) -> Summary:
-    """The run under the group's lock (run_lock.py), with one more listing when it ingested anything:
-    objects that arrived while it worked, whose own runs ended on the lock. Raises LockHeld."""
+    """The run under the group's lock (run_lock.py), listing again after each pass that ingested
+    anything: objects that arrived while it worked, whose own runs ended on the lock. Raises LockHeld."""
     with RunLock(store.service.get_container_client(spec.ledger_bucket), spec.ledger_prefix + LOCK_NAME) as lock:
         summary = ingest_run.run(spec, store, sink)
-        if summary.done:  # not for failures alone: those wait for the next run
+        passes = 1
+        last = summary
+        # Again while a pass ingested something (failures alone wait for the next run), at most
+        # MAX_PASSES in all: a steady stream is the schedule's to pick up, not one run's forever.
+        while last.done and passes < MAX_PASSES:
             print("listing again for objects that arrived during the run")
-            again = ingest_run.run(spec, store, sink)
-            retried = {r.key for r in again.results}  # an object that failed above is tried again here
-            summary = Summary([r for r in summary.results if r.key not in retried] + again.results)
+            last = ingest_run.run(spec, store, sink)
+            passes += 1
+            retried = {r.key for r in last.results}  # an object that failed before is tried again here
+            summary = Summary([r for r in summary.results if r.key not in retried] + last.results)
     if lock.lost:
         print(f"Warning: the run lost its lock on {spec.ledger_prefix + LOCK_NAME} ({lock.lost}); another run may "
               f"have repeated some of its writes, which is harmless", file=sys.stderr)

@@ -6,8 +6,10 @@ markers: harmless, but paid twice. On AWS the state machine asks SageMaker wheth
 group is in progress; Azure ML has no such check before a job starts, so the run itself takes a
 lease on `<ledger prefix>run.lock` in the offline container (Lease Blob: 15 to 60 seconds, or
 infinite) and renews it while it works. A run that finds the lease held ends at once; the holder
-lists the prefix once more before it lets go, so what arrived while it worked is not left for the
-schedule. A run that dies loses its lease within LEASE_SECONDS, so the lock never outlives it.
+lists the prefix again until a listing brings nothing new before it lets go, so what arrived while
+it worked is not left for the schedule (but for the moment between its last listing and the
+release, and beyond ingest_azure.MAX_PASSES listings). A run that dies loses its lease within
+LEASE_SECONDS, so the lock never outlives it.
 
 The lease needs the blob write data action on the lock blob's path (Lease Blob's RBAC action is
 `blobs/write`), which the ingestion identity's condition already allows under the ledger prefix.
@@ -39,21 +41,36 @@ class RunLock:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> RunLock:
-        from azure.core.exceptions import HttpResponseError, ResourceExistsError
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
         blob = self.container.get_blob_client(self.key)
-        # made by an earlier run (or leased right now: the acquire below says so)
-        with contextlib.suppress(ResourceExistsError):
-            blob.upload_blob(b"", overwrite=False)
         try:
-            self.lease = blob.acquire_lease(lease_duration=LEASE_SECONDS)
+            self.lease = self._acquire(blob)
+        except ResourceNotFoundError:  # the group's first run: make the lock blob, then lease it
+            try:
+                blob.upload_blob(b"", overwrite=False)
+            except HttpResponseError as exc:
+                # Another first run made it in between (409 BlobAlreadyExists) and may hold it already:
+                # real Azure answers a create over a leased blob 412 LeaseIdMissing, Azurite 409
+                # (Azure/Azurite#2637). Either way the acquire below decides.
+                if exc.status_code not in (409, 412):
+                    raise
+            self.lease = self._acquire(blob)
+        self._thread = threading.Thread(target=self._renew, name="run-lock", daemon=True)
+        self._thread.start()
+        return self
+
+    def _acquire(self, blob: Any) -> Any:
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        try:
+            return blob.acquire_lease(lease_duration=LEASE_SECONDS)
+        except ResourceNotFoundError:
+            raise
         except HttpResponseError as exc:
             if exc.status_code == 409:  # LeaseAlreadyPresent
                 raise LockHeld(self.key) from None
             raise
-        self._thread = threading.Thread(target=self._renew, name="run-lock", daemon=True)
-        self._thread.start()
-        return self
 
     def _renew(self) -> None:
         while not self._stop.wait(self.renew_every):

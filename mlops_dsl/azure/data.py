@@ -20,7 +20,7 @@ from .common import grant, location, private_endpoint, tagged
 from .container_registry import render_container_registry
 from .keys import ROLE_PROPAGATION, key_uri, key_uri_with_version, vault_and_key
 from .network import DNS_ZONES, vnet_and_zones
-from .storage import STORAGE_SKIPS, account, lake_lifecycle, lake_zones
+from .storage import LAKE_PREFIX, STORAGE_SKIPS, account, lake_lifecycle, lake_zones
 
 __all__ = ["DNS_ZONES", "STORAGE_SKIPS", "render"]
 
@@ -46,7 +46,7 @@ def render(t: DataInfrastructure, ctx: StackContext) -> None:
     ctx.stack.add(*key_resources)
     subnets, zones = vnet_and_zones(t, ctx, rg)
 
-    lake = account(t, ctx, "lake", "st", rg, ids["cmk"], key_uri(key), hns=True, depends_on=(key_users,))
+    lake = account(t, ctx, "lake", LAKE_PREFIX, rg, ids["cmk"], key_uri(key), hns=True, depends_on=(key_users,))
     workspace_storage = account(t, ctx, "workspace", "stml", rg, ids["cmk"], key_uri(key), hns=False,
                                 depends_on=(key_users,))
     containers = lake_zones(t, lake)

@@ -25,9 +25,9 @@ What starts it:
   workflow's user-assigned identity, which may create jobs in the feature store and nothing else.
   A batch starts one job; two deliveries close together (or a delivery and the schedule) may start
   two, and only one works: the run takes a lease on `ingestion-ledger/<group>/run.lock` and a run
-  that finds it held ends at once, while the holder lists the prefix once more before it lets go
-  (training/run_lock.py). A lost event (Event Grid retries for a day) waits for the schedule,
-  since every run lists the prefix against the ledger.
+  that finds it held ends at once, while the holder lists the prefix again until a listing brings
+  nothing new before it lets go (training/run_lock.py). A lost event (Event Grid retries for a
+  day) waits for the schedule, since every run lists the prefix against the ledger.
 
 Access, one identity per job: Azure RBAC conditions on the blob path (ABAC, condition version
 2.0) keep the ingestion role (a custom role with the blob read, write and add data actions only:
@@ -54,7 +54,7 @@ from typing import Any
 from ..context import StackContext
 from ..templates.features import FeatureGroup, FeatureStore, Ingestion
 from ..terraform import Block, Expr, Output, Resource, Value, interp, jsonencode
-from .common import ML_API, azapi, location, registry_name, schedule_trigger, tagged, vm_size
+from .common import ML_API, azapi, location, schedule_trigger, tagged, vm_size
 from .job_alerts import email_group, failed_runs_alert
 
 LEDGER_PREFIX = "ingestion-ledger"
@@ -235,14 +235,14 @@ def render_ingestion(t: FeatureStore, ctx: StackContext, store: Resource) -> Non
             "topic_type": "Microsoft.Storage.StorageAccounts",
         }))
         ctx.stack.add(topic, jobs_role)
-    repository = f"{registry_name(ctx.platform, ctx.namespace.name)}.azurecr.io/{ctx.platform}-{ctx.namespace.name}"
+    registry_host = ctx.upstream_output(data, "registry_login_server")
     jobs: dict[str, Any] = {}
     for index, g in ingested:
         ing = g.ingestion
         assert ing is not None
         address = g.name.replace("-", "_")
         jobs[g.name] = _render_group(ctx, t, g, ing, index, address, store, role, jobs_role, group, topic, rg,
-                                     registry, account, containers, repository)
+                                     registry, account, containers, registry_host)
     _failed_runs_alert(ctx, store, rg, group)
     ctx.stack.add(Output("ingestion_specs", {g.name: json.dumps(spec_document(t, g), sort_keys=True)
                                              for _, g in ingested},
@@ -253,7 +253,7 @@ def render_ingestion(t: FeatureStore, ctx: StackContext, store: Resource) -> Non
 
 def _render_group(ctx: StackContext, t: FeatureStore, g: FeatureGroup, ing: Ingestion, index: int, address: str,
                   store: Resource, role: Resource, jobs_role: Resource, group: Resource, topic: Resource | None,
-                  rg: Expr, registry: Expr, account: Expr, containers: Expr, repository: str) -> Expr:
+                  rg: Expr, registry: Expr, account: Expr, containers: Expr, registry_host: Expr) -> Expr:
     identity = Resource("azurerm_user_assigned_identity", f"ingestion_{address}", tagged(ctx, {
         "name": f"id-{ctx.name}-ingest-{g.name}",
         "resource_group_name": rg,
@@ -295,7 +295,9 @@ def _render_group(ctx: StackContext, t: FeatureStore, g: FeatureGroup, ing: Inge
                                                                        f"stage, for the ingestion of {g.name}"}})
     environment = azapi(ctx, f"ingestion_{address}_environment_version", "workspaces/environments/versions", tag,
                         container.attr("id"), {"properties": {
-                            "image": interp(f"{repository}/{ing.image.repository}:", tag), "osType": "Linux"}})
+                            "image": interp("", registry_host, f"/{ctx.platform}-{ctx.namespace.name}/"
+                                                               f"{ing.image.repository}:", tag),
+                            "osType": "Linux"}})
     ctx.stack.add(cluster, container, environment)
     job = job_definition(ctx, t, g, cluster, environment, identity, store, account)
     if ing.schedule is not None:

@@ -3,8 +3,9 @@ and, when a group is online, an online store on Azure Cache for Redis.
 
 azurerm creates the workspace and the cache; the store connections, one entity per group (keyed
 by its record id) and one feature set per group go through azapi, which azurerm cannot express.
-A feature set's specification (FeaturesetSpec.yaml, written with its transformation code) lives
-at `featuresets/<group>/spec` in the offline zone and must be uploaded before the first apply.
+A feature set's specification (FeatureSetSpec.yaml, rendered from the group: featureset_spec.py)
+is written beside the stack and lives at `featuresets/<group>/spec/` in the offline zone, where
+`mlops featuresets` uploads it before the stack's first apply.
 
 A group with `ingestion` is materialized on its schedule: Azure ML's recurrence trigger on the
 feature set version (`materializationSettings.schedule`), on serverless Spark. What it
@@ -21,6 +22,7 @@ from typing import Any
 from ..context import StackContext
 from ..templates.features import FeatureGroup, FeatureStore
 from ..terraform import Block, Expr, Output, Resource, Value, interp
+from . import featureset_spec
 from .common import WORKSPACE_API, azapi, grant, location, private_endpoint, schedule_trigger, tagged
 from .feature_ingestion import render_ingestion
 from .workspace import application_insights, outbound_rule, workspace
@@ -231,7 +233,7 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
         entities[g.name] = entity
         feature_set = azapi(ctx, f"featureset_{g.name.replace('-', '_')}", "workspaces/featuresets", g.name,
                             store.attr("id"), {"properties": {"description": g.description or f"{g.name} features"}})
-        spec = f"azureml://datastores/{datastore.body['name']}/paths/featuresets/{g.name}/spec"
+        spec = f"azureml://datastores/{datastore.body['name']}/paths/{featureset_spec.spec_folder(g.name)}"
         feature_set_version = azapi(
             ctx, f"featureset_{g.name.replace('-', '_')}_v1", "workspaces/featuresets/versions", "1",
             feature_set.attr("id"), {"properties": {
@@ -241,6 +243,8 @@ def render(t: FeatureStore, ctx: StackContext) -> None:
                 "materializationSettings": materialization_settings(ctx, g, index),
             }})
         feature_set_version.depends_on = (version, datastore)
+        ctx.stack.files[featureset_spec.tree_path(g.name)] = featureset_spec.text(t, g, ctx.platform,
+                                                                                  ctx.namespace.name)
         versions[g.name] = feature_set_version
         ctx.stack.add(entity, version, feature_set, feature_set_version)
     render_ingestion(t, ctx, store)

@@ -27,6 +27,9 @@ STORAGE_SKIPS = (
 )
 
 
+LAKE_PREFIX = "st"  # the lake's account: st<platform><namespace>, cut to 24 characters
+
+
 def account(t: DataInfrastructure, ctx: StackContext, name: str, prefix: str, rg: Any, cmk_identity: Resource,
             key_uri: Any, hns: bool, depends_on: tuple[Resource, ...]) -> Resource:
     """A private StorageV2 account on the platform key (versionless, so it follows rotations)."""

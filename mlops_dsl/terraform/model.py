@@ -139,6 +139,9 @@ class Stack:
     moved: list[Moved] = field(default_factory=list)
     header: str | None = None  # a comment at the top of every file
     notes: list[str] = field(default_factory=list)  # what a plan should tell the reviewer (stacks.json)
+    # Files beside the Terraform that a step other than Terraform reads (Terraform reads only the
+    # directory's *.tf), written verbatim: e.g. an Azure feature set's FeatureSetSpec.yaml.
+    files: dict[str, str] = field(default_factory=dict)
 
     def add(self, *items: Resource | DataSource | Variable | Output) -> None:
         for item in items:

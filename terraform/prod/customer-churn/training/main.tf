@@ -2,8 +2,8 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "470d261e2fc7"
-  serving_image_tag  = "9f404e3aec3b"
+  training_image_tag = "a1447a4289d7"
+  serving_image_tag  = "af17c0a8b912"
 }
 
 resource "aws_ecr_repository" "training" {

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_azureml_image_tag = "a4a55de51348"
+  training_azureml_image_tag = "1f3a9a768b4b"
 }
 
 resource "azurerm_application_insights" "features" {
@@ -604,7 +604,7 @@ resource "azapi_resource" "ingestion_client_environment_version" {
   parent_id = azapi_resource.ingestion_client_environment.id
   body = {
     properties = {
-      image  = "crfinancialbehaviorprod.azurecr.io/financial-behavior-prod/training-azureml:${local.training_azureml_image_tag}"
+      image  = "${data.terraform_remote_state.data.outputs.registry_login_server}/financial-behavior-prod/training-azureml:${local.training_azureml_image_tag}"
       osType = "Linux"
     }
   }

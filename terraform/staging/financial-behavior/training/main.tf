@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_azureml_image_tag = "a4a55de51348"
+  training_azureml_image_tag = "1f3a9a768b4b"
 }
 
 resource "azurerm_application_insights" "training" {

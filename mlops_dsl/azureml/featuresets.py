@@ -87,7 +87,9 @@ def run(uploads: list[Upload], echo: Callable[[str], object]) -> tuple[int, list
     for u in uploads:
         body = u.source.read_bytes()
         try:
-            service = services.setdefault(u.account, _service(u.account))
+            if u.account not in services:
+                services[u.account] = _service(u.account)
+            service = services[u.account]
             blob = service.get_blob_client(u.container, u.blob)  # type: ignore[attr-defined]
             try:
                 blob.upload_blob(body, overwrite=False)

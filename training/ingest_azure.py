@@ -167,25 +167,29 @@ def send_metrics(bodies: list[dict[str, Any]], region: str, resource: str, token
             answer.read()
 
 
+def lock_key(spec: IngestionSpec) -> str:
+    """The group's lock blob, beside its ledger (run_lock.py)."""
+    return spec.ledger_prefix + LOCK_NAME
+
+
 def locked_run(spec: IngestionSpec, store: BlobObjects, sink: ParquetSink) -> Summary:
     """The run under the group's lock (run_lock.py), listing again after each pass that ingested
     anything: objects that arrived while it worked, whose own runs ended on the lock. Raises LockHeld."""
-    with RunLock(store.service.get_container_client(spec.ledger_bucket), spec.ledger_prefix + LOCK_NAME) as lock:
-        summary = ingest_run.run(spec, store, sink)
-        passes = 1
-        last = summary
+    with RunLock(store.service.get_container_client(spec.ledger_bucket), lock_key(spec)) as lock:
+        last = ingest_run.run(spec, store, sink)
+        latest = {r.key: r for r in last.results}
         # Again while a pass ingested something (failures alone wait for the next run), at most
         # MAX_PASSES in all: a steady stream is the schedule's to pick up, not one run's forever.
-        while last.done and passes < MAX_PASSES:
+        for _ in range(MAX_PASSES - 1):
+            if not last.done:
+                break
             print("listing again for objects that arrived during the run")
             last = ingest_run.run(spec, store, sink)
-            passes += 1
-            retried = {r.key for r in last.results}  # an object that failed before is tried again here
-            summary = Summary([r for r in summary.results if r.key not in retried] + last.results)
+            latest |= {r.key: r for r in last.results}  # an object that failed before is tried again here
     if lock.lost:
-        print(f"Warning: the run lost its lock on {spec.ledger_prefix + LOCK_NAME} ({lock.lost}); another run may "
+        print(f"Warning: the run lost its lock on {lock_key(spec)} ({lock.lost}); another run may "
               f"have repeated some of its writes, which is harmless", file=sys.stderr)
-    return summary
+    return Summary(list(latest.values()))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -214,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = locked_run(spec, store, sink)
     except LockHeld:
-        print(f"{store.url(spec.ledger_bucket, spec.ledger_prefix + LOCK_NAME)} is leased by another run of "
+        print(f"{store.url(spec.ledger_bucket, lock_key(spec))} is leased by another run of "
               f"{spec.feature_group}: this one ends, and that run lists the prefix again before it finishes")
         return 0
     if args.metrics_resource:

@@ -61,14 +61,14 @@ class RunLock:
         return self
 
     def _acquire(self, blob: Any) -> Any:
-        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+        """The lease; LockHeld when another run has it (409 LeaseAlreadyPresent). A missing blob's 404
+        (ResourceNotFoundError) goes to the caller."""
+        from azure.core.exceptions import HttpResponseError
 
         try:
             return blob.acquire_lease(lease_duration=LEASE_SECONDS)
-        except ResourceNotFoundError:
-            raise
         except HttpResponseError as exc:
-            if exc.status_code == 409:  # LeaseAlreadyPresent
+            if exc.status_code == 409:
                 raise LockHeld(self.key) from None
             raise
 

@@ -3,10 +3,10 @@ workspaces' default storage, the identities of the platform, its VNet and privat
 its container registry (container_registry.py: every later stack pulls from it).
 
 No public network access anywhere: the storage accounts, the Key Vault, the container registry and
-(downstream) the model registry and the workspaces are reached through private endpoints in the platform's VNet. The
-stack itself touches control planes only (the key through ARM, storage with the provider's data-
-plane calls switched off, see provider.py), so its first apply needs no network path; the
-downstream stacks' first applies neither. Operators and the image push need a runner whose VNet
+(downstream) the model registry and the workspaces are reached through private endpoints in the
+platform's VNet. The stack itself touches control planes only (the key through ARM, storage with
+the provider's data-plane calls switched off, see provider.py), so its first apply needs no
+network path; the downstream stacks' first applies neither. Operators and the image push need a runner whose VNet
 is peered with this one and linked to its DNS zones (README, "First apply").
 """
 

@@ -25,9 +25,9 @@ from ..terraform import Block, Expr, Output, Resource, Value, interp
 from . import featureset_spec
 from .common import WORKSPACE_API, azapi, grant, location, private_endpoint, schedule_trigger, tagged
 from .feature_ingestion import render_ingestion
+from .featureset_spec import DATA_TYPES
 from .workspace import application_insights, outbound_rule, workspace
 
-DATA_TYPES = {"integral": "Long", "fractional": "Double", "string": "String"}  # ARM's FeatureDataType
 # Serverless Spark runs on memory-optimised E-series sizes only (Azure ML, "Serverless Spark compute":
 # supported instance types standard_e4s_v3 to standard_e64s_v3); the smallest is enough for one group.
 SPARK_INSTANCE = "standard_e4s_v3"

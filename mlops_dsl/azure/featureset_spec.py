@@ -31,7 +31,10 @@ from .feature_ingestion import source_prefix
 from .storage import LAKE_PREFIX
 
 SPEC_FILE = "FeatureSetSpec.yaml"
-COLUMN_TYPES = {"integral": "long", "fractional": "double", "string": "string"}  # the SDK's ColumnType values
+# A feature's type as Azure ML names it: ARM's FeatureDataType (entity index columns, features.py),
+# and in a specification the SDK's ColumnType, the same names in lower case.
+DATA_TYPES = {"integral": "Long", "fractional": "Double", "string": "String"}
+COLUMN_TYPES = {kind: name.lower() for kind, name in DATA_TYPES.items()}
 
 
 def lake_account(platform: str, namespace: str) -> str:

@@ -24,6 +24,8 @@ from .registry import consumed_registry_id, render_registry
 from .workspace import application_insights, outbound_rule, workspace
 
 CLUSTER = "train-cluster"
+
+
 def environment(ctx: StackContext, name: str, workspace_id: object, image: object, tag: Expr,
                 extra: dict[str, object] | None = None) -> list[Resource]:
     """An Azure ML environment whose versions are the image's content-hash tags.

@@ -69,9 +69,9 @@ class Ingestion(Spec):
     """The Processing job's instance. Default ml.m5.large: the job reads and writes, it does not train."""
     image: Image = Image("training")
     """The image the job runs (`python -m training ingest`; on Azure `python -m training.ingest_azure`).
-    Default the training image (the
-    namespace's registry holds it): the ingestion runs once that image is pushed. On Azure give its
-    azureml stage, `Image("training", target="azureml")`, which has the Azure SDKs."""
+    Default the training image (the namespace's registry holds it): the ingestion runs once that
+    image is pushed. On Azure give its azureml stage, `Image("training", target="azureml")`, which
+    has the Azure SDKs."""
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "prefix": [RAW_PREFIX],

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_azureml_image_tag = "1f3a9a768b4b"
+  training_azureml_image_tag = "2cf76a12c592"
 }
 
 resource "azurerm_application_insights" "features" {

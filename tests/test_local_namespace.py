@@ -98,7 +98,7 @@ def test_the_model_lifecycle_in_the_local_namespace(local, local_namespace: Loca
     assert "customer-churn/serving: champion: no model version pinned" in planned.stdout
     applied = mlops("apply", "-n", "local")
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    local_namespace.applied = True  # tests of a later stage reuse the platform (tests/test_release.py)
+    local_namespace.applied = True  # tests of a later stage reuse the platform (tests/test_local_features.py)
     for template in TEMPLATES:
         assert _state(endpoint, template)["resources"], template
     assert not _aws(endpoint, "sagemaker").list_endpoints()["Endpoints"]  # nothing pinned: no endpoint

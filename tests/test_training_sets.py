@@ -232,3 +232,14 @@ def test_the_pipeline_builds_the_training_set_first_and_splits_it() -> None:
         "Get": "Steps.TrainingSet.ProcessingOutputConfig.Outputs['dataset'].S3Output.S3Uri"}
     default = next(p for p in definition["Parameters"] if p["Name"] == "InputDataUri")["DefaultValue"]
     assert _text(default) == '"s3://${data.terraform_remote_state.data.outputs.bucket_names["raw"]}/labels/"'
+
+
+def test_a_feature_added_to_the_group_later_is_missing_in_the_older_files(tmp_path: Path) -> None:
+    """The files are read together on threads; their schemas are unified as pandas concatenates them."""
+    store = _offline(tmp_path / "store", [
+        {"customer_id": "C1", "event_time": 100.0, "tenure_months": 1},
+        {"customer_id": "C2", "event_time": 100.0, "tenure_months": 2.5, "contract": "One year"},
+    ])
+    frame = group_frame(store, REF).sort_values("customer_id")
+    assert frame["tenure_months"].tolist() == [1.0, 2.5]
+    assert frame["contract"].isna().tolist() == [True, False]

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_azureml_image_tag = "2cf76a12c592"
+  training_azureml_image_tag = "0b654eafb92a"
 }
 
 resource "azurerm_application_insights" "features" {

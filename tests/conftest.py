@@ -242,7 +242,7 @@ def aws_emulator():
 
 LOCAL_COMMAND_TIMEOUT_S = 900
 # Terraform and the AWS provider are Go programs, and each terraform command starts the provider
-# three times; most of a start is the garbage collector's work on the provider's 600 MB of schemas.
+# three times; much of a start is the garbage collector's work on the provider's 600 MB of schemas.
 # With the collector held back until a process nears 1 GiB, a plan here takes about 40% less CPU
 # (5.4 s -> 3.2 s for one resource), and the suite's slowest path is this terraform. A test setting
 # only: `mlops` itself leaves the Go runtime at its defaults.

@@ -243,3 +243,39 @@ def test_a_feature_added_to_the_group_later_is_missing_in_the_older_files(tmp_pa
     frame = group_frame(store, REF).sort_values("customer_id")
     assert frame["tenure_months"].tolist() == [1.0, 2.5]
     assert frame["contract"].isna().tolist() == [True, False]
+
+
+def test_unreadable_or_disagreeing_files_are_a_data_error_naming_them(tmp_path: Path) -> None:
+    store = _offline(tmp_path / "store", [{"customer_id": "C1", "event_time": 100.0, "contract": "One year"},
+                                          {"customer_id": "C2", "event_time": 100.0, "contract": 2}])
+    with pytest.raises(DataError, match="disagree on a column's type"):
+        group_frame(store, REF)
+    (bad,) = sorted(store.rglob("*-1.parquet"))
+    bad.write_text("not parquet")
+    with pytest.raises(DataError, match=f"{bad}: not a readable Parquet file"):
+        group_frame(store, REF)
+
+
+def test_a_prefix_is_copied_with_its_keys_as_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On threads, each object as listed; the folder marker left out."""
+    moto = pytest.importorskip("moto", reason="moto (pip install '.[local]') is not installed")
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+    from training.s3_files import download_prefix
+
+    with moto.mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(Bucket="offline", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        for i in range(40):
+            s3.put_object(Bucket="offline", Key=f"store/g-1/data/part-{i}.parquet", Body=f"{i}".encode())
+        s3.put_object(Bucket="offline", Key="store/folder/", Body=b"")
+        out = download_prefix("s3://offline/store/", tmp_path / "copy", None, "eu-west-1")
+        assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(f"part-{i}.parquet" for i in range(40))
+        assert (out / "g-1" / "data" / "part-7.parquet").read_text() == "7"
+        with pytest.raises(DataError, match="s3://offline/nothing/: no object under this prefix"):
+            download_prefix("s3://offline/nothing/", tmp_path / "none", None, "eu-west-1")
+        with pytest.raises(DataError, match="s3://missing/x/: cannot be read"):
+            download_prefix("s3://missing/x/", tmp_path / "none", None, "eu-west-1")

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from .data import DataError
+from .ingest_job import S3Objects
+from .ingest_run import Item
 
 CONCURRENCY = 16
-
-
-def _keys(s3: Any, bucket: str, prefix: str) -> list[str]:
-    keys = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [item["Key"] for item in page.get("Contents", [])]
-    return keys
 
 
 def download_prefix(uri: str, destination: Path, endpoint_url: str | None, region: str | None) -> Path:
@@ -30,20 +24,20 @@ def download_prefix(uri: str, destination: Path, endpoint_url: str | None, regio
     from botocore.config import Config
 
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    s3 = boto3.session.Session(region_name=region).client(
-        "s3", endpoint_url=endpoint_url, config=Config(max_pool_connections=CONCURRENCY))
+    objects = S3Objects(boto3.session.Session(region_name=region).client(
+        "s3", endpoint_url=endpoint_url, config=Config(max_pool_connections=CONCURRENCY)))
 
-    def copy(key: str) -> None:
-        target = destination / key[len(prefix):].lstrip("/")
+    def copy(item: Item) -> None:
+        target = destination / item.key[len(prefix):].lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        target.write_bytes(objects.read(bucket, item.key, item.etag))  # the version listed, not a later one
 
     try:
-        keys = [k for k in _keys(s3, bucket, prefix) if k[len(prefix):].lstrip("/") and not k.endswith("/")]
+        items = [i for i in objects.list(bucket, prefix) if i.key[len(prefix):].lstrip("/") and not i.key.endswith("/")]
         with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
-            list(pool.map(copy, keys))  # the first failure, raised here
+            list(pool.map(copy, items))  # the first failure, raised here
     except Exception as exc:  # botocore's ClientError, EndpointConnectionError, NoCredentialsError
         raise DataError([f"{uri}: cannot be read ({exc})"]) from None
-    if not keys:
+    if not items:
         raise DataError([f"{uri}: no object under this prefix"])
     return destination

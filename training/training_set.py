@@ -97,9 +97,19 @@ def read_files(files: list[Path]) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    def one(file: Path) -> pa.Table:
+        try:
+            return pq.read_table(file)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError([f"{file}: not a readable Parquet file ({exc})"]) from None
+
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        tables = list(pool.map(pq.read_table, files))
-    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        tables = list(pool.map(one, files))
+    try:
+        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    except pa.ArrowException as exc:  # e.g. a column written as text in one file and as a number in another
+        raise DataError([f"{files[0].parent}: the files of one feature group disagree on a column's type "
+                         f"({exc})"]) from None
 
 
 def group_frame(offline_store: Path, ref: GroupRef) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_azureml_image_tag = "0b654eafb92a"
+  training_azureml_image_tag = "932caa619210"
 }
 
 resource "azapi_resource" "model_registry" {

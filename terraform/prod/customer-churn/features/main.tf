@@ -2,7 +2,7 @@
 # Do not edit: change the blueprint or namespaces.yaml, then run `mlops synth`.
 
 locals {
-  training_image_tag = "c7c9022a4a56"
+  training_image_tag = "8c70df488117"
 }
 
 resource "aws_iam_role" "feature_store" {

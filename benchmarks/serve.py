@@ -11,7 +11,10 @@ sending a 1-row JSON request; requests/s, p50 and p99. The servers:
   with serving/protocol.py in place of uvicorn's, which answers a scoring request without ASGI.
 
 Then `/ping`'s latency (one worker) while 6 MB JSON bodies are parsed and scored. Predictions of
-the servers on the same 200 rows must be identical. Needs the ml extra and wrk (`apt-get install wrk`).
+the servers on the same 200 rows must be identical. For the one-worker server and the ceiling, the
+CPU each request cost (the process's user + system time over the `wrk` run, from /proc), and of
+this server's, what its model calls took (their thread CPU time, counted on /ping): what is left of
+the ceiling's 0.7 budget for everything else a request needs. Needs the ml extra and wrk (`apt-get install wrk`).
 """
 
 from __future__ import annotations
@@ -145,6 +148,40 @@ def wrk(port: int, body: str, script_dir: Path) -> dict[str, float]:
             "p50": ms("50%"), "p99": ms("99%"), "errors": float(errors.group(1)) if errors else 0.0}
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def model_usage(port: int) -> dict[str, float]:
+    """The model calls' counters on this server's /ping (absent on others: zeros)."""
+    with urllib.request.urlopen(f"http://{HOST}:{port}/ping", timeout=5) as answer:
+        try:
+            state = json.loads(answer.read())
+        except ValueError:
+            state = {}
+    return {key: float(state.get(key, 0)) for key in ("model_calls", "model_rows", "model_cpu_seconds")}
+
+
+def measured(port: int, pid: int, body: str, script_dir: Path) -> dict[str, float]:
+    """wrk's figures, plus the server process's CPU microseconds per request and its model calls'."""
+    cpu, usage = cpu_seconds(pid), model_usage(port)
+    result = wrk(port, body, script_dir)
+    cpu_after, usage_after = cpu_seconds(pid), model_usage(port)
+    requests = result["rps"] * SECONDS
+    if cpu is not None and cpu_after is not None and requests:
+        result["cpu_us"] = (cpu_after - cpu) / requests * 1e6
+    calls = usage_after["model_calls"] - usage["model_calls"]
+    if calls and requests:
+        result["model_us"] = (usage_after["model_cpu_seconds"] - usage["model_cpu_seconds"]) / requests * 1e6
+        result["rows_per_call"] = (usage_after["model_rows"] - usage["model_rows"]) / calls
+    return result
+
+
 def ping_while_parsing(port: int, rows: list[dict]) -> dict[str, float]:
     """/ping latencies (ms) while one client keeps posting bodies just under 6 MB."""
     record = json.dumps(rows[0]).encode()
@@ -213,7 +250,8 @@ def main() -> None:
                     answers[name] = json.loads(post(port, json.dumps({"dataframe_records": rows}).encode())[1]
                                                )["predictions"]
                     post(port, body.encode())  # warm
-                results[name] = wrk(port, body, Path(tmp))
+                results[name] = (measured(port, proc.pid, body, Path(tmp)) if workers == 1 and "mlflow" not in name
+                                 else wrk(port, body, Path(tmp)))  # mlflow's CLI and uvicorn's supervisor fork
                 if name == "this server":
                     ping = ping_while_parsing(port, rows)
             finally:
@@ -240,6 +278,14 @@ def report(results: dict[str, dict[str, float]], starts: dict[str, float], engin
           f"scikit-learn only: {results['this server, sklearn only']['rps'] / mlflow_['rps']:.1f}x")
     print(f"2 workers over 1: {two['rps'] / one['rps']:.2f}x")
     print(f"share of the ceiling (bare ASGI app, 1 worker): {one['rps'] / bare['rps']:.2f} (goal >= 0.7)")
+    if "cpu_us" in one and "cpu_us" in bare and "model_us" in one:
+        budget = bare["cpu_us"] / 0.7
+        print(f"CPU per request: this server {one['cpu_us']:.1f} us, of which its model calls "
+              f"{one['model_us']:.1f} us ({one['rows_per_call']:.1f} rows per call); "
+              f"the ceiling {bare['cpu_us']:.1f} us. "
+              f"At 0.7 of the ceiling a request may cost {budget:.1f} us: the model's calls leave "
+              f"{budget - one['model_us']:.1f} us to read, check, answer and log it, where the ceiling takes "
+              f"{bare['cpu_us']:.1f} us to answer a constant")
     if ping:
         print(f"/ping while {ping['bytes'] / 1e6:.1f} MB JSON bodies are parsed ({ping['bodies']:.0f} bodies, "
               f"{ping['ok']:.0f} answered 200; {ping['pings']:.0f} pings): p50 {ping['p50']:.1f} ms, "

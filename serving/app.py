@@ -168,8 +168,9 @@ class Server:
         if busy > self.settings.timeout:
             return 503, {"status": "stuck", "error": f"a model call has run for {busy:.0f} s, past the timeout of "
                                                      f"{self.settings.timeout:g} s", "engine": self.model.engine}
+        usage = {} if self.batcher is None else self.batcher.usage()  # how requests batch; the model's CPU
         return 200, {"status": "healthy", "engine": self.model.engine, "compiling": self.compiling,
-                     "unseen_categories": self.unseen}
+                     "unseen_categories": self.unseen, **usage}
 
     def execution_parameters(self) -> dict[str, Any]:
         """What Batch Transform asks before sending: one request per worker, as many records per

@@ -8,7 +8,8 @@ load batches form by themselves.
 A batch is only an optimisation, never a change of answer: when a joined call fails, each request
 of the batch is predicted again on its own, so only the request the model cannot score gets the
 error. `busy_for()` says how long the current model call has been running, so that /ping can turn
-unhealthy when the model is stuck.
+unhealthy when the model is stuck; `calls`, `rows` and `model_seconds` (CPU time of the thread that
+ran each call) show on /ping how well requests batch and how much of the server's CPU the model takes.
 
 Requests are queued in a list and flushed by one `call_soon` callback per loop iteration, not
 through an asyncio.Queue and a batching task: the hand-off is per request, so its cost counts.
@@ -54,7 +55,9 @@ class Batcher:
         self.scheduled = False  # a flush is due on the event loop
         self.polls = polls
         self._deferred = 0  # loop iterations the due flush has already let pass
-        self.batches = 0
+        self.calls = 0  # model calls, rows scored by them, and their CPU seconds (time.thread_time)
+        self.rows = 0
+        self.model_seconds = 0.0
         self.busy_since: float | None = None  # monotonic start of the model call in progress
 
     def start(self) -> None:
@@ -92,6 +95,21 @@ class Batcher:
             self.scheduled = True
             loop.call_soon(self._flush)
 
+    def usage(self) -> dict[str, float]:
+        """The counters /ping (and a multi-model server's GET /models/<name>) report."""
+        return {"model_calls": self.calls, "model_rows": self.rows, "model_cpu_seconds": round(self.model_seconds, 6)}
+
+    def _timed(self, rows: list[list[Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """One model call, counted. thread_time, not the wall clock: the calling thread's own CPU, so a
+        call that waited for the GIL is not charged for the wait."""
+        began = time.thread_time()
+        try:
+            return self.predict(rows)
+        finally:
+            self.calls += 1
+            self.rows += len(rows)
+            self.model_seconds += time.thread_time() - began
+
     def _next_batch(self) -> list[Item]:
         """Up to max_rows rows of queued requests (at least one request), without those that gave up."""
         pending = self.pending
@@ -127,14 +145,14 @@ class Batcher:
     def _inline(self, batch: list[Item], joined: list[list[Any]]) -> None:
         """A cheap call on the event loop; each request alone again if the joined call fails."""
         try:
-            labels, proba = self.predict(joined)
+            labels, proba = self._timed(joined)
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0][1], exc=exc)
             else:  # one request the model rejects must not fail the others
                 for rows_, future in batch:
                     try:
-                        _settle(future, self.predict(rows_))
+                        _settle(future, self._timed(rows_))
                     except Exception as alone:
                         _settle(future, exc=alone)
             return
@@ -162,7 +180,6 @@ class Batcher:
             self._flush()
 
     def _answer(self, batch: list[Item], labels: np.ndarray, proba: np.ndarray | None) -> None:
-        self.batches += 1
         if len(batch) == 1:
             _settle(batch[0][1], (labels, proba))
             return
@@ -174,10 +191,10 @@ class Batcher:
 
     async def _call(self, rows: list[list[Any]]) -> tuple[np.ndarray, np.ndarray | None]:
         if self.inline is not None and self.inline(len(rows)):
-            return self.predict(rows)
+            return self._timed(rows)
         self.busy_since = time.monotonic()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self.predict, rows)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self._timed, rows)
         finally:
             self.busy_since = None
 

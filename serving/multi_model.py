@@ -281,7 +281,7 @@ class Hosted:
         server = self.server
         assert server.model is not None
         return {**self.summary(), "engine": server.model.engine, "compiling": server.compiling,
-                "unseen_categories": server.unseen}
+                "unseen_categories": server.unseen, **(server.batcher.usage() if server.batcher else {})}
 
     async def retire(self, timeout: float) -> None:
         """Let requests already routed to this model finish (each ends by its deadline), then stop its

@@ -104,8 +104,28 @@ def test_ping_is_healthy_only_after_the_warm_up_prediction(trained) -> None:
     before, scoring, after = _run(scenario())
     assert before[0] == 503 and json.loads(before[1]) == {"status": "loading"}
     assert scoring[0] == 503
-    assert after[0] == 200 and json.loads(after[1]) == {"status": "healthy", "engine": "onnxruntime",
-                                                         "compiling": False, "unseen_categories": {}}
+    assert after[0] == 200 and json.loads(after[1]) == {
+        "status": "healthy", "engine": "onnxruntime", "compiling": False, "unseen_categories": {},
+        "model_calls": 0, "model_rows": 0, "model_cpu_seconds": 0.0}  # the warm-up is not a request's call
+
+
+def test_ping_counts_the_model_calls_and_the_rows_they_scored(trained) -> None:
+    """Requests that arrive together share a model call: /ping's counts show how well they batch,
+    and the calls' CPU seconds the model's share of the server's CPU (benchmarks/serve.py reads them)."""
+    _, directory, x = trained
+
+    async def scenario():
+        server = await _ready(directory)
+        bodies = [json.dumps({"dataframe_records": _records(x, n)}).encode() for n in (1, 2, 3, 4)]
+        answers = await asyncio.gather(*(_call(server, "POST", "/invocations", body) for body in bodies))
+        alone = await _call(server, "POST", "/invocations", bodies[0])
+        return answers, alone, json.loads((await _call(server, "GET", "/ping"))[1])
+
+    answers, alone, ping = _run(scenario())
+    assert [a[0] for a in answers] == [200] * 4 and alone[0] == 200
+    assert ping["model_rows"] == 1 + 2 + 3 + 4 + 1
+    assert 2 <= ping["model_calls"] < 5  # the four concurrent requests joined; the lone one is a call of its own
+    assert ping["model_cpu_seconds"] > 0
 
 
 def test_an_unloadable_model_is_reported_on_ping(tmp_path: Path) -> None:

@@ -261,9 +261,12 @@ def test_invocations_keep_the_single_model_checks_and_count_unseen_categories_pe
     status, error = mms.call("POST", "/models/forest/invoke", b"<xml/>", {"Content-Type": "application/xml"})
     assert status == 415 and "unsupported content type" in error["message"]
     unseen = {**_records(x, 1)[0], "contract": "Decade-to-decade"}
+    rows_before = {name: mms.call("GET", f"/models/{name}")[1]["model_rows"] for name in ("linear", "forest")}
     assert mms.invoke("linear", [unseen, unseen])[0] == 200
-    assert mms.call("GET", "/models/linear")[1]["unseen_categories"] == {"contract": 2}
-    assert mms.call("GET", "/models/forest")[1]["unseen_categories"] == {}
+    linear, forest = mms.call("GET", "/models/linear")[1], mms.call("GET", "/models/forest")[1]
+    assert linear["unseen_categories"] == {"contract": 2} and forest["unseen_categories"] == {}
+    # the model calls are counted per model, too
+    assert (linear["model_rows"], forest["model_rows"]) == (rows_before["linear"] + 2, rows_before["forest"])
 
 
 def test_invocations_are_answered_while_another_model_loads(mms: Client, models) -> None:

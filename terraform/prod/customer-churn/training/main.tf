@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "8c70df488117"
-  serving_image_tag  = "af17c0a8b912"
+  serving_image_tag  = "d00bbea96366"
 }
 
 resource "aws_ecr_repository" "training" {

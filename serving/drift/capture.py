@@ -37,9 +37,9 @@ except ImportError:  # pyarrow or orjson missing (serving/requirements.txt pins 
 
 BATCH_ROWS = 25_000
 # Records decoded together by the fast path: bounded, so memory does not grow with the input. Measured
-# on 2M captured rows (benchmarks/drift.py's data), 250 records / 4 MB and 25,000-row batches against
-# 1,000 / 16 MB and 50,000: 16.9 s and 237 MB PSS against 19.0 s and 336 MB (fewer cache misses; the
-# per-call costs are still spread over 25,000 rows), and with --workers 2, 338 MB against 528 MB.
+# on benchmarks/drift.py's data, 250 records / 4 MB and 25,000-row batches against 1,000 / 16 MB and
+# 50,000: 237 MB PSS against 336 MB for one process, 338 MB against 528 MB with --workers 2, and no
+# slower (2M rows: 16.9 s against 19.0 s; 10M rows: 81.4 s against 80.4 s, within the run-to-run spread).
 QUEUE_RECORDS, QUEUE_BYTES = 250, 4 << 20
 # MLOPS_DRIFT_FAST_DECODE=0 decodes every record with formats.parse (the reference, for comparison).
 FAST_DECODE = fastdecode is not None and os.environ.get("MLOPS_DRIFT_FAST_DECODE", "1") != "0"

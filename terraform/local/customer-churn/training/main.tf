@@ -3,7 +3,7 @@
 
 locals {
   training_image_tag = "8c70df488117"
-  serving_image_tag  = "d00bbea96366"
+  serving_image_tag  = "2604230fc37d"
 }
 
 resource "aws_ecr_repository" "training" {
